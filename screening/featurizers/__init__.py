@@ -1,0 +1,42 @@
+"""Featurizers: compositions (or table rows) to numeric vectors, matminer's contract plus batch
+methods. :func:`get_featurizer` builds one from its spec string."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from screening.featurizers.base import (
+    CompositionFeaturizer,
+    FeatureTable,
+    Featurizer,
+    UnsupportedCompositionError,
+)
+from screening.featurizers.columns import NumericColumns
+from screening.featurizers.element_fraction import ElementFraction86
+from screening.featurizers.magpie import Magpie145
+
+FEATURIZER_NAMES = ("magpie145", "elemfrac86", "columns:NAME[,NAME...]")
+
+
+@lru_cache(maxsize=16)
+def get_featurizer(spec: str) -> Featurizer:
+    """``magpie145``, ``elemfrac86`` or ``columns:a,b,c``. Cached: one instance per process."""
+    if spec == Magpie145.name:
+        return Magpie145()
+    if spec == ElementFraction86.name:
+        return ElementFraction86()
+    if spec.startswith("columns:"):
+        return NumericColumns([c.strip() for c in spec[len("columns:"):].split(",") if c.strip()])
+    raise ValueError(f"unknown featurizer {spec!r}; choose one of {', '.join(FEATURIZER_NAMES)}")
+
+
+__all__ = [
+    "CompositionFeaturizer",
+    "ElementFraction86",
+    "FeatureTable",
+    "Featurizer",
+    "Magpie145",
+    "NumericColumns",
+    "UnsupportedCompositionError",
+    "get_featurizer",
+]

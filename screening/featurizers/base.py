@@ -1,0 +1,151 @@
+"""The featurizer contract, after matminer's: ``featurize`` (one composition),
+``feature_labels``, ``citations``, ``implementors``; plus the vectorized batch methods that do the
+real work at screening scale and report, instead of raising, the rows they cannot process.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from screening.composition import CompositionBatch, FormulaError, Rejection, parse_formulas
+from screening.elements import SYMBOLS, Z_OF
+
+
+class UnsupportedCompositionError(ValueError):
+    """A well-formed composition that a featurizer cannot represent (e.g. an element outside
+    its element list)."""
+
+
+@dataclass
+class FeatureTable:
+    """Features of the rows that could be featurized, and the rows that could not.
+
+    ``index`` holds each featurized row's position in the input; ``values`` is float64
+    ``(len(index), len(labels))``. Every input row is in exactly one of ``index`` and
+    ``rejections``.
+    """
+
+    labels: list[str]
+    index: np.ndarray
+    formula: np.ndarray
+    values: np.ndarray
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def to_frame(self, dtype=np.float32) -> pd.DataFrame:
+        frame = pd.DataFrame(self.values.astype(dtype, copy=False), columns=self.labels)
+        frame.insert(0, "formula", self.formula)
+        return frame
+
+    def rejections_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "row": pd.array([r.index for r in self.rejections], dtype="int64"),
+                "formula": pd.array([r.formula for r in self.rejections], dtype="object"),
+                "reason": pd.array([r.reason for r in self.rejections], dtype="object"),
+            }
+        )
+
+
+class Featurizer(ABC):
+    """Anything that turns rows of an input table into a fixed-width numeric vector."""
+
+    name: str = ""
+
+    @abstractmethod
+    def feature_labels(self) -> list[str]: ...
+
+    @abstractmethod
+    def featurize_frame(self, frame: pd.DataFrame) -> FeatureTable:
+        """Featurize the rows of ``frame``; rows that cannot be featurized are rejected."""
+
+    def citations(self) -> list[str]:
+        return []
+
+    def implementors(self) -> list[str]:
+        return ["screening developers"]
+
+    def spec(self) -> str:
+        """A string that :func:`screening.featurizers.get_featurizer` turns back into an equal
+        featurizer (used for manifests and to rebuild featurizers on Dask workers)."""
+        return self.name
+
+
+def require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyError(
+            f"input has no column(s) {', '.join(map(repr, missing))}; it has {list(frame.columns)}"
+        )
+
+
+class CompositionFeaturizer(Featurizer):
+    """A featurizer of chemical compositions. Subclasses implement :meth:`compute` on a batch
+    and, if they support only some elements, :meth:`unsupported`."""
+
+    @abstractmethod
+    def compute(self, batch: CompositionBatch) -> np.ndarray:
+        """float64 features ``(len(batch), n_features)`` of a batch of supported rows."""
+
+    def unsupported(self, batch: CompositionBatch) -> list[str | None]:
+        """For each row, ``None`` if supported, else the reason it is not."""
+        return [None] * len(batch)
+
+    def featurize(self, composition: str | Mapping[str, float]) -> list[float]:
+        """Features of one composition (a formula or ``{symbol: amount}``); raises
+        :class:`FormulaError` or :class:`UnsupportedCompositionError` with the reason."""
+        batch = _single_batch(composition)
+        reason = self.unsupported(batch)[0]
+        if reason is not None:
+            raise UnsupportedCompositionError(f"cannot featurize {composition!r}: {reason}")
+        return self.compute(batch)[0].tolist()
+
+    def featurize_batch(self, batch: CompositionBatch) -> FeatureTable:
+        reasons = self.unsupported(batch)
+        ok = np.array([r is None for r in reasons], bool)
+        rejections = [
+            Rejection(int(i), str(f), r)
+            for i, f, r in zip(batch.index, batch.formula, reasons)
+            if r is not None
+        ]
+        good = batch if ok.all() else batch.select(ok)
+        values = self.compute(good) if len(good) else np.zeros((0, len(self.feature_labels())))
+        return FeatureTable(self.feature_labels(), good.index, good.formula, values, rejections)
+
+    def featurize_formulas(self, formulas) -> FeatureTable:
+        batch, rejected = parse_formulas(formulas)
+        table = self.featurize_batch(batch)
+        table.rejections = sorted(rejected + table.rejections, key=lambda r: r.index)
+        return table
+
+    def featurize_frame(self, frame: pd.DataFrame) -> FeatureTable:
+        require_columns(frame, ["formula"])
+        return self.featurize_formulas(frame["formula"].tolist())
+
+
+def _single_batch(composition: str | Mapping[str, float]) -> CompositionBatch:
+    if isinstance(composition, Mapping):
+        unknown = [s for s in composition if s not in Z_OF]
+        if unknown:
+            raise FormulaError(dict(composition), f"unknown element {unknown[0]!r}")
+        bad = [s for s, a in composition.items() if not float(a) > 0]
+        if bad or not composition:
+            raise FormulaError(dict(composition), "amounts must be positive" if bad else "empty composition")
+        formula = "".join(f"{s}{float(a):g}" for s, a in composition.items())
+        zs = np.array([Z_OF[s] for s in composition], np.int64)
+        amounts = np.array([float(a) for a in composition.values()])
+        return CompositionBatch.from_tokens(
+            np.array([formula], object), np.zeros(1, np.int64), np.zeros(len(zs), np.int64), zs, amounts
+        )
+    batch, rejected = parse_formulas([composition])
+    if rejected:
+        raise FormulaError(composition, rejected[0].reason)
+    return batch
+
+
+def element_symbols(zs) -> list[str]:
+    return [SYMBOLS[z - 1] for z in zs]
