@@ -63,6 +63,10 @@ class Featurizer(ABC):
     def featurize_frame(self, frame: pd.DataFrame) -> FeatureTable:
         """Featurize the rows of ``frame``; rows that cannot be featurized are rejected."""
 
+    def required_columns(self) -> list[str]:
+        """Columns the input table must have."""
+        return ["formula"]
+
     def citations(self) -> list[str]:
         return []
 
@@ -75,11 +79,18 @@ class Featurizer(ABC):
         return self.name
 
 
-def require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
-    missing = [c for c in columns if c not in frame.columns]
+class MissingColumnsError(KeyError):
+    def __str__(self) -> str:  # KeyError would print the repr of its message
+        return str(self.args[0])
+
+
+def require_columns(available, required: list[str]) -> None:
+    """Raise :class:`MissingColumnsError` naming the ``required`` columns not ``available``."""
+    available = list(available)
+    missing = [c for c in required if c not in available]
     if missing:
-        raise KeyError(
-            f"input has no column(s) {', '.join(map(repr, missing))}; it has {list(frame.columns)}"
+        raise MissingColumnsError(
+            f"input has no column(s) {', '.join(map(repr, missing))}; it has {available}"
         )
 
 
@@ -123,7 +134,7 @@ class CompositionFeaturizer(Featurizer):
         return table
 
     def featurize_frame(self, frame: pd.DataFrame) -> FeatureTable:
-        require_columns(frame, ["formula"])
+        require_columns(frame.columns, self.required_columns())
         return self.featurize_formulas(frame["formula"].tolist())
 
 

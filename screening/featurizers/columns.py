@@ -30,8 +30,11 @@ class NumericColumns(Featurizer):
     def feature_labels(self) -> list[str]:
         return list(self.columns)
 
+    def required_columns(self) -> list[str]:
+        return ["formula", *self.columns]
+
     def featurize_frame(self, frame: pd.DataFrame) -> FeatureTable:
-        require_columns(frame, ["formula", *self.columns])
+        require_columns(frame.columns, self.required_columns())
         numeric = {c: pd.to_numeric(frame[c], errors="coerce") for c in self.columns}
         values = np.column_stack([numeric[c].to_numpy(np.float64) for c in self.columns])
         finite = np.isfinite(values)

@@ -1,0 +1,79 @@
+"""Where parallel work runs: an existing ``distributed`` scheduler (by address), a local
+cluster of worker processes (the default), or in this process (``workers=0``, no Dask).
+
+Library code never imports Prefect; workers only need ``screening`` importable."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """A ``distributed.Client``: connected to ``scheduler`` if given, else to a new
+    ``LocalCluster`` of ``workers`` single-threaded processes, closed on exit."""
+    from distributed import Client, LocalCluster
+
+    logger = logging.getLogger("distributed")
+    if logger.getEffectiveLevel() < logging.WARNING and not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logger.setLevel(logging.WARNING)  # its INFO chatter drowns what the user needs to see
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as err:
+            raise ConnectionError(
+                f"cannot reach the Dask scheduler at {scheduler!r} ({err}); start one with "
+                "`dask scheduler` or leave --scheduler out to use a local cluster"
+            ) from err
+        with client:
+            yield client
+        return
+    cluster = LocalCluster(
+        n_workers=workers or default_workers(),
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=logging.WARNING,
+    )
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def map_bounded(
+    fn: Callable[..., Any],
+    arguments: Iterable[tuple],
+    scheduler: str | None = None,
+    workers: int | None = None,
+    in_flight_per_worker: int = 2,
+) -> Iterator[Any]:
+    """Apply ``fn(*args)`` to a stream of argument tuples and yield results as they complete.
+
+    At most ``in_flight_per_worker`` tasks per worker thread are submitted at a time, so the
+    stream is consumed lazily and memory stays bounded by the task size, not the input size.
+    ``workers=0`` without a scheduler runs everything in this process, in order."""
+    if workers == 0 and not scheduler:
+        for args in arguments:
+            yield fn(*args)
+        return
+    from distributed import as_completed
+
+    with dask_client(scheduler, workers) as client:
+        limit = max(1, in_flight_per_worker * sum(client.nthreads().values()))
+        pending = as_completed()
+        running = 0
+        for args in arguments:
+            pending.add(client.submit(fn, *args, pure=False))
+            running += 1
+            while running >= limit:
+                yield next(pending).result()
+                running -= 1
+        for future in pending:
+            yield future.result()

@@ -1,0 +1,88 @@
+"""Reference data: the shared CSVs loaded by path (never copied into the project), checked
+against ``data/manifest.json``; or, for users elsewhere, the public Matbench download."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MANIFEST_PATH = PROJECT_ROOT / "data" / "manifest.json"
+DATA_DIR_ENV = "SCREENING_DATA_DIR"
+
+
+def shared_data_dir() -> Path:
+    """``$SCREENING_DATA_DIR`` if set, else ``../shared/data`` beside the project root."""
+    return Path(os.environ.get(DATA_DIR_ENV) or PROJECT_ROOT.parent / "shared" / "data")
+
+
+def manifest() -> dict:
+    return json.loads(MANIFEST_PATH.read_text())
+
+
+def reference_path(name: str, split: str = "train") -> Path:
+    """Path of a reference CSV, e.g. ``reference_path("mp_e_form", "val")``."""
+    files = manifest()["files"]
+    key = f"{name}/{split}.csv"
+    if key not in files:
+        raise KeyError(f"no reference dataset {key!r}; known: {', '.join(sorted(files))}")
+    path = shared_data_dir() / key
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: set {DATA_DIR_ENV} to the folder holding the reference data, "
+            "or use screening.datasets.load_matbench() to download the public Matbench set"
+        )
+    return path
+
+
+def load_reference(name: str, split: str = "train") -> pd.DataFrame:
+    """A reference CSV as a ``formula, target`` frame. ``keep_default_na=False`` keeps the
+    formula ``NaN`` (sodium nitride) a string."""
+    return read_formula_table(reference_path(name, split))
+
+
+def read_formula_table(path: str | Path) -> pd.DataFrame:
+    frame = pd.read_csv(path, keep_default_na=False, dtype={"formula": str})
+    if "formula" not in frame.columns:
+        raise KeyError(f"{path} has no 'formula' column; it has {list(frame.columns)}")
+    if "target" in frame.columns:
+        frame["target"] = pd.to_numeric(frame["target"], errors="coerce")
+    return frame
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_reference_data() -> list[str]:
+    """Differences between the shared files and the manifest (empty when they match)."""
+    problems = []
+    for key, entry in manifest()["files"].items():
+        path = shared_data_dir() / key
+        if not path.exists():
+            problems.append(f"{key}: missing")
+        elif sha256_of(path) != entry["sha256"]:
+            problems.append(f"{key}: sha256 differs from the manifest")
+    return problems
+
+
+def load_matbench(name: str = "matbench_mp_e_form") -> pd.DataFrame:
+    """Download a Matbench dataset with matminer (needs the internet) and return it as
+    ``formula, target`` (composition formula of each structure; the lowest target per formula,
+    as in the composition-only shared data)."""
+    from matminer.datasets import load_dataset
+
+    data = load_dataset(name)
+    target = [c for c in data.columns if c not in ("structure", "composition")][0]
+    source = data["composition"] if "composition" in data.columns else data["structure"].map(lambda s: s.composition)
+    formulas = source.map(lambda c: c.formula.replace(" ", ""))
+    frame = pd.DataFrame({"formula": formulas, "target": data[target].astype(float)})
+    return frame.sort_values("target").drop_duplicates("formula").sort_index().reset_index(drop=True)

@@ -1,0 +1,210 @@
+"""Featurize a table of formulas in chunks, in parallel, into a Parquet dataset.
+
+Layout of the output directory::
+
+    _manifest.json              what was asked for (input fingerprint, featurizer, chunk size)
+    features/part-00000.parquet formula + float32 features, one file per input chunk
+    rejected/part-00000.parquet row (position in the input), formula, reason
+    _summary.json               totals, written when every chunk is complete
+
+A chunk's rejected file is written before its features file, each atomically, so the features
+file marks the chunk complete: a re-run skips complete chunks and redoes any other. Rows in =
+rows written + rows rejected is checked at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from screening import __version__
+from screening.cluster import map_bounded
+from screening.featurizers import get_featurizer
+from screening.featurizers.base import require_columns
+from screening.tabular_io import (
+    count_rows,
+    file_fingerprint,
+    iter_chunks,
+    parquet_num_rows,
+    read_columns,
+    write_parquet_atomic,
+)
+
+MANIFEST = "_manifest.json"
+SUMMARY = "_summary.json"
+FEATURES_DIR = "features"
+REJECTED_DIR = "rejected"
+REJECTED_SCHEMA = pa.schema([("row", pa.int64()), ("formula", pa.string()), ("reason", pa.string())])
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    chunk: int
+    rows_in: int
+    rows_written: int
+    rows_rejected: int
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    out_dir: str
+    featurizer: str
+    n_features: int
+    chunks: int
+    chunks_skipped: int
+    rows_in: int
+    rows_written: int
+    rows_rejected: int
+    seconds: float
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def part_name(chunk: int) -> str:
+    return f"part-{chunk:05d}.parquet"
+
+
+def feature_schema(labels: list[str], metadata: dict) -> pa.Schema:
+    fields = [pa.field("formula", pa.string())] + [pa.field(label, pa.float32()) for label in labels]
+    return pa.schema(fields, metadata={"screening": json.dumps(metadata)})
+
+
+def featurize_chunk(spec: str, chunk: int, start_row: int, frame, out_dir: str, metadata: dict) -> ChunkResult:
+    """Featurize one chunk and write its files; a no-op if the chunk is already complete.
+    Runs on Dask workers: the featurizer is built once per worker process (cached by spec)."""
+    out = Path(out_dir)
+    features_path = out / FEATURES_DIR / part_name(chunk)
+    rejected_path = out / REJECTED_DIR / part_name(chunk)
+    if features_path.exists():
+        written = parquet_num_rows(str(features_path))
+        rejected = parquet_num_rows(str(rejected_path))
+        return ChunkResult(chunk, written + rejected, written, rejected, skipped=True)
+
+    featurizer = get_featurizer(spec)
+    table = featurizer.featurize_frame(frame.reset_index(drop=True))
+    rows = np.array([r.index for r in table.rejections], np.int64) + start_row
+    rejected = pa.table(
+        [rows, [r.formula for r in table.rejections], [r.reason for r in table.rejections]],
+        schema=REJECTED_SCHEMA,
+    )
+    write_parquet_atomic(rejected, str(rejected_path))
+
+    labels = table.labels
+    columns = np.ascontiguousarray(table.values.T, dtype=np.float32)  # one contiguous row per label
+    arrays = [pa.array(table.formula.tolist(), pa.string())] + [pa.array(col) for col in columns]
+    features = pa.Table.from_arrays(arrays, schema=feature_schema(labels, metadata))
+    write_parquet_atomic(features, str(features_path), compression="snappy", use_dictionary=["formula"])
+    return ChunkResult(chunk, len(frame), len(table.index), len(table.rejections), skipped=False)
+
+
+def _prepare_out_dir(out: Path, manifest: dict, overwrite: bool) -> None:
+    manifest_path = out / MANIFEST
+    if out.exists() and any(out.iterdir()):
+        if not manifest_path.exists():
+            raise FileExistsError(
+                f"output directory {out} exists and is not a screening dataset; choose another --out"
+            )
+        previous = json.loads(manifest_path.read_text())
+        if overwrite:
+            for name in (FEATURES_DIR, REJECTED_DIR):
+                shutil.rmtree(out / name, ignore_errors=True)
+            for name in (MANIFEST, SUMMARY):
+                (out / name).unlink(missing_ok=True)
+        elif previous != manifest:
+            changed = sorted(k for k in manifest.keys() | previous.keys() if manifest.get(k) != previous.get(k))
+            raise FileExistsError(
+                f"output directory {out} holds a dataset made with different {', '.join(changed)}; "
+                "pass --overwrite to replace it or choose another --out"
+            )
+    for name in (FEATURES_DIR, REJECTED_DIR):
+        (out / name).mkdir(parents=True, exist_ok=True)
+        for stale in (out / name).glob("*.tmp"):  # left by a run that was killed mid-write
+            stale.unlink()
+    if not manifest_path.exists():
+        manifest_path.write_text(json.dumps(manifest, indent=2))
+
+
+def featurize_file(
+    input_path: str,
+    out_dir: str,
+    featurizer: str = "magpie145",
+    chunk_size: int = 50_000,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> DatasetSummary:
+    """Featurize every row of ``input_path`` (CSV or Parquet with a ``formula`` column) into a
+    Parquet dataset under ``out_dir``. Resumable: complete chunks of an earlier run with the
+    same input and parameters are kept. See the module docstring for the layout."""
+    started = time.perf_counter()
+    feat = get_featurizer(featurizer)
+    fingerprint = file_fingerprint(input_path)
+    require_columns(read_columns(input_path), feat.required_columns())
+    manifest = {
+        "input": fingerprint,
+        "featurizer": feat.spec(),
+        "feature_labels": feat.feature_labels(),
+        "chunk_size": int(chunk_size),
+    }
+    out = Path(out_dir)
+    _prepare_out_dir(out, manifest, overwrite)
+    metadata = {"featurizer": feat.spec(), "input": manifest["input"], "code_version": __version__}
+
+    total = count_rows(input_path)
+    results: list[ChunkResult] = []
+    bar = _progress_bar(progress, total, feat.spec())
+
+    def record(result: ChunkResult) -> None:
+        results.append(result)
+        if bar is not None:
+            bar.update(result.rows_in)
+
+    def tasks():  # complete chunks are accounted for here and never shipped to a worker
+        start = 0
+        for chunk, frame in enumerate(iter_chunks(input_path, chunk_size, feat.required_columns())):
+            if (out / FEATURES_DIR / part_name(chunk)).exists():
+                record(featurize_chunk(feat.spec(), chunk, start, frame, str(out), metadata))
+            else:
+                yield (feat.spec(), chunk, start, frame, str(out), metadata)
+            start += len(frame)
+
+    for result in map_bounded(featurize_chunk, tasks(), scheduler=scheduler, workers=workers):
+        record(result)
+    if bar is not None:
+        bar.close()
+
+    results.sort(key=lambda r: r.chunk)
+    summary = DatasetSummary(
+        out_dir=str(out),
+        featurizer=feat.spec(),
+        n_features=len(feat.feature_labels()),
+        chunks=len(results),
+        chunks_skipped=sum(r.skipped for r in results),
+        rows_in=sum(r.rows_in for r in results),
+        rows_written=sum(r.rows_written for r in results),
+        rows_rejected=sum(r.rows_rejected for r in results),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    if summary.rows_in != summary.rows_written + summary.rows_rejected:
+        raise RuntimeError(f"row accounting failed in {out}: {summary}")
+    if total is not None and total != summary.rows_in:
+        raise RuntimeError(f"read {summary.rows_in} rows of {input_path}, which has {total}")
+    (out / SUMMARY).write_text(summary.to_json())
+    return summary
+
+
+def _progress_bar(enabled: bool, total: int | None, label: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="rows", unit_scale=True, desc=f"featurize {label}")

@@ -1,0 +1,115 @@
+import numpy as np
+import pandas as pd
+import pytest
+from matminer.featurizers.base import MultipleFeaturizer
+from matminer.featurizers.composition import (
+    ElementFraction,
+    ElementProperty,
+    IonProperty,
+    Stoichiometry,
+    ValenceOrbital,
+)
+from pymatgen.core import Composition
+
+from screening.composition import FormulaError
+from screening.featurizers import (
+    ElementFraction86,
+    Magpie145,
+    NumericColumns,
+    UnsupportedCompositionError,
+    get_featurizer,
+)
+from screening.featurizers import magpie as magpie_module
+
+
+@pytest.fixture(scope="module")
+def matminer_magpie145():
+    return MultipleFeaturizer(
+        [Stoichiometry(), ElementProperty.from_preset("magpie"), ValenceOrbital(props=["avg"]), IonProperty(fast=True)]
+    )
+
+
+def assert_matches_oracle(ours: np.ndarray, oracle: np.ndarray, formulas, labels):
+    """The issue's tolerance: 1e-9 absolute or 1e-6 relative, element by element."""
+    err = np.abs(ours - oracle)
+    bad = (err > 1e-9) & (err > 1e-6 * np.abs(oracle))
+    details = [(formulas[r], labels[c], ours[r, c], oracle[r, c]) for r, c in zip(*np.nonzero(bad))][:5]
+    assert not bad.any(), details
+
+
+def test_magpie145_labels_are_matminers(matminer_magpie145):
+    assert Magpie145().feature_labels() == matminer_magpie145.feature_labels()
+    assert len(Magpie145().feature_labels()) == 145
+
+
+def test_magpie145_equals_matminer(matminer_magpie145, formula_sample):
+    ours = Magpie145().featurize_formulas(formula_sample)
+    assert not ours.rejections
+    oracle = np.array([matminer_magpie145.featurize(Composition(f)) for f in formula_sample], float)
+    assert_matches_oracle(ours.values, oracle, formula_sample, Magpie145().feature_labels())
+    # the sample exercises both outcomes of the charge-neutrality test
+    assert 0 < ours.values[:, 142].mean() < 1
+
+
+def test_charge_neutrality_paths_agree(formula_sample, monkeypatch):
+    expanded = Magpie145().featurize_formulas(formula_sample).values[:, 142]
+    monkeypatch.setattr(magpie_module, "_MAX_COMBINATIONS", 1)  # force the dynamic programme
+    programmed = Magpie145().featurize_formulas(formula_sample).values[:, 142]
+    np.testing.assert_array_equal(expanded, programmed)
+
+
+def test_single_composition_api(matminer_magpie145):
+    featurizer = Magpie145()
+    values = featurizer.featurize("Fe2O3")
+    assert isinstance(values, list) and len(values) == 145
+    np.testing.assert_allclose(values, matminer_magpie145.featurize(Composition("Fe2O3")), rtol=1e-9, atol=1e-9)
+    assert featurizer.featurize({"Fe": 2, "O": 3}) == pytest.approx(values)
+    assert featurizer.citations() and featurizer.implementors()
+    with pytest.raises(FormulaError, match="unknown element 'Xx'"):
+        featurizer.featurize("Xx2O")
+    with pytest.raises(FormulaError, match="unknown element 'Qq'"):
+        featurizer.featurize({"Qq": 1})
+
+
+def test_element_fraction86_equals_matminer(formula_sample):
+    featurizer = ElementFraction86()
+    labels = featurizer.feature_labels()
+    assert len(labels) == 86 and labels[0] == "H" and labels[-1] == "Pu" and "He" not in labels
+    table = featurizer.featurize_formulas(formula_sample)
+    rejected = {r.formula for r in table.rejections}
+    assert rejected == {"HeO"}
+    oracle = ElementFraction()
+    columns = [oracle.feature_labels().index(s) for s in labels]
+    expected = np.array([oracle.featurize(Composition(f)) for f in table.formula])[:, columns]
+    np.testing.assert_allclose(table.values, expected, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(table.values.sum(axis=1), 1.0)
+
+
+def test_element_fraction86_rejects_other_elements_by_name():
+    featurizer = ElementFraction86()
+    with pytest.raises(UnsupportedCompositionError, match="Ne, Rn"):
+        featurizer.featurize("NeRnO2")
+    table = featurizer.featurize_formulas(["NaCl", "AmO2", "Xx", "KBr"])
+    assert table.index.tolist() == [0, 3]
+    assert [(r.index, r.formula) for r in table.rejections] == [(1, "AmO2"), (2, "Xx")]
+    assert "Am" in table.rejections[0].reason and "unknown element" in table.rejections[1].reason
+
+
+def test_numeric_columns_passthrough():
+    frame = pd.DataFrame(
+        {"formula": ["A", "B", "C", "D"], "x": [1.0, np.nan, 3.0, 4.0], "y": ["1", "2", "oops", "4"]}
+    )
+    featurizer = get_featurizer("columns:x,y")
+    assert isinstance(featurizer, NumericColumns) and featurizer.spec() == "columns:x,y"
+    table = featurizer.featurize_frame(frame)
+    assert table.index.tolist() == [0, 3]
+    np.testing.assert_array_equal(table.values, [[1.0, 1.0], [4.0, 4.0]])
+    assert [r.index for r in table.rejections] == [1, 2]
+    assert "'x'" in table.rejections[0].reason and "'oops'" in table.rejections[1].reason
+    with pytest.raises(KeyError, match="'z'"):
+        get_featurizer("columns:x,z").featurize_frame(frame)
+
+
+def test_unknown_featurizer_is_named():
+    with pytest.raises(ValueError, match="unknown featurizer 'magpie'"):
+        get_featurizer("magpie")
