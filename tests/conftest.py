@@ -38,3 +38,9 @@ def formula_sample(all_formulas) -> list[str]:
             "C6H8O7", "C2H6ClBrIS", "XeF4", "HeO", "Pu2O3", "Na1Cl1", "K0.333Fe0.667O",
             "Mn2.5Ni0.5O4Li", "Ba1Ti1O3", "H12C6O6N2S3P1"]  # fmt: skip
     return edge + picks
+
+
+import os  # noqa: E402
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
