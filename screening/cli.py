@@ -40,6 +40,69 @@ def _featurize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from screening.models.fit import fit
+    from screening.models.training import TrainConfig
+
+    config = TrainConfig.for_architecture(
+        args.arch, members=args.members, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, schedule=args.schedule, patience=args.patience,
+        bf16=args.bf16, seed=args.seed, max_minutes=args.max_minutes,
+    )  # fmt: skip
+    command = "screening " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
+    model, metrics = fit(args.train, args.val, args.features, config, args.out, device=args.device,
+                         progress=not args.quiet, half=args.half, command=command)  # fmt: skip
+    print(
+        f"trained {model.card['architecture']} x{model.members} on {model.featurizer}: validation "
+        f"MAE {metrics['mae']:.4f}, RMSE {metrics['rmse']:.4f}, R2 {metrics['r2']:.4f} "
+        f"(members {', '.join(f'{m:.4f}' for m in metrics['members_mae'])})"
+    )
+    print(f"model: {args.out} (card.json, model.safetensors, learning_curve.png, parity_val.png)")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from screening.datasets import read_formula_table
+    from screening.models.fit import featurize_targets, load_model
+    from screening.models.metrics import regression_metrics
+    from screening.plots import parity_plot
+
+    model = load_model(args.model, args.device)
+    x, y, _, rejected = featurize_targets(read_formula_table(args.data), model.featurizer, args.data)
+    if not len(y):
+        raise ValueError(f"no usable rows in {args.data} ({len(rejected)} rejected)")
+    mean, _, _ = model.predict(x)
+    metrics = regression_metrics(y, mean) | {"rows_rejected": len(rejected)}
+    plot = Path(args.plot or f"parity_{Path(args.data).stem}.png")
+    parity_plot(y, mean, plot, f"{model.card['architecture']} x{model.members} on {Path(args.data).name}", metrics=metrics)
+    if args.json:
+        print(json.dumps(metrics | {"parity_plot": str(plot)}))
+    else:
+        print(f"MAE {metrics['mae']:.4f}  RMSE {metrics['rmse']:.4f}  R2 {metrics['r2']:.4f}  "
+              f"n={metrics['n']:,} ({len(rejected)} rows rejected)")  # fmt: skip
+        print(f"parity plot: {plot}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from screening.datasets import read_formula_table
+    from screening.models.fit import load_model, predict_frame
+
+    model = load_model(args.model, args.device)
+    table, rejected = predict_frame(model, read_formula_table(args.data), members=args.members)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out, index=False)
+    print(f"{len(table):,} predictions -> {out}")
+    if rejected:
+        path = out.with_suffix(".rejected.csv")
+        import pandas as pd
+
+        pd.DataFrame([r.__dict__ for r in rejected]).to_csv(path, index=False)
+        print(f"{len(rejected):,} rows could not be featurized; reasons in {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="screening", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -67,6 +130,47 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--quiet", action="store_true", help="no progress bar")
     feat.add_argument("--json", action="store_true", help="print the summary as JSON")
     feat.set_defaults(handler=_featurize)
+
+    from screening.models.architectures import ARCHITECTURES
+
+    train = commands.add_parser("train", help="train an ensemble of residual networks")
+    train.add_argument("--train", required=True, metavar="CSV", help="formula,target table")
+    train.add_argument("--val", metavar="CSV", help="validation table (default: 10%% of --train)")
+    train.add_argument("--arch", default="irnet17", choices=sorted(ARCHITECTURES), metavar="NAME",
+                       help=f"one of {', '.join(sorted(ARCHITECTURES))}")
+    train.add_argument("--features", default="magpie145+elemfrac86", metavar="SPEC",
+                       help="featurizer spec (default magpie145+elemfrac86)")
+    train.add_argument("--members", type=_positive_int, default=5, metavar="K")
+    train.add_argument("--out", required=True, metavar="DIR")
+    train.add_argument("--epochs", type=_positive_int, default=None)
+    train.add_argument("--batch-size", type=_positive_int, default=None)
+    train.add_argument("--lr", type=float, default=None)
+    train.add_argument("--weight-decay", type=float, default=None)
+    train.add_argument("--schedule", choices=["onecycle", "plateau", "constant"], default=None)
+    train.add_argument("--patience", type=_positive_int, default=None, help="early stopping, epochs")
+    train.add_argument("--bf16", action="store_true", help="bfloat16 autocast for matmuls")
+    train.add_argument("--half", action="store_true", help="store weights as float16")
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="MAE, RMSE, R2 and a parity plot of a model on a table")
+    evaluate.add_argument("--model", required=True, metavar="DIR")
+    evaluate.add_argument("--data", required=True, metavar="CSV")
+    evaluate.add_argument("--plot", metavar="PNG", help="parity plot path (default parity_<data>.png)")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = commands.add_parser("predict", help="predictions with uncertainty for a table of formulas")
+    predict.add_argument("--model", required=True, metavar="DIR")
+    predict.add_argument("--data", required=True, metavar="CSV")
+    predict.add_argument("--out", required=True, metavar="FILE.parquet")
+    predict.add_argument("--members", action="store_true", help="also write each member's prediction")
+    predict.add_argument("--device", default="auto")
+    predict.set_defaults(handler=_predict)
     return parser
 
 
@@ -92,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
-    except (FileNotFoundError, FileExistsError, KeyError, ValueError, ConnectionError) as err:
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError, ConnectionError, RuntimeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"screening {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -15,12 +15,17 @@ from screening.featurizers.columns import NumericColumns
 from screening.featurizers.element_fraction import ElementFraction86
 from screening.featurizers.magpie import Magpie145
 
-FEATURIZER_NAMES = ("magpie145", "elemfrac86", "columns:NAME[,NAME...]")
+FEATURIZER_NAMES = ("magpie145", "elemfrac86", "columns:NAME[,NAME...]", "A+B (concatenation)")
 
 
 @lru_cache(maxsize=16)
 def get_featurizer(spec: str) -> Featurizer:
-    """``magpie145``, ``elemfrac86`` or ``columns:a,b,c``. Cached: one instance per process."""
+    """``magpie145``, ``elemfrac86``, ``columns:a,b,c``, or several joined by ``+``.
+    Cached: one instance per process."""
+    if "+" in spec:
+        from screening.featurizers.concat import Concatenation
+
+        return Concatenation([get_featurizer(part) for part in spec.split("+")])
     if spec == Magpie145.name:
         return Magpie145()
     if spec == ElementFraction86.name:

@@ -1,0 +1,153 @@
+"""A trained ensemble: the stacked network, its input/target standardization, and its card.
+
+On disk a model is a directory with ``model.safetensors`` (weights and normalizer statistics,
+no pickles) and ``card.json`` (architecture, hyper-parameters, featurizer, training data and
+hash, metrics, code version, date). Loading rebuilds the network from the card and checks every
+tensor against it, so a corrupt, truncated or mismatched checkpoint fails with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from screening.models.architectures import StackedNet, get_architecture
+
+WEIGHTS = "model.safetensors"
+CARD = "card.json"
+_NORMALIZER_KEYS = ("feature_mean", "feature_std", "target_mean", "target_std")
+
+
+class ModelLoadError(ValueError):
+    """A model directory that cannot be loaded; says which file and why."""
+
+
+@dataclass
+class Ensemble:
+    net: StackedNet
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+    target_mean: float
+    target_std: float
+    card: dict
+
+    @property
+    def featurizer(self) -> str:
+        return self.card["featurizer"]
+
+    @property
+    def members(self) -> int:
+        return self.net.members
+
+    def to(self, device: str | torch.device) -> "Ensemble":
+        self.net.to(device)
+        self.feature_mean = self.feature_mean.to(device)
+        self.feature_std = self.feature_std.to(device)
+        return self
+
+    @torch.no_grad()
+    def predict_members(self, features: np.ndarray, batch_size: int = 16384, bf16: bool = False) -> np.ndarray:
+        """``[members, n]`` predictions in target units for raw (unstandardized) features."""
+        if features.ndim != 2 or features.shape[1] != self.net.d_in:
+            raise ValueError(
+                f"model expects {self.net.d_in} features ({self.featurizer}), got array of shape {features.shape}"
+            )
+        device = self.feature_mean.device
+        self.net.eval()
+        out = np.empty((self.members, len(features)), np.float32)
+        for start in range(0, len(features), batch_size):
+            x = torch.as_tensor(features[start : start + batch_size], dtype=torch.float32, device=device)
+            x = (x - self.feature_mean) / self.feature_std
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                y = self.net(x).float()
+            out[:, start : start + len(x)] = (y * self.target_std + self.target_mean).cpu().numpy()
+        return out
+
+    def predict(self, features: np.ndarray, **kwargs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean and standard deviation (population, over members) per row, and the members."""
+        members = self.predict_members(features, **kwargs)
+        return members.mean(axis=0), members.std(axis=0), members
+
+    # ---- persistence ---------------------------------------------------------------------
+    def tensors(self, half: bool = False) -> dict[str, torch.Tensor]:
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        if half:
+            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        state["feature_mean"] = self.feature_mean.cpu().float()
+        state["feature_std"] = self.feature_std.cpu().float()
+        state["target_mean"] = torch.tensor([self.target_mean], dtype=torch.float64)
+        state["target_std"] = torch.tensor([self.target_std], dtype=torch.float64)
+        return state
+
+    def save(self, directory: str | Path, half: bool = False) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        card = dict(self.card, weights_dtype="float16" if half else "float32")
+        tmp = directory / (WEIGHTS + ".tmp")
+        save_file(self.tensors(half), str(tmp), metadata={"format": "screening-ensemble"})
+        tmp.replace(directory / WEIGHTS)
+        (directory / (CARD + ".tmp")).write_text(json.dumps(card, indent=2) + "\n")
+        (directory / (CARD + ".tmp")).replace(directory / CARD)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "Ensemble":
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ModelLoadError(f"model directory {directory} does not exist")
+        card_path, weights_path = directory / CARD, directory / WEIGHTS
+        for path in (card_path, weights_path):
+            if not path.exists():
+                raise ModelLoadError(f"{path} is missing: not a model directory")
+        try:
+            card = json.loads(card_path.read_text())
+        except json.JSONDecodeError as err:
+            raise ModelLoadError(f"{card_path} is not valid JSON ({err})") from err
+        for key in ("architecture", "d_in", "members", "featurizer"):
+            if key not in card:
+                raise ModelLoadError(f"{card_path} has no {key!r}")
+        try:
+            arch = get_architecture(card["architecture"])
+        except ValueError as err:
+            raise ModelLoadError(f"{card_path}: {err}") from err
+        try:
+            tensors = load_file(str(weights_path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ModelLoadError(f"{weights_path} is corrupt or truncated ({err})") from err
+        net = StackedNet(arch, int(card["d_in"]), int(card["members"]))
+        expected = net.state_dict()
+        problems = [k for k in (*expected, *_NORMALIZER_KEYS) if k not in tensors]
+        problems += [
+            f"{k} has shape {tuple(tensors[k].shape)}, expected {tuple(v.shape)}"
+            for k, v in expected.items()
+            if k in tensors and tensors[k].shape != v.shape
+        ]
+        if problems:
+            raise ModelLoadError(f"{weights_path} does not match its card ({card['architecture']}): {problems[:3]}")
+        net.load_state_dict({k: tensors[k].float() for k in expected})
+        width = tensors["feature_mean"].numel()
+        if width != net.d_in:
+            raise ModelLoadError(f"{weights_path}: normalizer has {width} features, network {net.d_in}")
+        model = cls(net, tensors["feature_mean"].float(), tensors["feature_std"].float(),
+                    float(tensors["target_mean"]), float(tensors["target_std"]), card)  # fmt: skip
+        return model.to(device)
+
+
+def check_featurizer(model: Ensemble) -> None:
+    """The featurizer named in the card must exist here and produce the network's width."""
+    from screening.featurizers import get_featurizer
+
+    try:
+        width = len(get_featurizer(model.featurizer).feature_labels())
+    except ValueError as err:
+        raise ModelLoadError(f"model's featurizer: {err}") from err
+    if width != model.net.d_in:
+        raise ModelLoadError(
+            f"featurizer {model.featurizer!r} gives {width} features but the model expects {model.net.d_in}"
+        )

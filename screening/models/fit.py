@@ -1,0 +1,144 @@
+"""From tables of ``formula, target`` to a trained, saved, documented ensemble; and back from
+a model directory to predictions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from screening import __version__
+from screening.composition import Rejection
+from screening.datasets import read_formula_table, sha256_of
+from screening.featurizers import get_featurizer
+from screening.models.architectures import StackedNet, parameters_per_member
+from screening.models.ensemble import Ensemble, check_featurizer
+from screening.models.metrics import regression_metrics
+from screening.models.training import STATE_DIR, TrainConfig, member_seeds, resolve_device, train
+from screening.plots import learning_curve, parity_plot
+
+log = logging.getLogger(__name__)
+
+
+def featurize_targets(frame: pd.DataFrame, featurizer: str, source: str) -> tuple[np.ndarray, np.ndarray, list[str], list[Rejection]]:
+    """Features and targets of the usable rows; rows with unusable formulas or targets are
+    returned as rejections (never silently dropped)."""
+    if "target" not in frame.columns:
+        raise KeyError(f"{source} has no 'target' column; it has {list(frame.columns)}")
+    table = get_featurizer(featurizer).featurize_frame(frame)
+    target = pd.to_numeric(frame["target"], errors="coerce").to_numpy(np.float64)[table.index]
+    ok = np.isfinite(target)
+    rejections = list(table.rejections) + [
+        Rejection(int(i), str(f), f"target {frame['target'].iloc[i]!r} is not a finite number")
+        for i, f in zip(table.index[~ok], table.formula[~ok])
+    ]
+    return table.values[ok].astype(np.float32), target[ok], list(table.formula[ok]), rejections
+
+
+def fit(
+    train_path: str,
+    val_path: str | None,
+    featurizer: str,
+    config: TrainConfig,
+    out_dir: str,
+    device: str = "auto",
+    progress: bool = True,
+    half: bool = False,
+    command: str | None = None,
+) -> tuple[Ensemble, dict]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_frame = read_formula_table(train_path)
+    x_train, y_train, _, rejected = featurize_targets(train_frame, featurizer, train_path)
+    if val_path:
+        x_val, y_val, val_formulas, val_rejected = featurize_targets(read_formula_table(val_path), featurizer, val_path)
+    else:  # hold out 10% of the training rows, seeded
+        order = np.random.default_rng(config.seed).permutation(len(x_train))
+        cut = max(1, len(order) // 10)
+        x_val, y_val, x_train, y_train = x_train[order[:cut]], y_train[order[:cut]], x_train[order[cut:]], y_train[order[cut:]]
+        val_formulas, val_rejected = None, []
+    for name, rows in (("train", rejected), ("val", val_rejected)):
+        if rows:
+            pd.DataFrame([asdict(r) for r in rows]).to_csv(out / f"rejected_{name}.csv", index=False)
+            log.warning("%d %s rows could not be used; see %s", len(rows), name, out / f"rejected_{name}.csv")
+
+    dev = resolve_device(device)
+    mean = x_train.astype(np.float64).mean(axis=0)
+    std = x_train.astype(np.float64).std(axis=0)
+    std[std < 1e-8] = 1.0  # constant features (an element absent from training) stay at 0
+    y_mean, y_std = float(y_train.mean()), float(y_train.std())
+    to = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)  # noqa: E731
+    net = StackedNet(config.architecture, x_train.shape[1], config.members)
+    net.reset_parameters(member_seeds(config))
+    net.to(dev)
+    run, history = train(
+        net, (to(x_train) - to(mean)) / to(std), (to(y_train) - y_mean) / y_std,
+        (to(x_val) - to(mean)) / to(std), (to(y_val) - y_mean) / y_std,
+        config, out / STATE_DIR, target_std=y_std, progress=progress,
+    )  # fmt: skip
+
+    card = {
+        "format": "screening-ensemble/1",
+        "architecture": net.arch.name,
+        "d_in": int(x_train.shape[1]),
+        "members": config.members,
+        "parameters_per_member": parameters_per_member(net),
+        "featurizer": get_featurizer(featurizer).spec(),
+        "target": {"mean": y_mean, "std": y_std},
+        "training": asdict(config) | {
+            "epochs_run": run.epoch, "best_epoch": run.best_epoch, "seconds": round(run.seconds, 1),
+            "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+            "torch": torch.__version__, "machine": platform.machine(),
+        },
+        "data": {
+            "train": {"path": str(train_path), "sha256": sha256_of(train_path), "rows_used": int(len(y_train)), "rows_rejected": len(rejected)},
+            "val": {"path": str(val_path), "sha256": sha256_of(val_path), "rows_used": int(len(y_val)), "rows_rejected": len(val_rejected)}
+            if val_path else {"split": "10% of train, seeded", "rows_used": int(len(y_val))},
+        },
+        "code_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+    }  # fmt: skip
+    model = Ensemble(net, to(mean), to(std), y_mean, y_std, card)
+    mean_pred, _, members = model.predict(x_val)
+    metrics = regression_metrics(y_val, mean_pred) | {
+        "members_mae": [regression_metrics(y_val, m)["mae"] for m in members]
+    }
+    card["metrics"] = {"validation": metrics}
+    model.save(out, half=half)
+    if half:  # report what the shipped fp16 weights score, not the fp32 ones
+        model = Ensemble.load(out, dev)
+        metrics_half = regression_metrics(y_val, model.predict(x_val)[0])
+        card["metrics"]["validation_fp16_weights"] = metrics_half
+        model.card = card
+        model.save(out, half=True)
+    pd.DataFrame(history).to_json(out / "history.jsonl", orient="records", lines=True)
+    learning_curve(history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {Path(train_path).parent.name}/{Path(train_path).name}")
+    parity_plot(y_val, mean_pred, out / "parity_val.png", f"{net.arch.name} x{config.members}: validation", metrics=metrics)
+    if val_formulas is not None:
+        pd.DataFrame({"formula": val_formulas, "target": y_val, "pred_mean": mean_pred}).to_parquet(out / "val_predictions.parquet")
+    return model, metrics
+
+
+def load_model(model_dir: str, device: str = "auto") -> Ensemble:
+    model = Ensemble.load(model_dir, resolve_device(device))
+    check_featurizer(model)
+    return model
+
+
+def predict_frame(model: Ensemble, frame: pd.DataFrame, members: bool = False, bf16: bool = False) -> tuple[pd.DataFrame, list[Rejection]]:
+    """``formula, pred_mean, pred_std`` (and ``pred_member_k``) for every featurizable row."""
+    table = get_featurizer(model.featurizer).featurize_frame(frame)
+    mean, std, each = model.predict(table.values.astype(np.float32), bf16=bf16)
+    out = pd.DataFrame({"formula": table.formula, "pred_mean": mean, "pred_std": std})
+    if members:
+        for k, values in enumerate(each):
+            out[f"pred_member_{k}"] = values
+    out.index = table.index
+    return out, table.rejections

@@ -1,0 +1,331 @@
+"""Training a stacked ensemble: every member gets its own seed (initialization, data order and
+dropout), its own Adam moments, learning rate, early stopping and best weights, yet all members
+run as one batched computation. Training resumes from its last completed epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from screening.models.architectures import StackedNet, get_architecture
+from screening.models.metrics import regression_metrics
+
+log = logging.getLogger(__name__)
+STATE_DIR = "train_state"
+HISTORY = "history.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    architecture: str = "irnet17"
+    members: int = 5
+    epochs: int = 100
+    batch_size: int = 512
+    lr: float = 1e-3
+    weight_decay: float = 1e-5  # decoupled (AdamW); 0 gives the papers' Adam
+    schedule: str = "onecycle"  # onecycle | plateau | constant
+    patience: int | None = None  # early stopping: epochs without a better validation MAE
+    plateau_patience: int = 45
+    plateau_factor: float = 0.1
+    plateau_min_delta: float = 1e-4
+    min_lr: float = 1e-8
+    bf16: bool = False  # bfloat16 autocast for the matmuls (CPU with AVX-512 bf16, or GPU)
+    seed: int = 0
+    max_minutes: float | None = None  # stop after this much wall time, keeping the best weights
+
+    def __post_init__(self):
+        get_architecture(self.architecture)
+        if self.schedule not in ("onecycle", "plateau", "constant"):
+            raise ValueError(f"unknown schedule {self.schedule!r}: onecycle, plateau or constant")
+        if self.members < 1 or self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError(f"members, epochs, batch size and lr must be positive: {self}")
+
+    @classmethod
+    def for_architecture(cls, architecture: str, **overrides) -> "TrainConfig":
+        """Defaults per architecture: iBRNet is BRNet with its paper's plateau schedule and
+        early stopping; everything else starts from AdamW + one-cycle."""
+        base: dict = {"architecture": architecture}
+        if get_architecture(architecture).name == "ibrnet":
+            base |= {"schedule": "plateau", "patience": 50, "weight_decay": 0.0}
+        known = {f.name for f in fields(cls)}
+        return cls(**(base | {k: v for k, v in overrides.items() if k in known and v is not None}))
+
+
+def one_cycle(step: int, total: int, peak: float, pct_start: float = 0.3) -> float:
+    """PyTorch's OneCycleLR (cosine, div_factor 25, final_div_factor 1e4) as a function."""
+    start, end = peak / 25.0, peak / 25.0 / 1e4
+    warm = max(1, int(pct_start * total))
+    if step < warm:
+        return start + (peak - start) * (1 - math.cos(math.pi * step / warm)) / 2
+    t = min(1.0, (step - warm) / max(1, total - warm))
+    return end + (peak - end) * (1 + math.cos(math.pi * t)) / 2
+
+
+def _decays(name: str, p: torch.Tensor) -> bool:
+    """Weight decay applies to the weight matrices of linear layers only."""
+    return name.endswith("weight") and p.dim() == 3 and "norms" not in name
+
+
+class SharedAdamW:
+    """One learning rate for all members: PyTorch's fused AdamW on the stacked tensors, which
+    is elementwise and so treats every member exactly as a separate run would (~10x faster on
+    the CPU than an unfused per-member optimizer)."""
+
+    def __init__(self, named_params, members: int, weight_decay: float = 0.0):
+        self.named = dict(named_params)
+        decay = [p for k, p in self.named.items() if _decays(k, p)]
+        rest = [p for k, p in self.named.items() if not _decays(k, p)]
+        fused = next(iter(self.named.values())).device.type in ("cpu", "cuda")
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}],
+            lr=1e-3, fused=fused,
+        )  # fmt: skip
+
+    def step(self, lr: torch.Tensor) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = float(lr.max())
+        self.opt.step()
+
+    def state(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for k, p in self.named.items():
+            for key, value in self.opt.state.get(p, {}).items():
+                out[f"adam.{key}.{k}"] = value if torch.is_tensor(value) else torch.tensor(value)
+        return out
+
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
+        for k, p in self.named.items():
+            state = {key.split(".")[1]: v for key, v in tensors.items() if key.startswith("adam.") and key.split(".", 2)[2] == k}
+            if state:
+                self.opt.state[p] = {key: v.to(p.device) if key != "step" else v.float() for key, v in state.items()}
+
+
+class StackedAdamW:
+    """AdamW with a learning rate per member, for schedules that differ between members (the
+    plateau schedule); a member with learning rate 0 is left exactly as it is."""
+
+    def __init__(self, named_params, members: int, weight_decay: float = 0.0, betas=(0.9, 0.999), eps=1e-8):
+        self.named = dict(named_params)
+        self.members, self.betas, self.eps, self.weight_decay = members, betas, eps, weight_decay
+        self.m = {k: torch.zeros_like(p) for k, p in self.named.items()}
+        self.v = {k: torch.zeros_like(p) for k, p in self.named.items()}
+        self.steps = torch.zeros(1, dtype=torch.float64)
+
+    @torch.no_grad()
+    def step(self, lr: torch.Tensor) -> None:
+        self.steps += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1 ** float(self.steps), 1 - b2 ** float(self.steps)
+        for k, p in self.named.items():
+            if p.grad is None:
+                continue
+            shape = (self.members,) + (1,) * (p.dim() - 1)
+            member_lr = lr.to(p.device, torch.float32).view(shape)
+            self.m[k].mul_(b1).add_(p.grad, alpha=1 - b1)
+            self.v[k].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            if self.weight_decay and _decays(k, p):
+                p.mul_(1 - member_lr * self.weight_decay)
+            denom = (self.v[k] / c2).sqrt_().add_(self.eps)
+            p.sub_(member_lr / c1 * self.m[k] / denom)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        out = {f"adam_m.{k}": v for k, v in self.m.items()} | {f"adam_v.{k}": v for k, v in self.v.items()}
+        out["adam_steps"] = self.steps
+        return out
+
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
+        for k in self.named:
+            self.m[k].copy_(tensors[f"adam_m.{k}"])
+            self.v[k].copy_(tensors[f"adam_v.{k}"])
+        self.steps.copy_(tensors["adam_steps"])
+
+
+@dataclass
+class Progress:
+    """Everything about a run besides the tensors; saved as JSON after every epoch."""
+
+    epoch: int = 0
+    lr: list[float] = field(default_factory=list)
+    best_mae: list[float] = field(default_factory=list)
+    best_epoch: list[int] = field(default_factory=list)
+    bad_epochs: list[int] = field(default_factory=list)
+    plateau_best: list[float] = field(default_factory=list)
+    plateau_wait: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def member_seeds(config: TrainConfig) -> list[int]:
+    return [config.seed * 1000 + k for k in range(config.members)]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no GPU is available; use --device cpu")
+    return torch.device(device)
+
+
+def train(
+    net: StackedNet,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    config: TrainConfig,
+    state_dir: Path | None = None,
+    target_std: float = 1.0,
+    progress: bool = False,
+) -> tuple[Progress, list[dict]]:
+    """Train ``net`` in place on standardized tensors (already on the target device) and leave
+    each member at its best validation epoch. Validation MAE is reported in target units
+    (``target_std`` times the standardized MAE). Resumes from ``state_dir`` if it holds a run
+    of the same configuration."""
+    K, n = config.members, len(x_train)
+    seeds = member_seeds(config)
+    device = x_train.device
+    optimizer = StackedAdamW if config.schedule == "plateau" else SharedAdamW
+    opt = optimizer(net.named_parameters(), K, weight_decay=config.weight_decay)
+    best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    run = Progress(lr=[config.lr] * K, best_mae=[math.inf] * K, best_epoch=[-1] * K,
+                   bad_epochs=[0] * K, plateau_best=[math.inf] * K, plateau_wait=[0] * K)  # fmt: skip
+    history: list[dict] = []
+    if state_dir is not None and (state_dir / "state.json").exists():
+        run, history = _load_state(state_dir, config, net, opt, best)
+        log.info("resuming from epoch %d", run.epoch)
+
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    started = time.perf_counter() - run.seconds
+    bar = _bar(progress, config.epochs, run.epoch)
+    while run.epoch < config.epochs:
+        stopped = torch.tensor([b >= config.patience for b in run.bad_epochs]) if config.patience else torch.zeros(K, dtype=torch.bool)
+        if bool(stopped.all()):
+            break
+        # A stopped member keeps its best weights: with a shared learning rate it trains on
+        # (its snapshot is what counts, as with Keras' restore_best_weights); with per-member
+        # rates it is frozen.
+        epoch_start = time.perf_counter()
+        order = torch.stack([torch.from_numpy(np.random.default_rng([s, run.epoch]).permutation(n)) for s in seeds]).to(device)
+        torch.manual_seed(hash((config.seed, run.epoch)) & 0x7FFFFFFF)  # dropout masks
+        net.train()
+        train_abs = torch.zeros(K, device=device)
+        for step in range(steps_per_epoch):
+            idx = order[:, step * config.batch_size : (step + 1) * config.batch_size]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                pred = net(x_train[idx])
+            per_member = (pred.float() - y_train[idx]).abs().mean(dim=1)
+            net.zero_grad(set_to_none=True)
+            per_member.sum().backward()
+            train_abs += per_member.detach() * idx.shape[1]
+            opt.step(_learning_rates(config, run, run.epoch * steps_per_epoch + step, total_steps) * ~stopped)
+
+        val_mae = (evaluate_members(net, x_val, y_val, config.bf16) * target_std).tolist()
+        _update(run, config, net, best, val_mae)
+        run.epoch += 1
+        run.seconds = time.perf_counter() - started
+        record = {
+            "epoch": run.epoch,
+            "train_mae": (train_abs / n * target_std).tolist(),
+            "val_mae": val_mae,
+            "lr": [_learning_rates(config, run, run.epoch * steps_per_epoch - 1, total_steps)[k].item() for k in range(K)],
+            "seconds": round(time.perf_counter() - epoch_start, 2),
+        }
+        history.append(record)
+        if state_dir is not None:
+            _save_state(state_dir, config, run, history, net, opt, best)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(val_mae=f"{np.mean(val_mae):.4f}", best=f"{np.mean(run.best_mae):.4f}")
+        log.info("epoch %d: val MAE %s", run.epoch, np.round(val_mae, 4))
+        if config.max_minutes is not None and run.seconds > 60 * config.max_minutes:
+            log.warning("stopping after %.1f minutes (max_minutes) at epoch %d", run.seconds / 60, run.epoch)
+            break
+    if bar is not None:
+        bar.close()
+    net.load_state_dict(best)
+    return run, history
+
+
+def _learning_rates(config: TrainConfig, run: Progress, step: int, total: int) -> torch.Tensor:
+    if config.schedule == "onecycle":
+        return torch.full((config.members,), one_cycle(step, total, config.lr))
+    return torch.tensor(run.lr)
+
+
+def _update(run: Progress, config: TrainConfig, net: StackedNet, best: dict, val_mae: list[float]) -> None:
+    state = net.state_dict()
+    for k, mae in enumerate(val_mae):
+        if mae < run.best_mae[k]:
+            run.best_mae[k], run.best_epoch[k], run.bad_epochs[k] = mae, run.epoch, 0
+            for name, tensor in state.items():
+                best[name][k].copy_(tensor[k])
+        else:
+            run.bad_epochs[k] += 1
+        if config.schedule == "plateau":  # Keras ReduceLROnPlateau semantics
+            if mae < run.plateau_best[k] - config.plateau_min_delta:
+                run.plateau_best[k], run.plateau_wait[k] = mae, 0
+            else:
+                run.plateau_wait[k] += 1
+                if run.plateau_wait[k] >= config.plateau_patience:
+                    run.lr[k] = max(run.lr[k] * config.plateau_factor, config.min_lr)
+                    run.plateau_wait[k] = 0
+
+
+@torch.no_grad()
+def evaluate_members(net: StackedNet, x: torch.Tensor, y: torch.Tensor, bf16: bool = False, batch: int = 8192) -> torch.Tensor:
+    """Per-member MAE on standardized data, ``[members]``."""
+    net.eval()
+    total = torch.zeros(net.members, device=x.device)
+    for start in range(0, len(x), batch):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            pred = net(x[start : start + batch]).float()
+        total += (pred - y[start : start + batch]).abs().sum(dim=1)
+    return (total / len(x)).cpu()
+
+
+def _save_state(state_dir: Path, config, run, history, net, opt, best) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {f"net.{k}": v for k, v in net.state_dict().items()} | {f"best.{k}": v for k, v in best.items()}
+    tensors |= opt.state()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    save_file(tensors, str(state_dir / "state.safetensors.tmp"))
+    (state_dir / "state.safetensors.tmp").replace(state_dir / "state.safetensors")
+    meta = {"config": asdict(config), "progress": asdict(run), "history": history}
+    (state_dir / "state.json.tmp").write_text(json.dumps(meta))
+    (state_dir / "state.json.tmp").replace(state_dir / "state.json")
+
+
+def _load_state(state_dir: Path, config, net, opt, best):
+    meta = json.loads((state_dir / "state.json").read_text())
+    saved = dict(meta["config"])
+    same = {k: v for k, v in asdict(config).items() if k not in ("epochs", "max_minutes")}
+    if {k: saved.get(k) for k in same} != same:
+        raise ValueError(f"{state_dir} holds a run with a different configuration; remove it or use another --out")
+    tensors = load_file(str(state_dir / "state.safetensors"))
+    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    device = next(net.parameters()).device
+    for k in best:
+        best[k].copy_(tensors[f"best.{k}"].to(device))
+    opt.load({k: v.to(device) if k != "adam_steps" else v for k, v in tensors.items() if k.startswith("adam")})
+    return Progress(**meta["progress"]), meta["history"]
+
+
+def _bar(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="epoch", desc="train")
+
+
+__all__ = ["TrainConfig", "train", "evaluate_members", "regression_metrics", "resolve_device"]

@@ -1,0 +1,56 @@
+"""Pictures people look at: parity plots and learning curves (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def parity_plot(y_true, y_pred, path: str | Path, title: str, unit: str = "eV/atom", metrics: dict | None = None) -> Path:
+    plt = _pyplot()
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    fig, ax = plt.subplots(figsize=(5.5, 5.2), dpi=120)
+    lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    pad = 0.03 * (hi - lo or 1.0)
+    ax.hexbin(y_true, y_pred, gridsize=80, bins="log", mincnt=1, cmap="viridis", extent=(lo - pad, hi + pad, lo - pad, hi + pad))
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="crimson", lw=1, label="y = x")
+    ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad), xlabel=f"DFT value ({unit})",
+           ylabel=f"predicted ({unit})", title=title)  # fmt: skip
+    if metrics:
+        text = f"MAE {metrics['mae']:.4f} {unit}\nRMSE {metrics['rmse']:.4f} {unit}\nR² {metrics['r2']:.4f}\nn = {metrics['n']:,}"
+        ax.text(0.04, 0.96, text, transform=ax.transAxes, va="top", fontsize=9,
+                bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.7"})  # fmt: skip
+    ax.legend(loc="lower right", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def learning_curve(history: list[dict], path: str | Path, title: str, unit: str = "eV/atom") -> Path:
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    train = np.array([h["train_mae"] for h in history])
+    val = np.array([h["val_mae"] for h in history])
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    for k in range(val.shape[1]):
+        ax.plot(epochs, val[:, k], color="tab:orange", alpha=0.3, lw=0.8)
+    ax.plot(epochs, train.mean(axis=1), color="tab:blue", label="training MAE (mean of members)")
+    ax.plot(epochs, val.mean(axis=1), color="tab:orange", label="validation MAE (mean; thin: members)")
+    ax.set(xlabel="epoch", ylabel=f"MAE ({unit})", title=title, yscale="log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,213 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from screening.models import Ensemble, ModelLoadError, StackedNet, parameters_per_member
+from screening.models.ensemble import check_featurizer
+from screening.models.metrics import regression_metrics
+from screening.models.training import TrainConfig, one_cycle, train
+
+PAPER_COUNTS = [
+    ("elemnet", 86, 4_631_361),
+    ("plain17", 145, 4_705_665),
+    ("srnet17", 145, 5_554_529),
+    ("irnet17", 145, 5_554_529),
+    ("irnet48", 145, 11_525_649),
+    ("irnet17", 86, 5_433_697),
+    ("irnet48", 86, 11_404_817),
+    ("brnet", 86, 4_548_385),
+    ("ibrnet", 86, 4_548_385),
+]
+
+
+@pytest.mark.parametrize("arch, d_in, count", PAPER_COUNTS)
+def test_parameter_counts_match_the_papers(arch, d_in, count):
+    assert parameters_per_member(StackedNet(arch, d_in, members=1)) == count
+
+
+@pytest.mark.parametrize("arch", ["elemnet", "plain24", "srnet24", "irnet24", "brnet"])
+def test_any_input_width_and_stacked_equals_one_by_one(arch):
+    x = torch.randn(40, 7)
+    net = StackedNet(arch, 7, members=3)
+    net.reset_parameters([11, 12, 13])
+    net.eval()
+    together = net(x)
+    assert together.shape == (3, 40)
+    for k, seed in enumerate([11, 12, 13]):
+        single = StackedNet(arch, 7, members=1)
+        single.reset_parameters([seed])
+        single.eval()
+        torch.testing.assert_close(together[k], single(x)[0], rtol=1e-4, atol=1e-4)  # kernel rounding only
+    assert not torch.allclose(together[0], together[1])  # members differ
+
+
+def toy_data(n=400, d=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = x[:, 0] * 2 + x[:, 1] ** 2 - x[:, 2] * x[:, 3]
+    return x[: n * 3 // 4], y[: n * 3 // 4], x[n * 3 // 4 :], y[n * 3 // 4 :]
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize("arch, schedule", [("irnet17", "onecycle"), ("ibrnet", "plateau")])
+def test_training_together_equals_training_apart(arch, schedule, float64, monkeypatch):
+    import screening.models.training as training
+
+    x, y, xv, yv = toy_data()
+    kw = dict(architecture=arch, epochs=2, batch_size=64, schedule=schedule, seed=1, plateau_patience=1)
+    net = StackedNet(arch, 12, 3)
+    net.reset_parameters([1000, 1001, 1002])
+    train(net, x, y, xv, yv, TrainConfig(members=3, **kw))
+    for k in range(3):
+        monkeypatch.setattr(training, "member_seeds", lambda config, k=k: [1000 + k])
+        single = StackedNet(arch, 12, 1)
+        single.reset_parameters([1000 + k])
+        train(single, x, y, xv, yv, TrainConfig(members=1, **kw))
+        torch.testing.assert_close(net(xv)[k], single(xv)[0], rtol=1e-9, atol=1e-9)
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, float64, monkeypatch):
+    import screening.models.training as training
+
+    x, y, xv, yv = toy_data()
+    config = TrainConfig(architecture="srnet17", members=2, epochs=4, batch_size=64, seed=3)
+
+    def fresh():
+        net = StackedNet("srnet17", 12, 2)
+        net.reset_parameters(training.member_seeds(config))
+        return net
+
+    reference = fresh()
+    train(reference, x, y, xv, yv, config)
+
+    real = training.evaluate_members
+    calls = {"n": 0}
+
+    def dies_in_third_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate_members", dies_in_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh(), x, y, xv, yv, config, state_dir=tmp_path)
+    monkeypatch.setattr(training, "evaluate_members", real)
+    resumed = fresh()
+    run, history = train(resumed, x, y, xv, yv, config, state_dir=tmp_path)
+    assert run.epoch == 4 and [h["epoch"] for h in history] == [1, 2, 3, 4]
+    torch.testing.assert_close(resumed(xv), reference(xv), rtol=1e-9, atol=1e-9)
+
+    with pytest.raises(ValueError, match="different configuration"):
+        train(fresh(), x, y, xv, yv, TrainConfig(architecture="srnet17", members=2, epochs=4, lr=0.5), state_dir=tmp_path)
+
+
+def test_early_stopping_keeps_best_weights():
+    x, y, xv, yv = (t.float() for t in toy_data())
+    config = TrainConfig(architecture="elemnet", members=2, epochs=30, batch_size=32, lr=3e-2, schedule="constant", patience=2)
+    net = StackedNet("elemnet", 12, 2)
+    net.reset_parameters([5, 6])
+    run, history = train(net, x, y, xv, yv, config)
+    assert run.epoch < 30  # stopped early
+    val = np.array([h["val_mae"] for h in history])
+    np.testing.assert_allclose(run.best_mae, val.min(axis=0))
+    net.eval()
+    final = (net(xv) - yv).abs().mean(dim=1).detach().numpy()
+    np.testing.assert_allclose(final, val.min(axis=0), rtol=1e-5)
+
+
+def test_plateau_reduces_member_learning_rates():
+    x, y, xv, yv = (t.float() for t in toy_data())
+    config = TrainConfig.for_architecture("ibrnet", members=2, epochs=6, batch_size=64, lr=1e-3, plateau_patience=1, plateau_min_delta=10.0)
+    assert config.schedule == "plateau" and config.patience == 50
+    net = StackedNet("ibrnet", 12, 2)
+    net.reset_parameters([1, 2])
+    run, history = train(net, x, y, xv, yv, config)
+    assert history[0]["lr"] == pytest.approx([1e-3, 1e-3]) and run.lr[0] < 1e-5
+
+
+def test_one_cycle_shape():
+    lrs = [one_cycle(s, 1000, 1e-3) for s in range(1000)]
+    assert lrs[0] == pytest.approx(4e-5) and max(lrs) == pytest.approx(1e-3, rel=1e-3)
+    assert lrs[-1] < 1e-6
+
+
+def make_ensemble(d_in=231, members=2, featurizer="magpie145+elemfrac86"):
+    net = StackedNet("irnet17", d_in, members)
+    net.reset_parameters(list(range(members)))
+    card = {"architecture": "irnet17", "d_in": d_in, "members": members, "featurizer": featurizer}
+    return Ensemble(net, torch.zeros(d_in), torch.ones(d_in), 0.5, 2.0, card)
+
+
+def test_checkpoint_round_trip_and_fp16(tmp_path):
+    model = make_ensemble()
+    x = np.random.default_rng(0).normal(size=(50, 231)).astype(np.float32)
+    mean, std, members = model.predict(x)
+    np.testing.assert_allclose(mean, members.mean(axis=0), rtol=1e-6)
+    model.save(tmp_path / "fp32")
+    loaded = Ensemble.load(tmp_path / "fp32")
+    np.testing.assert_array_equal(loaded.predict(x)[0], mean)
+    check_featurizer(loaded)
+    model.save(tmp_path / "fp16", half=True)
+    assert (tmp_path / "fp16" / "model.safetensors").stat().st_size < 0.6 * (tmp_path / "fp32" / "model.safetensors").stat().st_size
+    scale = np.abs(mean).max()  # an untrained IRNet's outputs reach tens of units
+    np.testing.assert_allclose(Ensemble.load(tmp_path / "fp16").predict(x)[0], mean, rtol=0, atol=0.01 * scale)
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path):
+    model = make_ensemble()
+    good = model.save(tmp_path / "good")
+    weights = (good / "model.safetensors").read_bytes()
+
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        Ensemble.load(tmp_path / "absent")
+    truncated = tmp_path / "truncated"
+    model.save(truncated)
+    (truncated / "model.safetensors").write_bytes(weights[: len(weights) // 3])
+    with pytest.raises(ModelLoadError, match="corrupt or truncated"):
+        Ensemble.load(truncated)
+    garbage = tmp_path / "garbage"
+    model.save(garbage)
+    (garbage / "model.safetensors").write_bytes(b"\x80\x04pickle!" * 10)
+    with pytest.raises(ModelLoadError, match="corrupt or truncated"):
+        Ensemble.load(garbage)
+    unknown = tmp_path / "unknown"
+    model.save(unknown)
+    card = json.loads((unknown / "card.json").read_text())
+    (unknown / "card.json").write_text(json.dumps(card | {"architecture": "resnet9000"}))
+    with pytest.raises(ModelLoadError, match="unknown architecture 'resnet9000'"):
+        Ensemble.load(unknown)
+    mismatch = tmp_path / "mismatch"
+    model.save(mismatch)
+    (mismatch / "card.json").write_text(json.dumps(card | {"d_in": 145}))
+    with pytest.raises(ModelLoadError, match="does not match its card"):
+        Ensemble.load(mismatch)
+    wrong_width = make_ensemble(featurizer="magpie145")
+    with pytest.raises(ModelLoadError, match="gives 145 features but the model expects 231"):
+        check_featurizer(wrong_width)
+    with pytest.raises(ValueError, match="expects 231 features"):
+        model.predict(np.zeros((3, 145), np.float32))
+
+
+def test_regression_metrics():
+    m = regression_metrics([1.0, 2.0, 3.0], [1.0, 2.5, 2.0])
+    assert m["mae"] == pytest.approx(0.5) and m["rmse"] == pytest.approx(np.sqrt(1.25 / 3))
+    assert m["r2"] == pytest.approx(1 - 1.25 / 2.0)
+    with pytest.raises(ValueError):
+        regression_metrics([], [])
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        TrainConfig(architecture="transformer")
+    with pytest.raises(ValueError, match="unknown schedule"):
+        TrainConfig(schedule="cosine")
