@@ -20,7 +20,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from collections.abc import Iterable
+
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from screening import __version__
@@ -145,23 +148,48 @@ def featurize_file(
     """Featurize every row of ``input_path`` (CSV or Parquet with a ``formula`` column) into a
     Parquet dataset under ``out_dir``. Resumable: complete chunks of an earlier run with the
     same input and parameters are kept. See the module docstring for the layout."""
-    started = time.perf_counter()
     feat = get_featurizer(featurizer)
     fingerprint = file_fingerprint(input_path)
     require_columns(read_columns(input_path), feat.required_columns())
+    total = count_rows(input_path)
+    summary = featurize_chunks(
+        iter_chunks(input_path, chunk_size, feat.required_columns()), out_dir, featurizer,
+        source=fingerprint, chunk_size=chunk_size, scheduler=scheduler, workers=workers,
+        overwrite=overwrite, progress=progress, expected_rows=total,
+    )  # fmt: skip
+    return summary
+
+
+def featurize_chunks(
+    chunks: Iterable[pd.DataFrame],
+    out_dir: str,
+    featurizer: str = "magpie145",
+    source: dict | str = "stream",
+    chunk_size: int | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    expected_rows: int | None = None,
+) -> DatasetSummary:
+    """Featurize a stream of tables (each with the featurizer's required columns) into a
+    Parquet dataset, one part per table. ``source`` identifies the stream in the manifest: a
+    re-run with the same source, featurizer and chunk size resumes, so the stream must yield
+    the same chunks in the same order (as enumeration and file reading do)."""
+    started = time.perf_counter()
+    feat = get_featurizer(featurizer)
     manifest = {
-        "input": fingerprint,
+        "input": source,
         "featurizer": feat.spec(),
         "feature_labels": feat.feature_labels(),
-        "chunk_size": int(chunk_size),
+        "chunk_size": chunk_size,
     }
     out = Path(out_dir)
     _prepare_out_dir(out, manifest, overwrite)
-    metadata = {"featurizer": feat.spec(), "input": manifest["input"], "code_version": __version__}
+    metadata = {"featurizer": feat.spec(), "input": source, "code_version": __version__}
 
-    total = count_rows(input_path)
     results: list[ChunkResult] = []
-    bar = _progress_bar(progress, total, feat.spec())
+    bar = _progress_bar(progress, expected_rows, feat.spec())
 
     def record(result: ChunkResult) -> None:
         results.append(result)
@@ -170,7 +198,7 @@ def featurize_file(
 
     def tasks():  # complete chunks are accounted for here and never shipped to a worker
         start = 0
-        for chunk, frame in enumerate(iter_chunks(input_path, chunk_size, feat.required_columns())):
+        for chunk, frame in enumerate(chunks):
             if (out / FEATURES_DIR / part_name(chunk)).exists():
                 record(featurize_chunk(feat.spec(), chunk, start, frame, str(out), metadata))
             else:
@@ -196,8 +224,8 @@ def featurize_file(
     )
     if summary.rows_in != summary.rows_written + summary.rows_rejected:
         raise RuntimeError(f"row accounting failed in {out}: {summary}")
-    if total is not None and total != summary.rows_in:
-        raise RuntimeError(f"read {summary.rows_in} rows of {input_path}, which has {total}")
+    if expected_rows is not None and expected_rows != summary.rows_in:
+        raise RuntimeError(f"read {summary.rows_in} rows of {source}, which has {expected_rows}")
     (out / SUMMARY).write_text(summary.to_json())
     return summary
 

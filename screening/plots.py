@@ -19,10 +19,12 @@ def _pyplot():
 def parity_plot(y_true, y_pred, path: str | Path, title: str, unit: str = "eV/atom", metrics: dict | None = None) -> Path:
     plt = _pyplot()
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    fig, ax = plt.subplots(figsize=(5.5, 5.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(6.2, 5.2), dpi=120)
     lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
     pad = 0.03 * (hi - lo or 1.0)
-    ax.hexbin(y_true, y_pred, gridsize=80, bins="log", mincnt=1, cmap="viridis", extent=(lo - pad, hi + pad, lo - pad, hi + pad))
+    cells = ax.hexbin(y_true, y_pred, gridsize=80, bins="log", mincnt=1, cmap="viridis",
+                      extent=(lo - pad, hi + pad, lo - pad, hi + pad))  # fmt: skip
+    fig.colorbar(cells, ax=ax, label="compounds per cell", shrink=0.8)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="crimson", lw=1, label="y = x")
     ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad), xlabel=f"DFT value ({unit})",
            ylabel=f"predicted ({unit})", title=title)  # fmt: skip

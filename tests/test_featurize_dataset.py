@@ -143,3 +143,17 @@ def test_cli_featurize_and_errors(input_csv, tmp_path, capsys):
     assert main(["featurize", str(input_csv), "--featurizer", "columns:foo", "--out", str(tmp_path / "z")]) == 2
     err = capsys.readouterr().err
     assert "no column(s) 'foo'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_stream_of_compositions(tmp_path):
+    from screening.featurize_dataset import featurize_chunks
+
+    def stream():
+        for i in range(3):
+            yield pd.DataFrame({"formula": [f"Li{i + 1}O", f"Na{i + 1}Cl", "Qq"]})
+
+    summary = featurize_chunks(stream(), str(tmp_path / "s"), "elemfrac86", source="li-na test", workers=0)
+    assert (summary.chunks, summary.rows_written, summary.rows_rejected) == (3, 6, 3)
+    assert pd.read_parquet(tmp_path / "s" / "rejected")["row"].tolist() == [2, 5, 8]
+    again = featurize_chunks(stream(), str(tmp_path / "s"), "elemfrac86", source="li-na test", workers=0)
+    assert again.chunks_skipped == 3
