@@ -103,6 +103,44 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hull(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from screening.composition import Rejection, parse_formulas
+    from screening.datasets import read_formula_table
+    from screening.elements import SYMBOLS
+    from screening.hull import hull_distances
+
+    frame = read_formula_table(args.data)
+    if "target" not in frame.columns:
+        raise KeyError(f"{args.data} has no 'target' column (formation energy per atom, eV/atom)")
+    batch, rejected = parse_formulas(frame["formula"].tolist())
+    energy = pd.to_numeric(frame["target"], errors="coerce").to_numpy(np.float64)[batch.index]
+    finite = np.isfinite(energy)
+    rejected += [Rejection(int(i), str(f), f"energy {frame['target'].iloc[i]!r} is not a finite number")
+                 for i, f in zip(batch.index[~finite], batch.formula[~finite])]  # fmt: skip
+    batch, energy = batch.select(finite), energy[finite]
+    result = hull_distances(batch, energy)
+    table = pd.DataFrame({
+        "formula": batch.formula,
+        "chemsys": ["-".join(sorted(SYMBOLS[z - 1] for z in zs[zs > 0])) for zs in batch.z],
+        "e_form_per_atom": energy,
+        "e_above_hull": result.e_above_hull,
+        "stable": result.stable,
+        "decomposition": result.decomposition_strings(batch.formula),
+    })  # fmt: skip
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out, index=False)
+    print(f"{len(table):,} compounds, {int(result.stable.sum()):,} on the hull -> {out}")
+    if rejected:
+        path = out.with_suffix(".rejected.csv")
+        pd.DataFrame([r.__dict__ for r in sorted(rejected, key=lambda r: r.index)]).to_csv(path, index=False)
+        print(f"{len(rejected):,} rows rejected; reasons in {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="screening", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -171,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--members", action="store_true", help="also write each member's prediction")
     predict.add_argument("--device", default="auto")
     predict.set_defaults(handler=_predict)
+
+    hull = commands.add_parser("hull", help="energy above the convex hull of a formula,target table")
+    hull.add_argument("--data", required=True, metavar="CSV", help="formula,target (formation energy per atom, eV/atom)")
+    hull.add_argument("--out", required=True, metavar="FILE.parquet")
+    hull.set_defaults(handler=_hull)
     return parser
 
 

@@ -140,6 +140,15 @@ class CompositionBatch:
         width = max(int((z > 0).sum(axis=1).max(initial=0)), 1)
         return CompositionBatch(self.index[rows], self.formula[rows], z[:, :width], self.amount[rows][:, :width])
 
+    def composition_keys(self, digits: int = 8) -> list[str]:
+        """A canonical key per row for the reduced composition (``Fe2O3`` and ``Fe4O6`` agree):
+        symbols in order of atomic number with atom fractions rounded to ``digits``."""
+        fractions = np.round(self.fraction, digits).tolist()
+        return [
+            " ".join(f"{SYMBOLS[z - 1]}{f:g}" for z, f in zip(zr, fr) if z)
+            for zr, fr in zip(self.z.tolist(), fractions)
+        ]
+
     def as_dicts(self) -> list[dict[str, float]]:
         return [
             {SYMBOLS[z - 1]: float(a) for z, a in zip(zr, ar) if z}

@@ -1,0 +1,155 @@
+"""Energies above the lower convex hull of formation energy per atom, per chemical system.
+
+Systems are processed from small to large. A system's hull is built from its elements (at 0
+eV/atom), the compounds that are stable in its proper sub-systems (a compound above the hull of
+its own sub-system can never be a vertex of a larger hull), and its own compounds. Up to
+:data:`QHULL_MAX_ELEMENTS` elements the hull comes from qhull: the hull energy at a
+composition is the maximum over the lower facets' planes (a convex function is the maximum of
+its supporting planes). Larger systems solve one small linear programme per compound. Either
+way the decomposition is the set of hull vertices whose mixture, with non-negative atom
+fractions, has the compound's composition and the hull's energy, as in pymatgen's
+``PhaseDiagram.get_decomp_and_e_above_hull``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+from scipy.optimize import linprog
+from scipy.spatial import ConvexHull, QhullError
+
+from screening.composition import CompositionBatch
+from screening.elements import SYMBOLS
+
+QHULL_MAX_ELEMENTS = 6
+STABLE_TOL = 1e-9  # eV/atom: at or below this above the hull, a compound counts as on it
+
+
+@dataclass
+class HullResult:
+    """Per input row: energy above the hull (eV/atom, >= 0 up to rounding), whether it is a
+    hull vertex or on the hull, and its decomposition as ``(row indices, atom fractions)``
+    where negative indices ``-z`` denote the pure element of atomic number ``z``."""
+
+    e_above_hull: np.ndarray
+    stable: np.ndarray
+    decomposition: list[tuple[np.ndarray, np.ndarray]]
+
+    def decomposition_strings(self, formulas) -> list[str]:
+        out = []
+        for rows, fractions in self.decomposition:
+            parts = [
+                f"{SYMBOLS[-r - 1] if r < 0 else formulas[r]}:{f:.6g}"
+                for r, f in sorted(zip(rows.tolist(), fractions.tolist()), key=lambda t: -t[1])
+            ]
+            out.append(" + ".join(parts))
+        return out
+
+
+def chemical_systems(batch: CompositionBatch) -> dict[tuple[int, ...], np.ndarray]:
+    """Rows of the batch grouped by their set of elements (sorted atomic numbers)."""
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for i, zs in enumerate(batch.z.tolist()):
+        groups[tuple(z for z in zs if z)].append(i)
+    return {k: np.array(v, np.int64) for k, v in groups.items()}
+
+
+def hull_distances(batch: CompositionBatch, energy: np.ndarray) -> HullResult:
+    """Energy above the hull for every row of ``batch`` (formation energies per atom in
+    ``energy``) against all rows together plus the elements at 0."""
+    energy = np.asarray(energy, np.float64)
+    if energy.shape != (len(batch),):
+        raise ValueError(f"need one energy per composition: {len(batch)} compositions, energies of shape {energy.shape}")
+    if not np.isfinite(energy).all():
+        bad = int(np.flatnonzero(~np.isfinite(energy))[0])
+        raise ValueError(f"energy of row {bad} ({batch.formula[bad]}) is {energy[bad]}, not a finite number")
+    fraction = batch.fraction
+    e_above = np.full(len(batch), np.nan)
+    stable = np.zeros(len(batch), bool)
+    decomposition: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64), np.zeros(0))] * len(batch)
+    systems = chemical_systems(batch)
+    stable_rows: dict[tuple[int, ...], np.ndarray] = {}
+
+    for system in sorted(systems, key=len):
+        rows = systems[system]
+        col = {z: j for j, z in enumerate(system)}
+        # Points: elements (negative ids), stable rows of sub-systems, then this system's rows.
+        sub = [stable_rows[s] for k in range(1, len(system)) for s in combinations(system, k) if s in stable_rows]
+        ids = np.concatenate([-np.array(system, np.int64), *sub, rows])
+        comp = np.zeros((len(ids), len(system)))
+        comp[np.arange(len(system)), np.arange(len(system))] = 1.0
+        for i, r in enumerate(ids[len(system):], start=len(system)):
+            for z, f in zip(batch.z[r], fraction[r]):
+                if z:
+                    comp[i, col[z]] = f
+        e = np.concatenate([np.zeros(len(system)), energy[ids[len(system):]]])
+        own = np.arange(len(ids) - len(rows), len(ids))
+
+        hull_e, decomp = _hull_energy(comp, e, own)
+        e_above[rows] = e[own] - hull_e
+        on_hull = e_above[rows] <= STABLE_TOL
+        stable[rows] = on_hull
+        for r, (vertices, weights), s in zip(rows, decomp, on_hull):
+            decomposition[r] = (np.array([r]), np.array([1.0])) if s else (ids[vertices], weights)
+        stable_rows[system] = rows[on_hull]
+    return HullResult(e_above, stable, decomposition)
+
+
+def _hull_energy(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
+    """Hull energy at the compositions ``comp[query]`` and the decomposition of each (indices
+    into ``comp`` and weights) from all points ``comp, e``."""
+    n = comp.shape[1]
+    if n == 1:
+        best = int(np.argmin(e))
+        return np.full(len(query), e[best]), [(np.array([best]), np.array([1.0]))] * len(query)
+    if n <= QHULL_MAX_ELEMENTS:
+        try:
+            return _qhull(comp, e, query)
+        except QhullError:  # degenerate point sets: the linear programme is exact anyway
+            pass
+    return _linprog(comp, e, query)
+
+
+def _qhull(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
+    n = comp.shape[1]
+    # One point far above the centroid makes the set full-dimensional whatever the energies.
+    apex = np.append(np.full(n - 1, 1.0 / n), e.max() + 1e3)
+    points = np.vstack([np.column_stack([comp[:, : n - 1], e]), apex])
+    hull = ConvexHull(points, qhull_options="Qt")
+    lower = hull.equations[:, n - 1] < -1e-12
+    eq, simplices = hull.equations[lower], hull.simplices[lower]
+    normal, slope, offset = eq[:, : n - 1], eq[:, n - 1], eq[:, n]
+    x = comp[query, : n - 1]
+    planes = -(x @ normal.T + offset) / slope  # (queries, lower facets)
+    best = planes.argmax(axis=1)
+    hull_e = planes[np.arange(len(query)), best]
+    decomp = []
+    for q, f in zip(query, best):
+        vertices = simplices[f]
+        weights = np.linalg.solve(comp[vertices].T, comp[q])  # rows of comp sum to 1
+        keep = weights > 1e-9
+        decomp.append((vertices[keep], weights[keep] / weights[keep].sum()))
+    return hull_e, decomp
+
+
+def _linprog(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
+    candidates = _lowest_per_composition(comp, e)
+    hull_e, decomp = np.empty(len(query)), []
+    for i, q in enumerate(query):
+        result = linprog(e[candidates], A_eq=comp[candidates].T, b_eq=comp[q], bounds=(0, None), method="highs")
+        if not result.success:
+            raise RuntimeError(f"hull linear programme failed: {result.message}")
+        hull_e[i] = result.fun
+        keep = result.x > 1e-9
+        decomp.append((candidates[keep], result.x[keep] / result.x[keep].sum()))
+    return hull_e, decomp
+
+
+def _lowest_per_composition(comp: np.ndarray, e: np.ndarray) -> np.ndarray:
+    key = np.round(comp, 12)
+    order = np.lexsort((e, *key.T[::-1]))
+    first = np.r_[True, (np.diff(key[order], axis=0) != 0).any(axis=1)]
+    return order[first]
