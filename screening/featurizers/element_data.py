@@ -57,3 +57,13 @@ def pymatgen_ion_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         oxidation[z, : len(s)] = s
     n_states = np.array([len(s) for s in states], np.int64)
     return electronegativity, oxidation, n_states
+
+
+@lru_cache(maxsize=None)
+def metal_flags() -> np.ndarray:
+    """``is_metal`` of pymatgen's ``Element`` by atomic number (False at 0)."""
+    from pymatgen.core.periodic_table import Element
+
+    flags = np.zeros(MAX_Z + 1, bool)
+    flags[1:] = [Element.from_Z(z).is_metal for z in range(1, MAX_Z + 1)]
+    return flags

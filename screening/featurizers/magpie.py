@@ -20,6 +20,7 @@ import numpy as np
 from screening.composition import CompositionBatch
 from screening.featurizers.base import CompositionFeaturizer
 from screening.featurizers.element_data import magpie_table, pymatgen_ion_data
+from screening.oxidation import neutral_assignment_exists
 
 MAGPIE_PROPERTIES = (
     "Number", "MendeleevNumber", "AtomicWeight", "MeltingT", "Column", "Row", "CovalentRadius",
@@ -31,7 +32,7 @@ MAGPIE_STATS = ("minimum", "maximum", "range", "mean", "avg_dev", "mode")
 P_NORMS = (2, 3, 5, 7, 10)
 ORBITALS = ("s", "p", "d", "f")
 _VALENCE_COLUMNS = [MAGPIE_PROPERTIES.index(f"N{o}Valence") for o in ORBITALS]
-_ISCLOSE_RTOL, _ISCLOSE_ATOL = 1e-5, 1e-8  # numpy.isclose defaults, as matminer uses them
+_ISCLOSE_RTOL, _ISCLOSE_ATOL = 1e-5, 1e-8  # numpy.isclose defaults, as matminer uses them (mode)
 _MAX_COMBINATIONS = 2048  # oxidation-state combinations per row expanded in one array
 
 _CITATION = (
@@ -131,32 +132,5 @@ class Magpie145(CompositionFeaturizer):
         return out
 
     def _compound_possible(self, z: np.ndarray, amount: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Whether some choice of one oxidation state per element sums to zero charge.
-
-        Rows with few combinations expand all of them at once in mixed-radix order; the rare
-        rows with many take an exact dynamic programme over the set of reachable charge sums."""
-        n = len(z)
-        counts = np.where(mask, self._n_states[z], 1)
-        combos = counts.prod(axis=1)
-        possible = np.zeros(n, bool)
-        small = np.flatnonzero((combos > 0) & (combos <= _MAX_COMBINATIONS))
-        if len(small):
-            c = combos[small]
-            row = np.repeat(np.arange(len(small)), c)
-            code = np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c)
-            charge = np.zeros(len(row))
-            stride = np.ones(len(small), np.int64)
-            for j in range(z.shape[1]):
-                k = counts[small, j]
-                choice = (code // stride[row]) % k[row]
-                charge += self._oxidation[z[small, j][row], choice] * amount[small, j][row]
-                stride *= k
-            neutral = np.abs(charge) <= _ISCLOSE_ATOL
-            possible[small] = np.bincount(row, weights=neutral, minlength=len(small)) > 0
-        for r in np.flatnonzero(combos > _MAX_COMBINATIONS):
-            reachable = np.zeros(1)
-            for zz, a in zip(z[r][mask[r]], amount[r][mask[r]]):
-                states = self._oxidation[zz, : self._n_states[zz]] * a
-                reachable = np.unique((reachable[:, None] + states[None, :]).ravel())
-            possible[r] = bool((np.abs(reachable) <= _ISCLOSE_ATOL).any())
-        return possible
+        """matminer's fast test: one common oxidation state per element, charges sum to ~0."""
+        return neutral_assignment_exists(z, amount, self._oxidation, self._n_states, max_combinations=_MAX_COMBINATIONS)

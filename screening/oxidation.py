@@ -1,0 +1,89 @@
+"""Charge neutrality with one oxidation state per element, vectorized over a batch.
+
+Used two ways: matminer's ``IonProperty(fast=True)`` "compound possible" (any combination of
+pymatgen's common oxidation states with a charge sum ``np.isclose`` to zero) inside Magpie145,
+and the SMACT-style screening filter, which also asks that every cation be less
+electronegative than every anion (Pauling) and can let all-metal compositions (alloys) pass.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+import numpy as np
+
+from screening.composition import CompositionBatch
+
+ATOL = 1e-8  # numpy.isclose(x, 0): |x| <= atol
+
+
+def neutral_assignment_exists(
+    z: np.ndarray,
+    amount: np.ndarray,
+    states: np.ndarray,
+    n_states: np.ndarray,
+    electronegativity: np.ndarray | None = None,
+    max_combinations: int = 2048,
+) -> np.ndarray:
+    """For each row of ``z``/``amount`` (padded with 0), whether some choice of one oxidation
+    state per element (``states[z, :n_states[z]]``) sums to zero charge, and, if
+    ``electronegativity`` is given, puts every cation below every anion in electronegativity.
+
+    Rows with at most ``max_combinations`` choices expand them all at once (mixed-radix
+    order); the rare larger rows take an exact search over reachable charge sums."""
+    mask = z > 0
+    counts = np.where(mask, n_states[z], 1)
+    combos = counts.prod(axis=1)
+    possible = np.zeros(len(z), bool)
+    small = np.flatnonzero((combos > 0) & (combos <= max_combinations))
+    if len(small):
+        c = combos[small]
+        row = np.repeat(np.arange(len(small)), c)
+        code = np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c)
+        charge = np.zeros(len(row))
+        max_cation = np.full(len(row), -np.inf)
+        min_anion = np.full(len(row), np.inf)
+        stride = np.ones(len(small), np.int64)
+        for j in range(z.shape[1]):
+            k = counts[small, j]
+            zj = z[small, j][row]
+            state = states[zj, (code // stride[row]) % k[row]]
+            charge += state * amount[small, j][row]
+            if electronegativity is not None:
+                chi = electronegativity[zj]
+                max_cation = np.where(state > 0, np.maximum(max_cation, chi), max_cation)
+                min_anion = np.where(state < 0, np.minimum(min_anion, chi), min_anion)
+            stride *= k
+        ok = np.abs(charge) <= ATOL
+        if electronegativity is not None:
+            ok &= max_cation < min_anion
+        possible[small] = np.bincount(row, weights=ok, minlength=len(small)) > 0
+    for r in np.flatnonzero(combos > max_combinations):
+        zs, amounts = z[r][mask[r]], amount[r][mask[r]]
+        if electronegativity is None:
+            reachable = np.zeros(1)
+            for zz, a in zip(zs, amounts):
+                reachable = np.unique((reachable[:, None] + states[zz, : n_states[zz]] * a).ravel())
+            possible[r] = bool((np.abs(reachable) <= ATOL).any())
+        else:
+            choices = [states[zz, : n_states[zz]] for zz in zs]
+            chi = electronegativity[zs]
+            possible[r] = any(
+                abs(np.dot(pick, amounts)) <= ATOL
+                and chi[np.array(pick) > 0].max(initial=-np.inf) < chi[np.array(pick) < 0].min(initial=np.inf)
+                for pick in product(*choices)
+            )
+    return possible
+
+
+def charge_neutral(batch: CompositionBatch, electronegativity_order: bool = True, allow_alloys: bool = True) -> np.ndarray:
+    """The screening filter: charge-neutral with pymatgen's common oxidation states (one per
+    element), cations less electronegative than anions; all-metal compositions pass when
+    ``allow_alloys`` (as SMACT's ``smact_validity(include_alloys=True)``)."""
+    from screening.featurizers.element_data import metal_flags, pymatgen_ion_data
+
+    chi, states, n_states = pymatgen_ion_data()
+    ok = neutral_assignment_exists(batch.z, batch.amount, states, n_states, chi if electronegativity_order else None)
+    if allow_alloys:
+        ok |= (metal_flags()[batch.z] | ~batch.mask).all(axis=1)
+    return ok
