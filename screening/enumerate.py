@@ -67,6 +67,7 @@ def _count_vectors(arity: int, top: int, max_sum: int | None) -> int:
     return int(ways.sum())
 
 
+@lru_cache(maxsize=256)
 def grid_size(arity: int, grid: Grid) -> int:
     """Number of reduced compositions of ``arity`` elements on the grid, without listing them
     (Moebius inversion over the common divisor)."""
