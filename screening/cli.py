@@ -141,6 +141,28 @@ def _hull(args: argparse.Namespace) -> int:
     return 0
 
 
+def _screen(args: argparse.Namespace) -> int:
+    from screening.screen import ScreenRequest, screen
+
+    request = ScreenRequest(
+        model=args.model, out=args.out,
+        elements=[e.strip() for e in args.elements.split(",") if e.strip()] if args.elements else None,
+        systems=[s.split("-") for s in args.systems.split(",")] if args.systems else None,
+        max_arity=args.max_arity, max_atoms=args.max_atoms, max_amount=args.max_amount,
+        charge_neutral=args.charge_neutral, exclude_known=not args.keep_known, reference=args.reference or [],
+        chunk_size=args.chunk_size, top_k=args.top_k, device=args.device, bf16=args.bf16,
+    )  # fmt: skip
+    if not request.elements and not request.systems:
+        raise ValueError("give --elements (e.g. Li,Mn,O) or --systems (e.g. Li-Mn-O,Ba-Ti-O)")
+    summary = screen(request, progress=not args.quiet)
+    print(f"screened {summary['candidates']:,} candidates: {summary['scored']:,} scored, {summary['rejected']:,} rejected, "
+          f"removed {summary['removed'] or 'none'}; {summary['below_known_hull']:,} predicted below the known hull "
+          f"({summary['seconds']:.1f} s)")  # fmt: skip
+    print(f"ranked: {summary['outputs']['ranked']}   top {args.top_k}: {summary['outputs']['top']}")
+    print("\n".join((Path(args.out) / "top.md").read_text().splitlines()[:12]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="screening", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -214,6 +236,25 @@ def build_parser() -> argparse.ArgumentParser:
     hull.add_argument("--data", required=True, metavar="CSV", help="formula,target (formation energy per atom, eV/atom)")
     hull.add_argument("--out", required=True, metavar="FILE.parquet")
     hull.set_defaults(handler=_hull)
+
+    scr = commands.add_parser("screen", help="enumerate, score, place on the hull and rank candidates")
+    scr.add_argument("--elements", help="comma-separated elements, e.g. Li,Mn,Fe,O")
+    scr.add_argument("--systems", help="explicit chemical systems, e.g. Li-Mn-O,Ba-Ti-O")
+    scr.add_argument("--max-arity", type=_positive_int, default=3)
+    scr.add_argument("--max-atoms", type=_positive_int, default=10, help="atoms per formula unit")
+    scr.add_argument("--max-amount", type=_positive_int, default=None, help="atoms of one element")
+    scr.add_argument("--charge-neutral", action="store_true", help="keep only charge-neutral candidates")
+    scr.add_argument("--keep-known", action="store_true", help="also score compositions in the reference")
+    scr.add_argument("--model", required=True, metavar="DIR")
+    scr.add_argument("--reference", action="append", metavar="CSV",
+                     help="known compounds, formula,target (eV/atom); repeat for several files")
+    scr.add_argument("--out", required=True, metavar="DIR")
+    scr.add_argument("--chunk-size", type=_positive_int, default=100_000)
+    scr.add_argument("--top-k", type=_positive_int, default=50)
+    scr.add_argument("--device", default="auto")
+    scr.add_argument("--bf16", action="store_true")
+    scr.add_argument("--quiet", action="store_true")
+    scr.set_defaults(handler=_screen)
     return parser
 
 

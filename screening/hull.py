@@ -60,47 +60,81 @@ def chemical_systems(batch: CompositionBatch) -> dict[tuple[int, ...], np.ndarra
 def hull_distances(batch: CompositionBatch, energy: np.ndarray) -> HullResult:
     """Energy above the hull for every row of ``batch`` (formation energies per atom in
     ``energy``) against all rows together plus the elements at 0."""
-    energy = np.asarray(energy, np.float64)
-    if energy.shape != (len(batch),):
-        raise ValueError(f"need one energy per composition: {len(batch)} compositions, energies of shape {energy.shape}")
-    if not np.isfinite(energy).all():
-        bad = int(np.flatnonzero(~np.isfinite(energy))[0])
-        raise ValueError(f"energy of row {bad} ({batch.formula[bad]}) is {energy[bad]}, not a finite number")
-    fraction = batch.fraction
-    e_above = np.full(len(batch), np.nan)
-    stable = np.zeros(len(batch), bool)
-    decomposition: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64), np.zeros(0))] * len(batch)
-    systems = chemical_systems(batch)
-    stable_rows: dict[tuple[int, ...], np.ndarray] = {}
+    return ReferenceHull(batch, energy).result
 
-    for system in sorted(systems, key=len):
-        rows = systems[system]
-        col = {z: j for j, z in enumerate(system)}
-        # Points: elements (negative ids), stable rows of sub-systems, then this system's rows.
-        sub = [stable_rows[s] for k in range(1, len(system)) for s in combinations(system, k) if s in stable_rows]
-        ids = np.concatenate([-np.array(system, np.int64), *sub, rows])
-        comp = np.zeros((len(ids), len(system)))
-        comp[np.arange(len(system)), np.arange(len(system))] = 1.0
-        for i, r in enumerate(ids[len(system):], start=len(system)):
-            for z, f in zip(batch.z[r], fraction[r]):
-                if z:
-                    comp[i, col[z]] = f
-        e = np.concatenate([np.zeros(len(system)), energy[ids[len(system):]]])
-        own = np.arange(len(ids) - len(rows), len(ids))
 
-        hull_e, decomp = _hull_energy(comp, e, own)
-        e_above[rows] = e[own] - hull_e
-        on_hull = e_above[rows] <= STABLE_TOL
-        stable[rows] = on_hull
-        for r, (vertices, weights), s in zip(rows, decomp, on_hull):
-            decomposition[r] = (np.array([r]), np.array([1.0])) if s else (ids[vertices], weights)
-        stable_rows[system] = rows[on_hull]
-    return HullResult(e_above, stable, decomposition)
+class ReferenceHull:
+    """The hull of a set of compounds (plus the elements at 0): their own distances to it in
+    ``result``, and :meth:`energy_at` to place other compositions against it."""
+
+    def __init__(self, batch: CompositionBatch, energy: np.ndarray):
+        energy = np.asarray(energy, np.float64)
+        if energy.shape != (len(batch),):
+            raise ValueError(f"need one energy per composition: {len(batch)} compositions, energies of shape {energy.shape}")
+        if not np.isfinite(energy).all():
+            bad = int(np.flatnonzero(~np.isfinite(energy))[0])
+            raise ValueError(f"energy of row {bad} ({batch.formula[bad]}) is {energy[bad]}, not a finite number")
+        self.batch, self.energy, self._fraction = batch, energy, batch.fraction
+        e_above = np.full(len(batch), np.nan)
+        stable = np.zeros(len(batch), bool)
+        decomposition: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64), np.zeros(0))] * len(batch)
+        systems = chemical_systems(batch)
+        self.stable_rows: dict[tuple[int, ...], np.ndarray] = {}
+        for system in sorted(systems, key=len):
+            rows = systems[system]
+            ids, comp, e = self._points(system, proper_only=True)
+            own = _compositions(batch, self._fraction, rows, system)
+            hull_e, decomp = _hull_energy(np.vstack([comp, own]), np.concatenate([e, energy[rows]]), own)
+            ids = np.concatenate([ids, rows])
+            e_above[rows] = energy[rows] - hull_e
+            on_hull = e_above[rows] <= STABLE_TOL
+            stable[rows] = on_hull
+            for r, (vertices, weights), s in zip(rows, decomp, on_hull):
+                decomposition[r] = (np.array([r]), np.array([1.0])) if s else (ids[vertices], weights)
+            self.stable_rows[system] = rows[on_hull]
+        self.result = HullResult(e_above, stable, decomposition)
+
+    def _points(self, system: tuple[int, ...], proper_only: bool = False):
+        """Hull points of a system: its elements (ids ``-z``) and the stable compounds of its
+        sub-systems (and of itself unless ``proper_only``)."""
+        top = len(system) - 1 if proper_only else len(system)
+        sub = [self.stable_rows[s] for k in range(1, top + 1) for s in combinations(system, k) if s in self.stable_rows]
+        rows = np.concatenate(sub) if sub else np.zeros(0, np.int64)
+        ids = np.concatenate([-np.array(system, np.int64), rows])
+        comp = np.vstack([np.eye(len(system)), _compositions(self.batch, self._fraction, rows, system)])
+        return ids, comp, np.concatenate([np.zeros(len(system)), self.energy[rows]])
+
+    def energy_at(self, batch: CompositionBatch) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """Hull energy (eV/atom) at each composition of ``batch`` and its decomposition into
+        reference rows (negative ids: pure elements), the compositions themselves excluded."""
+        hull_e = np.empty(len(batch))
+        decomposition: list[tuple[np.ndarray, np.ndarray]] = [None] * len(batch)  # type: ignore[list-item]
+        fraction = batch.fraction
+        for system, rows in chemical_systems(batch).items():
+            ids, comp, e = self._points(system)
+            query = _compositions(batch, fraction, rows, system)
+            energies, decomp = _hull_energy(comp, e, query)
+            hull_e[rows] = energies
+            for r, (vertices, weights) in zip(rows, decomp):
+                decomposition[r] = (ids[vertices], weights)
+        return hull_e, decomposition
+
+
+def _compositions(batch: CompositionBatch, fraction: np.ndarray, rows: np.ndarray, system: tuple[int, ...]) -> np.ndarray:
+    """Atom fractions of ``rows`` as columns in the order of ``system``."""
+    out = np.zeros((len(rows), len(system)))
+    if len(rows):
+        column = np.full(max(system) + 1, -1)
+        column[list(system)] = np.arange(len(system))
+        z, f = batch.z[rows], fraction[rows]
+        r, slot = np.nonzero(z)
+        out[r, column[z[r, slot]]] = f[r, slot]
+    return out
 
 
 def _hull_energy(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
-    """Hull energy at the compositions ``comp[query]`` and the decomposition of each (indices
-    into ``comp`` and weights) from all points ``comp, e``."""
+    """Hull energy of the points ``comp, e`` at the compositions ``query`` and the
+    decomposition of each (indices into ``comp`` and atom fractions)."""
     n = comp.shape[1]
     if n == 1:
         best = int(np.argmin(e))
@@ -122,14 +156,14 @@ def _qhull(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
     lower = hull.equations[:, n - 1] < -1e-12
     eq, simplices = hull.equations[lower], hull.simplices[lower]
     normal, slope, offset = eq[:, : n - 1], eq[:, n - 1], eq[:, n]
-    x = comp[query, : n - 1]
+    x = query[:, : n - 1]
     planes = -(x @ normal.T + offset) / slope  # (queries, lower facets)
     best = planes.argmax(axis=1)
     hull_e = planes[np.arange(len(query)), best]
     decomp = []
     for q, f in zip(query, best):
         vertices = simplices[f]
-        weights = np.linalg.solve(comp[vertices].T, comp[q])  # rows of comp sum to 1
+        weights = np.linalg.solve(comp[vertices].T, q)  # rows of comp sum to 1
         keep = weights > 1e-9
         decomp.append((vertices[keep], weights[keep] / weights[keep].sum()))
     return hull_e, decomp
@@ -139,7 +173,7 @@ def _linprog(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
     candidates = _lowest_per_composition(comp, e)
     hull_e, decomp = np.empty(len(query)), []
     for i, q in enumerate(query):
-        result = linprog(e[candidates], A_eq=comp[candidates].T, b_eq=comp[q], bounds=(0, None), method="highs")
+        result = linprog(e[candidates], A_eq=comp[candidates].T, b_eq=q, bounds=(0, None), method="highs")
         if not result.success:
             raise RuntimeError(f"hull linear programme failed: {result.message}")
         hull_e[i] = result.fun

@@ -55,7 +55,7 @@ def fit(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_frame = read_formula_table(train_path)
-    x_train, y_train, _, rejected = featurize_targets(train_frame, featurizer, train_path)
+    x_train, y_train, train_formulas, rejected = featurize_targets(train_frame, featurizer, train_path)
     if val_path:
         x_val, y_val, val_formulas, val_rejected = featurize_targets(read_formula_table(val_path), featurizer, val_path)
     else:  # hold out 10% of the training rows, seeded
@@ -101,6 +101,7 @@ def fit(
             "val": {"path": str(val_path), "sha256": sha256_of(val_path), "rows_used": int(len(y_val)), "rows_rejected": len(val_rejected)}
             if val_path else {"split": "10% of train, seeded", "rows_used": int(len(y_val))},
         },
+        "training_element_counts": element_counts(train_formulas),
         "code_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
@@ -124,6 +125,17 @@ def fit(
     if val_formulas is not None:
         pd.DataFrame({"formula": val_formulas, "target": y_val, "pred_mean": mean_pred}).to_parquet(out / "val_predictions.parquet")
     return model, metrics
+
+
+def element_counts(formulas) -> dict[str, int]:
+    """Training compositions containing each element: screening flags candidates with elements
+    the model has barely seen (their predictions are extrapolations)."""
+    from screening.composition import parse_formulas
+    from screening.elements import SYMBOLS
+
+    batch, _ = parse_formulas(list(formulas))
+    counts = np.bincount(batch.z.ravel(), minlength=len(SYMBOLS) + 1)[1:]
+    return {s: int(c) for s, c in zip(SYMBOLS, counts) if c}
 
 
 def load_model(model_dir: str, device: str = "auto") -> Ensemble:

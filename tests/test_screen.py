@@ -1,0 +1,83 @@
+import json
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from screening.cli import main
+from screening.models import Ensemble, StackedNet
+from screening.screen import ScreenRequest, screen
+
+
+@pytest.fixture(scope="module")
+def toy_model(tmp_path_factory):
+    """An untrained 2-member ensemble on element fractions: scores are arbitrary but real."""
+    net = StackedNet("irnet17", 86, 2)
+    net.reset_parameters([7, 8])
+    card = {"architecture": "irnet17", "d_in": 86, "members": 2, "featurizer": "elemfrac86",
+            "training_element_counts": {"Li": 1000, "Mn": 900, "O": 5000, "Fe": 10}}  # fmt: skip
+    directory = tmp_path_factory.mktemp("model")
+    Ensemble(net, torch.zeros(86), torch.ones(86) * 0.1, -1.0, 0.05, card).save(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ref") / "known.csv"
+    pd.DataFrame({
+        "formula": ["Li2O", "LiO2", "MnO", "Mn2O3", "MnO2", "LiMnO2", "Li2O", "Xx", "FeO"],
+        "target": [-2.07, -1.0, -1.96, -2.0, -1.8, -1.9, -1.5, -1.0, float("nan")],
+    }).to_csv(path, index=False)  # fmt: skip
+    return str(path)
+
+
+def test_screen_outputs_and_accounting(toy_model, reference, tmp_path):
+    request = ScreenRequest(model=toy_model, out=str(tmp_path / "run"), elements=["Li", "Mn", "O", "Fe"], max_arity=3,
+                            reference=[reference], chunk_size=100, device="cpu")  # fmt: skip
+    summary = screen(request, progress=False)
+    assert summary["candidates"] == 6 * 31 + 4 * 109  # C(4,2) binaries, C(4,3) ternaries
+    assert summary["removed"] == {"already known": 6}  # Li2O, LiO2, MnO, Mn2O3, MnO2, LiMnO2
+    assert summary["scored"] + summary["rejected"] + 6 == summary["candidates"]
+    rejected_ref = pd.read_csv(tmp_path / "run" / "reference_rejected.csv")
+    assert rejected_ref["formula"].tolist() == ["Xx", "FeO"]
+
+    ranked = pd.read_parquet(tmp_path / "run" / "ranked.parquet")
+    assert len(ranked) == summary["scored"] and ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    assert ranked["e_above_known_hull"].is_monotonic_increasing
+    np.testing.assert_allclose(ranked["e_above_known_hull"], ranked["e_form_pred"] - ranked["known_hull_energy"])
+    assert ((ranked["p_below_known_hull"] >= 0) & (ranked["p_below_known_hull"] <= 1)).all()
+    assert (ranked["e_above_combined_hull"] >= -1e-9).all()
+    assert (ranked["e_above_combined_hull"] >= ranked["e_above_known_hull"].clip(upper=0) - 1e-9).all()
+    assert ranked.loc[ranked["formula"].str.contains("Fe"), "rare_element"].all()
+    li_mn = ranked[ranked["chemsys"] == "Li-Mn-O"]
+    assert li_mn["rank_in_system"].tolist() == list(range(1, len(li_mn) + 1))
+    assert "Li2O" in " ".join(ranked["known_decomposition"])  # the known hull enters decompositions
+
+    meta = json.loads(pq.read_schema(tmp_path / "run" / "ranked.parquet").metadata[b"screening"])
+    assert meta["model_sha256"] and meta["featurizer"] == "elemfrac86" and meta["request"]["max_arity"] == 3
+    n, best = duckdb.connect().execute(
+        f"select count(*), min(e_above_known_hull) from '{tmp_path}/run/scored/*.parquet'").fetchone()
+    assert n == summary["scored"] and best == pytest.approx(ranked["e_above_known_hull"].min())
+    assert (tmp_path / "run" / "top.md").read_text().startswith("| rank | formula")
+
+    again = screen(request, progress=False)
+    assert again["chunks_skipped"] == again["chunks"] and again["scored"] == summary["scored"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "run" / "ranked.parquet"), ranked)
+    with pytest.raises(FileExistsError, match="different max_arity"):
+        screen(ScreenRequest(**{**request.__dict__, "max_arity": 2}), progress=False)
+
+
+def test_screen_cli_errors(toy_model, tmp_path, capsys):
+    assert main(["screen", "--elements", "Li,Xx", "--model", toy_model, "--out", str(tmp_path / "a"), "--quiet"]) == 2
+    assert "unknown element symbol(s): 'Xx'" in capsys.readouterr().err
+    assert main(["screen", "--model", toy_model, "--out", str(tmp_path / "b")]) == 2
+    assert "give --elements" in capsys.readouterr().err
+    assert main(["screen", "--elements", "Li,O", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "c")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    code = main(["screen", "--systems", "Li-O", "--charge-neutral", "--model", toy_model, "--out", str(tmp_path / "d"), "--quiet"])
+    assert code == 0
+    ranked = pd.read_parquet(tmp_path / "d" / "ranked.parquet")
+    assert set(ranked["formula"]) == {"Li2O"}  # the only charge-neutral Li-O grid point
