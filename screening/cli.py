@@ -90,17 +90,22 @@ def _predict(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, args.device)
     table, rejected = predict_frame(model, read_formula_table(args.data), members=args.members)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out, index=False)
-    print(f"{len(table):,} predictions -> {out}")
-    if rejected:
-        path = out.with_suffix(".rejected.csv")
-        import pandas as pd
-
-        pd.DataFrame([r.__dict__ for r in rejected]).to_csv(path, index=False)
-        print(f"{len(rejected):,} rows could not be featurized; reasons in {path}")
+    _write_table(table, args.out, f"{len(table):,} predictions", rejected, "rows could not be featurized")
     return 0
+
+
+def _write_table(table, out: str, what: str, rejected: list, why: str) -> None:
+    """Write a result table and, beside it, the rows that did not make it, with reasons."""
+    import pandas as pd
+
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(path, index=False)
+    print(f"{what} -> {path}")
+    if rejected:
+        beside = path.with_suffix(".rejected.csv")
+        pd.DataFrame([r.__dict__ for r in sorted(rejected, key=lambda r: r.index)]).to_csv(beside, index=False)
+        print(f"{len(rejected):,} {why}; reasons in {beside}")
 
 
 def _hull(args: argparse.Namespace) -> int:
@@ -130,14 +135,7 @@ def _hull(args: argparse.Namespace) -> int:
         "stable": result.stable,
         "decomposition": result.decomposition_strings(batch.formula),
     })  # fmt: skip
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out, index=False)
-    print(f"{len(table):,} compounds, {int(result.stable.sum()):,} on the hull -> {out}")
-    if rejected:
-        path = out.with_suffix(".rejected.csv")
-        pd.DataFrame([r.__dict__ for r in sorted(rejected, key=lambda r: r.index)]).to_csv(path, index=False)
-        print(f"{len(rejected):,} rows rejected; reasons in {path}")
+    _write_table(table, args.out, f"{len(table):,} compounds, {int(result.stable.sum()):,} on the hull", rejected, "rows rejected")
     return 0
 
 
