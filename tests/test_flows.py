@@ -24,3 +24,19 @@ def test_featurize_flow_runs_under_prefect(prefect_api, tmp_path):
     summary = featurize_dataset(str(source), str(tmp_path / "out"), "magpie145", 3, None, 0)
     assert summary["rows_in"] == 4 and summary["rows_rejected"] == 1
     assert len(pd.read_parquet(tmp_path / "out" / "features")) == 3
+
+
+def test_screen_flow_under_prefect(prefect_api, tmp_path):
+    import torch
+
+    from flows.screen_candidates import screen_candidates
+    from screening.models import Ensemble, StackedNet
+
+    net = StackedNet("elemnet", 86, 2)
+    net.reset_parameters([1, 2])
+    card = {"architecture": "elemnet", "d_in": 86, "members": 2, "featurizer": "elemfrac86"}
+    Ensemble(net, torch.zeros(86), torch.ones(86), -1.0, 0.1, card).save(tmp_path / "model")
+    summary = screen_candidates(model=str(tmp_path / "model"), out=str(tmp_path / "run"), elements=["Li", "O", "Mn"],
+                                max_arity=3, device="cpu")  # fmt: skip
+    assert summary["candidates"] == 3 * 31 + 109 and summary["scored"] == summary["candidates"]
+    assert (tmp_path / "run" / "ranked.parquet").exists()
