@@ -120,6 +120,9 @@ def fit(
         model.card = card
         model.save(out, half=True)
     pd.DataFrame(history).to_json(out / "history.jsonl", orient="records", lines=True)
+    from screening.models.card import render_model_card
+
+    (out / "MODEL_CARD.md").write_text(render_model_card(card))
     learning_curve(history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {Path(train_path).parent.name}/{Path(train_path).name}")
     parity_plot(y_val, mean_pred, out / "parity_val.png", f"{net.arch.name} x{config.members}: validation", metrics=metrics)
     if val_formulas is not None:
