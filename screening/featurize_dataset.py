@@ -15,10 +15,8 @@ rows written + rows rejected is checked at the end.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from collections.abc import Iterable
 
@@ -31,6 +29,7 @@ from screening.cluster import map_bounded
 from screening.featurizers import get_featurizer
 from screening.featurizers.base import require_columns
 from screening.tabular_io import (
+    Storage,
     count_rows,
     file_fingerprint,
     iter_chunks,
@@ -83,12 +82,12 @@ def feature_schema(labels: list[str], metadata: dict) -> pa.Schema:
 def featurize_chunk(spec: str, chunk: int, start_row: int, frame, out_dir: str, metadata: dict) -> ChunkResult:
     """Featurize one chunk and write its files; a no-op if the chunk is already complete.
     Runs on Dask workers: the featurizer is built once per worker process (cached by spec)."""
-    out = Path(out_dir)
-    features_path = out / FEATURES_DIR / part_name(chunk)
-    rejected_path = out / REJECTED_DIR / part_name(chunk)
-    if features_path.exists():
-        written = parquet_num_rows(str(features_path))
-        rejected = parquet_num_rows(str(rejected_path))
+    out = Storage(out_dir)
+    features_path = out.path(FEATURES_DIR, part_name(chunk))
+    rejected_path = out.path(REJECTED_DIR, part_name(chunk))
+    if out.exists(FEATURES_DIR, part_name(chunk)):
+        written = parquet_num_rows(features_path)
+        rejected = parquet_num_rows(rejected_path)
         return ChunkResult(chunk, written + rejected, written, rejected, skipped=True)
 
     featurizer = get_featurizer(spec)
@@ -98,41 +97,38 @@ def featurize_chunk(spec: str, chunk: int, start_row: int, frame, out_dir: str, 
         [rows, [r.formula for r in table.rejections], [r.reason for r in table.rejections]],
         schema=REJECTED_SCHEMA,
     )
-    write_parquet_atomic(rejected, str(rejected_path))
+    write_parquet_atomic(rejected, rejected_path)
 
     labels = table.labels
     columns = np.ascontiguousarray(table.values.T, dtype=np.float32)  # one contiguous row per label
     arrays = [pa.array(table.formula.tolist(), pa.string())] + [pa.array(col) for col in columns]
     features = pa.Table.from_arrays(arrays, schema=feature_schema(labels, metadata))
-    write_parquet_atomic(features, str(features_path), compression="snappy", use_dictionary=["formula"])
+    write_parquet_atomic(features, features_path, compression="snappy", use_dictionary=["formula"])
     return ChunkResult(chunk, len(frame), len(table.index), len(table.rejections), skipped=False)
 
 
-def _prepare_out_dir(out: Path, manifest: dict, overwrite: bool) -> None:
-    manifest_path = out / MANIFEST
-    if out.exists() and any(out.iterdir()):
-        if not manifest_path.exists():
+def _prepare_out_dir(out: Storage, manifest: dict, overwrite: bool) -> None:
+    if not out.is_empty():
+        if not out.exists(MANIFEST):
             raise FileExistsError(
-                f"output directory {out} exists and is not a screening dataset; choose another --out"
+                f"output directory {out.url} exists and is not a screening dataset; choose another --out"
             )
-        previous = json.loads(manifest_path.read_text())
+        previous = json.loads(out.read_text(MANIFEST))
         if overwrite:
-            for name in (FEATURES_DIR, REJECTED_DIR):
-                shutil.rmtree(out / name, ignore_errors=True)
-            for name in (MANIFEST, SUMMARY):
-                (out / name).unlink(missing_ok=True)
+            for name in (FEATURES_DIR, REJECTED_DIR, MANIFEST, SUMMARY):
+                out.remove(name)
         elif previous != manifest:
             changed = sorted(k for k in manifest.keys() | previous.keys() if manifest.get(k) != previous.get(k))
             raise FileExistsError(
-                f"output directory {out} holds a dataset made with different {', '.join(changed)}; "
+                f"output directory {out.url} holds a dataset made with different {', '.join(changed)}; "
                 "pass --overwrite to replace it or choose another --out"
             )
     for name in (FEATURES_DIR, REJECTED_DIR):
-        (out / name).mkdir(parents=True, exist_ok=True)
-        for stale in (out / name).glob("*.tmp"):  # left by a run that was killed mid-write
-            stale.unlink()
-    if not manifest_path.exists():
-        manifest_path.write_text(json.dumps(manifest, indent=2))
+        out.makedirs(name)
+        for stale in out.glob(name, "*.tmp"):  # left by a run that was killed mid-write
+            out.remove_path(stale)
+    if not out.exists(MANIFEST):
+        out.write_text(json.dumps(manifest, indent=2), MANIFEST)
 
 
 def featurize_file(
@@ -184,7 +180,7 @@ def featurize_chunks(
         "feature_labels": feat.feature_labels(),
         "chunk_size": chunk_size,
     }
-    out = Path(out_dir)
+    out = Storage(out_dir)
     _prepare_out_dir(out, manifest, overwrite)
     metadata = {"featurizer": feat.spec(), "input": source, "code_version": __version__}
 
@@ -199,10 +195,10 @@ def featurize_chunks(
     def tasks():  # complete chunks are accounted for here and never shipped to a worker
         start = 0
         for chunk, frame in enumerate(chunks):
-            if (out / FEATURES_DIR / part_name(chunk)).exists():
-                record(featurize_chunk(feat.spec(), chunk, start, frame, str(out), metadata))
+            if out.exists(FEATURES_DIR, part_name(chunk)):
+                record(featurize_chunk(feat.spec(), chunk, start, frame, out.url, metadata))
             else:
-                yield (feat.spec(), chunk, start, frame, str(out), metadata)
+                yield (feat.spec(), chunk, start, frame, out.url, metadata)
             start += len(frame)
 
     for result in map_bounded(featurize_chunk, tasks(), scheduler=scheduler, workers=workers):
@@ -212,7 +208,7 @@ def featurize_chunks(
 
     results.sort(key=lambda r: r.chunk)
     summary = DatasetSummary(
-        out_dir=str(out),
+        out_dir=out.url,
         featurizer=feat.spec(),
         n_features=len(feat.feature_labels()),
         chunks=len(results),
@@ -226,7 +222,7 @@ def featurize_chunks(
         raise RuntimeError(f"row accounting failed in {out}: {summary}")
     if expected_rows is not None and expected_rows != summary.rows_in:
         raise RuntimeError(f"read {summary.rows_in} rows of {source}, which has {expected_rows}")
-    (out / SUMMARY).write_text(summary.to_json())
+    out.write_text(summary.to_json(), SUMMARY)
     return summary
 
 

@@ -107,3 +107,56 @@ def write_parquet_atomic(table: pa.Table, path: str, **options) -> None:
 def parquet_num_rows(path: str) -> int:
     with fsspec.open(str(path), "rb") as f:
         return pq.ParquetFile(f).metadata.num_rows
+
+
+class Storage:
+    """A directory on any fsspec filesystem (a local path, ``s3://bucket/run``, ``memory://x``),
+    with the few operations the dataset writers need."""
+
+    def __init__(self, url: str):
+        self.url = str(url)
+        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.local = isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        """Full path (with protocol for remote filesystems) of a file under the directory."""
+        inner = "/".join([self.root.rstrip("/"), *parts])
+        return inner if self.local else self.fs.unstrip_protocol(inner)
+
+    def _inner(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists(self._inner(*parts))
+
+    def is_empty(self) -> bool:
+        return not self.fs.exists(self.root) or not self.fs.ls(self.root)
+
+    def read_text(self, *parts: str) -> str:
+        with self.fs.open(self._inner(*parts), "r") as f:
+            return f.read()
+
+    def write_text(self, text: str, *parts: str) -> None:
+        path = self._inner(*parts)
+        if self.local:  # atomic, as for the Parquet parts
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        else:
+            with self.fs.open(path, "w") as f:
+                f.write(text)
+
+    def makedirs(self, *parts: str) -> None:
+        self.fs.makedirs(self._inner(*parts), exist_ok=True)
+
+    def remove(self, *parts: str) -> None:
+        path = self._inner(*parts)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def glob(self, *parts: str) -> list[str]:
+        return list(self.fs.glob(self._inner(*parts)))
+
+    def remove_path(self, inner_path: str) -> None:
+        self.fs.rm(inner_path)

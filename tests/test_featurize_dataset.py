@@ -157,3 +157,17 @@ def test_stream_of_compositions(tmp_path):
     assert pd.read_parquet(tmp_path / "s" / "rejected")["row"].tolist() == [2, 5, 8]
     again = featurize_chunks(stream(), str(tmp_path / "s"), "elemfrac86", source="li-na test", workers=0)
     assert again.chunks_skipped == 3
+
+
+def test_any_fsspec_location(input_csv):
+    import fsspec
+
+    url = "memory://screening-test/ds"
+    summary = featurize_file(str(input_csv), url, featurizer="elemfrac86", chunk_size=1000, workers=0)
+    assert summary.rows_written == 2996 and summary.out_dir == url
+    fs = fsspec.filesystem("memory")
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls("/screening-test/ds/features", detail=False)) == [fd.part_name(i) for i in range(3)]
+    with fs.open("/screening-test/ds/features/" + fd.part_name(0), "rb") as f:
+        assert len(pq.read_table(f)) == 1000
+    again = featurize_file(str(input_csv), url, featurizer="elemfrac86", chunk_size=1000, workers=0)
+    assert again.chunks_skipped == 3
