@@ -1,0 +1,55 @@
+"""Discovery test: do predicted hull distances find the stable compounds of a hidden set?
+
+The known compounds are mp_e_form's train.csv (the data the model was trained on); the hidden
+ones are val.csv, which neither the model nor the known hull has seen. For each hidden compound
+the true distance to the known hull uses its DFT formation energy, the predicted one the
+ensemble's mean; "stable" means distance <= 0 (it would lower the known hull). Reports
+precision, recall, F1, DAF (Matbench Discovery's metrics) and top-k hits of the ranking by
+predicted distance. For orientation, on a hidden fold of this data with the known hull fixed:
+Roost F1 0.77 (DAF 1.68), CrabNet 0.76, random forest 0.58.
+
+    .venv/bin/python bench/discovery.py --model data/models/default
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from screening.composition import parse_formulas
+from screening.datasets import load_reference
+from screening.discovery import classification_metrics, top_k_recall
+from screening.hull import ReferenceHull
+from screening.models.fit import featurize_targets, load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="data/models/default")
+    args = parser.parse_args()
+    model = load_model(args.model, "cpu")
+    known, hidden = load_reference("mp_e_form", "train"), load_reference("mp_e_form", "val")
+    known_batch, rejected = parse_formulas(known["formula"].tolist())
+    hull = ReferenceHull(known_batch, known["target"].to_numpy()[known_batch.index])
+    x, y, formulas, rejected = featurize_targets(hidden, model.featurizer, "val.csv")
+    batch, _ = parse_formulas(formulas)
+    hull_e, _ = hull.energy_at(batch)
+    mean, std, _ = model.predict(x)
+    true_above, pred_above = y - hull_e, mean - hull_e
+    report = {
+        "model": args.model,
+        "hidden_compounds": len(y),
+        "rejected": len(rejected),
+        "formation_energy_mae": float(np.abs(mean - y).mean()),
+        "hull_distance_mae": float(np.abs(pred_above - true_above).mean()),
+        "stable_if_e_above_known_hull_le_0": classification_metrics(true_above, pred_above),
+        "top_k": [top_k_recall(true_above, pred_above, k) for k in (50, 100, 500, 1000)],
+    }
+    print(json.dumps(report, indent=2))
+    print(f"reproduce: .venv/bin/python bench/discovery.py --model {args.model}")
+
+
+if __name__ == "__main__":
+    main()
