@@ -24,7 +24,7 @@ from scipy.spatial import ConvexHull, QhullError
 from screening.composition import CompositionBatch
 from screening.elements import SYMBOLS
 
-QHULL_MAX_ELEMENTS = 6
+QHULL_MAX_ELEMENTS = 5  # beyond, a linear programme per compound is faster than qhull here
 STABLE_TOL = 1e-9  # eV/atom: at or below this above the hull, a compound counts as on it
 
 
