@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main job: screen Li-Mn-Fe-O with the shipped default ensemble against the known
+# compounds of mp_e_form (re-running resumes and re-ranks into the same folder).
 run: $(STAMP)
-	$(VENV)/bin/screening featurize $(DATA)/mp_e_form/train.csv --featurizer magpie145 \
-		--out runs/mp_e_form-magpie145
+	$(VENV)/bin/screening screen --elements Li,Mn,Fe,O --max-arity 4 --max-atoms 10 \
+		--model data/models/default \
+		--reference $(DATA)/mp_e_form/train.csv --reference $(DATA)/mp_e_form/val.csv \
+		--out runs/screen-Li-Mn-Fe-O
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
