@@ -160,12 +160,11 @@ def _qhull(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
     planes = -(x @ normal.T + offset) / slope  # (queries, lower facets)
     best = planes.argmax(axis=1)
     hull_e = planes[np.arange(len(query)), best]
-    decomp = []
-    for q, f in zip(query, best):
-        vertices = simplices[f]
-        weights = np.linalg.solve(comp[vertices].T, q)  # rows of comp sum to 1
-        keep = weights > 1e-9
-        decomp.append((vertices[keep], weights[keep] / weights[keep].sum()))
+    vertices = simplices[best]  # (queries, n)
+    # Barycentric weights of every query in its facet, one batched solve (rows of comp sum to 1).
+    weights = np.linalg.solve(comp[vertices].transpose(0, 2, 1), query[:, :, None])[:, :, 0]
+    keep = weights > 1e-9
+    decomp = [(v[k], w[k] / w[k].sum()) for v, w, k in zip(vertices, weights, keep)]
     return hull_e, decomp
 
 
