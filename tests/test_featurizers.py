@@ -113,3 +113,17 @@ def test_numeric_columns_passthrough():
 def test_unknown_featurizer_is_named():
     with pytest.raises(ValueError, match="unknown featurizer 'magpie'"):
         get_featurizer("magpie")
+
+
+def test_concatenation_is_the_parts_side_by_side():
+    combined = get_featurizer("magpie145+elemfrac86")
+    assert combined.spec() == "magpie145+elemfrac86" and len(combined.feature_labels()) == 231
+    frame = pd.DataFrame({"formula": ["Fe2O3", "HeO", "NaCl", "Xx"]})
+    table = combined.featurize_frame(frame)
+    assert table.index.tolist() == [0, 2]
+    assert [(r.index, r.formula) for r in table.rejections] == [(1, "HeO"), (3, "Xx")]
+    expected = np.hstack([Magpie145().featurize_formulas(["Fe2O3", "NaCl"]).values,
+                          ElementFraction86().featurize_formulas(["Fe2O3", "NaCl"]).values])  # fmt: skip
+    np.testing.assert_array_equal(table.values, expected)
+    with pytest.raises(ValueError, match="collide"):
+        get_featurizer("elemfrac86+elemfrac86")
