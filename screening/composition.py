@@ -140,6 +140,19 @@ class CompositionBatch:
         width = max(int((z > 0).sum(axis=1).max(initial=0)), 1)
         return CompositionBatch(self.index[rows], self.formula[rows], z[:, :width], self.amount[rows][:, :width])
 
+    @classmethod
+    def concat(cls, first: "CompositionBatch", second: "CompositionBatch") -> "CompositionBatch":
+        """Rows of ``first`` then ``second``, re-indexed 0..n-1, padding widened as needed."""
+        width = max(first.z.shape[1], second.z.shape[1])
+
+        def pad(a: np.ndarray) -> np.ndarray:
+            return np.pad(a, ((0, 0), (0, width - a.shape[1])))
+
+        return cls(
+            np.arange(len(first) + len(second)), np.concatenate([first.formula, second.formula]),
+            np.vstack([pad(first.z), pad(second.z)]), np.vstack([pad(first.amount), pad(second.amount)]),
+        )  # fmt: skip
+
     def composition_keys(self, digits: int = 8) -> list[str]:
         """A canonical key per row for the reduced composition (``Fe2O3`` and ``Fe4O6`` agree):
         symbols in order of atomic number with atom fractions rounded to ``digits``."""

@@ -216,7 +216,7 @@ def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provena
     cand_batch, rejected = parse_formulas(scored["formula"].tolist())
     if rejected:
         raise RuntimeError(f"scored formulas failed to parse: {rejected[:3]}")
-    both = _concat(ref_batch, cand_batch)
+    both = CompositionBatch.concat(ref_batch, cand_batch)
     energies = np.concatenate([ref_energy, scored["e_form_pred"].to_numpy()])
     combined = hull_distances(both, energies)
     n_ref = len(ref_batch)
@@ -228,15 +228,6 @@ def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provena
     table = pa.Table.from_pandas(scored, preserve_index=False).replace_schema_metadata({"screening": json.dumps(provenance)})
     write_parquet_atomic(table, str(out / "ranked.parquet"))
     return scored
-
-
-def _concat(a: CompositionBatch, b: CompositionBatch) -> CompositionBatch:
-    width = max(a.z.shape[1], b.z.shape[1])
-    pad = lambda x, w: np.pad(x, ((0, 0), (0, w - x.shape[1])))  # noqa: E731
-    return CompositionBatch(
-        np.arange(len(a) + len(b)), np.concatenate([a.formula, b.formula]),
-        np.vstack([pad(a.z, width), pad(b.z, width)]), np.vstack([pad(a.amount, width), pad(b.amount, width)]),
-    )  # fmt: skip
 
 
 def _rare_elements(model: Ensemble) -> set[int]:

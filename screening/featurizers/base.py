@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from screening.composition import CompositionBatch, FormulaError, Rejection, parse_formulas
-from screening.elements import SYMBOLS, Z_OF
+from screening.elements import Z_OF
 
 
 class UnsupportedCompositionError(ValueError):
@@ -157,6 +157,3 @@ def _single_batch(composition: str | Mapping[str, float]) -> CompositionBatch:
         raise FormulaError(composition, rejected[0].reason)
     return batch
 
-
-def element_symbols(zs) -> list[str]:
-    return [SYMBOLS[z - 1] for z in zs]

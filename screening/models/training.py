@@ -17,7 +17,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from screening.models.architectures import StackedNet, get_architecture
-from screening.models.metrics import regression_metrics
 
 log = logging.getLogger(__name__)
 STATE_DIR = "train_state"
@@ -328,4 +327,4 @@ def _bar(enabled: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, unit="epoch", desc="train")
 
 
-__all__ = ["TrainConfig", "train", "evaluate_members", "regression_metrics", "resolve_device"]
+__all__ = ["TrainConfig", "train", "evaluate_members", "resolve_device"]
