@@ -1,8 +1,11 @@
-"""Prefect flow ``screen-candidates``: a thin layer over :func:`screening.screen.screen`.
+"""Prefect flow ``screen-candidates``: a thin layer over :mod:`screening.screen`.
 
-The library does the work (enumeration, scoring, hull, ranking) and its chunk files make the
-run resumable, so a retried task redoes only what was not written. The flow adds Prefect's
-parameter validation, retries, logs and artifacts.
+Tasks: ``plan`` (validate, count the space, load the model card and the known compounds, build
+their hull), ``score`` (enumerate, featurize, score and place every chunk against the known hull,
+on Dask: a local cluster, or the scheduler at ``scheduler``) and ``rank`` (combined hull, ranking,
+tables, hull pictures). Each chunk's Parquet file is its own checkpoint, so a retried task or a
+re-run into the same ``out`` redoes only what was not written. The Dask workers run plain
+library code and never talk to Prefect (no per-worker ephemeral API, no lock contention).
 
     python -m flows.screen_candidates --elements Li,Mn,O --model data/models/default --out runs/x
 """
@@ -10,19 +13,45 @@ parameter validation, retries, logs and artifacts.
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+import base64
+import time
+from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
-from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
+from pydantic import Field
 
-from screening.screen import ScreenRequest, screen
+from screening.ranking import print_top
+from screening.screen import ScreenPlan, ScreenRequest, finish, plan, score
+
+PROGRESS_STEP = 0.05  # update the progress artifact every 5% of the space, not every chunk
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def run_screen(request: dict) -> dict:
-    return screen(ScreenRequest(**request), progress=False)
+@task(name="plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def plan_task(request: ScreenRequest) -> ScreenPlan:
+    return plan(request)
+
+
+@task(name="score", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def score_task(prepared: ScreenPlan, scheduler: str | None, workers: int | None) -> dict:
+    artifact = create_progress_artifact(0.0, key="screening-progress", description=f"{prepared.total:,} candidates")
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        if done == total or done / total - last[0] >= PROGRESS_STEP:
+            last[0] = done / total
+            update_progress_artifact(artifact, 100.0 * done / total)
+
+    return score(prepared, scheduler=scheduler, workers=workers, progress=False, on_chunk=report)
+
+
+@task(name="rank", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def rank_task(prepared: ScreenPlan, counts: dict, seconds: float) -> dict:
+    return finish(prepared, counts, seconds)
 
 
 @flow(name="screen-candidates", log_prints=True)
@@ -31,47 +60,81 @@ def screen_candidates(
     out: str,
     elements: list[str] | None = None,
     systems: list[list[str]] | None = None,
-    max_arity: int = 3,
-    max_atoms: int | None = 10,
-    max_amount: int | None = None,
+    max_arity: Annotated[int, Field(ge=2, le=5)] = 3,
+    max_atoms: Annotated[int | None, Field(ge=1)] = 10,
+    max_amount: Annotated[int | None, Field(ge=1)] = None,
     charge_neutral: bool = False,
     exclude_known: bool = True,
     reference: list[str] | None = None,
-    chunk_size: int = 100_000,
-    top_k: int = 50,
+    chunk_size: Annotated[int, Field(ge=1)] = 100_000,
+    top_k: Annotated[int, Field(ge=1)] = 50,
     device: str = "auto",
+    bf16: bool = False,
+    scheduler: str | None = None,
+    workers: Annotated[int | None, Field(ge=0)] = None,
 ) -> dict:
+    """Screen a chemical space: every composition of ``elements`` (systems of 2..max_arity of
+    them) or of the explicit ``systems`` on the stoichiometry grid, scored by the ensemble in
+    ``model`` and ranked by predicted distance to the hull of the ``reference`` compounds.
+    ``scheduler``: a Dask scheduler address (default: a local cluster of ``workers``)."""
+    if not elements and not systems:
+        raise ValueError("give elements (e.g. ['Li', 'Mn', 'O']) or systems (e.g. [['Li', 'Mn', 'O']])")
+    started = time.perf_counter()
     request = ScreenRequest(model=model, out=out, elements=elements, systems=systems, max_arity=max_arity,
                             max_atoms=max_atoms, max_amount=max_amount, charge_neutral=charge_neutral,
                             exclude_known=exclude_known, reference=reference or [], chunk_size=chunk_size,
-                            top_k=top_k, device=device)  # fmt: skip
-    summary = run_screen(asdict(request))
+                            top_k=top_k, device=device, bf16=bf16)  # fmt: skip
+    prepared = plan_task(request)
+    get_run_logger().info("%s candidates in %d chemical systems, %d chunks", f"{prepared.total:,}", len(prepared.candidates.systems), prepared.n_chunks)
+    # quote(): the plan holds the known hull; Prefect need not walk it looking for futures
+    counts = score_task(quote(prepared), scheduler, workers)
+    summary = rank_task(quote(prepared), counts, time.perf_counter() - started)
+    publish_artifacts(summary, model)
+    print(f"{summary['below_known_hull']:,} of {summary['scored']:,} candidates predicted below the known hull -> {out}")
+    print(print_top(pd.read_csv(summary["outputs"]["top"]), 10))
+    return summary
+
+
+def publish_artifacts(summary: dict, model: str) -> None:
+    """The run's top candidates, a summary, links to its outputs and its best hull picture."""
     top = pd.read_csv(summary["outputs"]["top"]).head(20)
-    create_table_artifact(key="top-candidates", table=top[["rank", "formula", "chemsys", "e_form_pred", "e_form_std",
-                                                          "e_above_known_hull", "p_below_known_hull"]].round(4).to_dict("records"))  # fmt: skip
+    columns = ["rank", "formula", "chemsys", "e_form_pred", "e_form_std", "e_above_known_hull", "p_below_known_hull", "known_decomposition"]
+    create_table_artifact(key="top-candidates", table=top[columns].round(4).to_dict("records"),
+                          description="Best candidates by predicted distance to the known hull (eV/atom)")  # fmt: skip
+    outputs = summary["outputs"]
+    links = "\n".join(f"- {name}: [{path}]({Path(path).resolve().as_uri()})" for name, path in outputs.items() if isinstance(path, str))
     create_markdown_artifact(
         key="screening-summary",
         markdown=(
             f"### Screened {summary['candidates']:,} candidates in {summary['seconds']:.1f} s\n\n"
-            f"- scored {summary['scored']:,}, rejected {summary['rejected']:,}, removed {summary['removed'] or 'none'}\n"
+            f"- scored {summary['scored']:,}, rejected {summary['rejected']:,}, removed {summary['removed'] or 'none'}; "
+            f"chunks {summary['chunks']} ({summary['chunks_skipped']} already on disk)\n"
             f"- **{summary['below_known_hull']:,} predicted below the hull of known compounds**, "
             f"{summary['on_combined_hull']:,} on the combined hull\n"
             f"- model `{model}` (sha256 `{summary['provenance']['model_sha256'][:12]}`), featurizer "
-            f"`{summary['provenance']['featurizer']}`\n"
-            f"- outputs: `{summary['outputs']['ranked']}`, `{summary['outputs']['scored']}`, `{summary['outputs']['top']}`\n"
+            f"`{summary['provenance']['featurizer']}`, {summary['provenance']['reference_compounds']:,} known compounds\n\n"
+            f"#### Outputs\n{links}\n"
         ),
     )
-    print(f"{summary['below_known_hull']:,} of {summary['scored']:,} candidates predicted below the known hull -> {out}")
-    return summary
+    pictures = outputs.get("hull_pictures") or []
+    if pictures:  # a data URI: the picture shows in the UI wherever the server runs
+        encoded = base64.b64encode(Path(pictures[0]).read_bytes()).decode()
+        create_image_artifact(image_url=f"data:image/png;base64,{encoded}", key="best-system-hull",
+                              description=f"Hull of the most promising system ({Path(pictures[0]).stem[5:]}): known compounds and predicted candidates")  # fmt: skip
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--elements", required=True)
+    parser = argparse.ArgumentParser(description="Run the screen-candidates flow once (embedded Prefect).")
+    parser.add_argument("--elements", required=True, help="comma-separated, e.g. Li,Mn,O")
     parser.add_argument("--model", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--max-arity", type=int, default=3)
+    parser.add_argument("--max-atoms", type=int, default=10)
+    parser.add_argument("--chunk-size", type=int, default=100_000)
     parser.add_argument("--reference", action="append")
+    parser.add_argument("--scheduler")
+    parser.add_argument("--workers", type=int)
     args = parser.parse_args()
     screen_candidates(model=args.model, out=args.out, elements=args.elements.split(","), max_arity=args.max_arity,
-                      reference=args.reference)  # fmt: skip
+                      max_atoms=args.max_atoms, chunk_size=args.chunk_size, reference=args.reference,
+                      scheduler=args.scheduler, workers=args.workers)  # fmt: skip

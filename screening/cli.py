@@ -62,24 +62,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from screening.datasets import read_formula_table
-    from screening.models.fit import featurize_targets, load_model
-    from screening.models.metrics import regression_metrics
-    from screening.plots import parity_plot
+    from screening.models.fit import evaluate, load_model
 
-    model = load_model(args.model, args.device)
-    x, y, _, rejected = featurize_targets(read_formula_table(args.data), model.featurizer, args.data)
-    if not len(y):
-        raise ValueError(f"no usable rows in {args.data} ({len(rejected)} rejected)")
-    mean, _, _ = model.predict(x)
-    metrics = regression_metrics(y, mean) | {"rows_rejected": len(rejected)}
     plot = Path(args.plot or f"parity_{Path(args.data).stem}.png")
-    parity_plot(y, mean, plot, f"{model.card['architecture']} x{model.members} on {Path(args.data).name}", metrics=metrics)
+    metrics = evaluate(load_model(args.model, args.device), args.data, plot)
     if args.json:
         print(json.dumps(metrics | {"parity_plot": str(plot)}))
     else:
         print(f"MAE {metrics['mae']:.4f}  RMSE {metrics['rmse']:.4f}  R2 {metrics['r2']:.4f}  "
-              f"n={metrics['n']:,} ({len(rejected)} rows rejected)")  # fmt: skip
+              f"n={metrics['n']:,} ({metrics['rows_rejected']} rows rejected)")  # fmt: skip
         print(f"parity plot: {plot}")
     return 0
 
@@ -152,7 +143,7 @@ def _screen(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if not request.elements and not request.systems:
         raise ValueError("give --elements (e.g. Li,Mn,O) or --systems (e.g. Li-Mn-O,Ba-Ti-O)")
-    summary = screen(request, progress=not args.quiet)
+    summary = screen(request, progress=not args.quiet, scheduler=args.scheduler, workers=args.workers)
     print(f"screened {summary['candidates']:,} candidates: {summary['scored']:,} scored, {summary['rejected']:,} rejected, "
           f"removed {summary['removed'] or 'none'}; {summary['below_known_hull']:,} predicted below the known hull "
           f"({summary['seconds']:.1f} s)")  # fmt: skip
@@ -251,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     scr.add_argument("--top-k", type=_positive_int, default=50)
     scr.add_argument("--device", default="auto")
     scr.add_argument("--bf16", action="store_true")
+    scr.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="address of a running Dask scheduler (default: a local cluster)")
+    scr.add_argument("--workers", type=_non_negative_int, default=None, metavar="N",
+                     help="local cluster size (default: one per core, at most 8; 0: no Dask, in this process)")
     scr.add_argument("--quiet", action="store_true")
     scr.set_defaults(handler=_screen)
     return parser

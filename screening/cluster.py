@@ -12,6 +12,9 @@ from contextlib import contextmanager
 from typing import Any
 
 
+_NOTHING = object()
+
+
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
@@ -60,24 +63,32 @@ def map_bounded(
     scheduler: str | None = None,
     workers: int | None = None,
     in_flight_per_worker: int = 2,
+    shared: Any = _NOTHING,
 ) -> Iterator[Any]:
-    """Apply ``fn(*args)`` to a stream of argument tuples and yield results as they complete.
+    """Apply ``fn(*args)`` (or ``fn(*args, shared)``) to a stream of argument tuples and yield
+    results as they complete.
 
     At most ``in_flight_per_worker`` tasks per worker thread are submitted at a time, so the
     stream is consumed lazily and memory stays bounded by the task size, not the input size.
-    ``workers=0`` without a scheduler runs everything in this process, in order."""
+    ``shared`` (e.g. a model's context) is sent to every worker once, not with every task; a
+    worker that joins later (a restarted one) fetches it from its peers. A task whose worker
+    dies is run again elsewhere, so ``fn`` must be safe to repeat. ``workers=0`` without a
+    scheduler runs everything in this process, in order."""
+    extra = () if shared is _NOTHING else (shared,)
     if workers == 0 and not scheduler:
         for args in arguments:
-            yield fn(*args)
+            yield fn(*args, *extra)
         return
     from distributed import as_completed
 
     with dask_client(scheduler, workers) as client:
+        if extra:
+            extra = (client.scatter(shared, broadcast=True, hash=False),)
         limit = max(1, in_flight_per_worker * sum(client.nthreads().values()))
         pending = as_completed()
         running = 0
         for args in arguments:
-            pending.add(client.submit(fn, *args, pure=False))
+            pending.add(client.submit(fn, *args, *extra, pure=False))
             running += 1
             while running >= limit:
                 yield next(pending).result()

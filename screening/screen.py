@@ -8,7 +8,7 @@ Output directory::
                                skips complete chunks)
     rejected/part-00000.parquet candidates the model cannot featurize, with the reason
     ranked.parquet             all scored candidates with the combined-hull columns, ranked
-    top.csv, top.md            the top candidates
+    top.csv, top.md            the top candidates; top_by_system.csv the best of each system
     summary.json               counts, timings, model, provenance
 """
 
@@ -20,26 +20,26 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-from scipy.special import ndtr
 
 from screening import __version__
+from screening.cluster import map_bounded
 from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import read_formula_table
-from screening.enumerate import CandidateChunk, Grid, space
-from screening.featurizers import get_featurizer
-from screening.hull import ReferenceHull, hull_distances
+from screening.enumerate import CandidateSpace, Grid, space
+from screening.hull import ReferenceHull
+from screening.hull_plot import hull_picture
 from screening.models.ensemble import Ensemble
 from screening.models.fit import load_model
-from screening.oxidation import charge_neutral
-from screening.tabular_io import write_parquet_atomic
+from screening.ranking import markdown_table, rank, top_by_system
+from screening.scoring import ScoringContext, score_and_write
 
 log = logging.getLogger(__name__)
+HULL_PICTURES = 3  # hull pictures of the most promising chemical systems
 RARE_ELEMENT_ROWS = 50  # training compositions containing an element below which it is "rare"
 
 
@@ -92,142 +92,111 @@ def restrict(batch: CompositionBatch, energy: np.ndarray, elements: set[int]) ->
     return batch.select(inside), energy[inside]
 
 
-def score_chunk(chunk: CandidateChunk, model: Ensemble, hull: ReferenceHull, known: set[str], request: ScreenRequest, rare: set[int]):
-    """Filter, featurize and score one chunk; returns the scored table, the rejected rows and
-    how many candidates each filter removed."""
-    keep = np.ones(len(chunk), bool)
-    removed = {}
-    if request.charge_neutral:
-        neutral = charge_neutral(chunk.batch)
-        removed["not charge neutral"] = int((keep & ~neutral).sum())
-        keep &= neutral
-    if request.exclude_known and known:
-        is_known = np.array([k in known for k in chunk.batch.composition_keys()])
-        removed["already known"] = int((keep & is_known).sum())
-        keep &= ~is_known
-    rows = np.flatnonzero(keep)
-    frame = pd.DataFrame({"formula": chunk.batch.formula[rows]})
-    table = get_featurizer(model.featurizer).featurize_frame(frame)
-    rejected = pd.DataFrame({
-        "candidate_id": chunk.candidate_id[rows[[r.index for r in table.rejections]]],
-        "formula": [r.formula for r in table.rejections],
-        "reason": [r.reason for r in table.rejections],
-    })  # fmt: skip
-    scored_rows = rows[table.index]
-    batch = chunk.batch.select(scored_rows)
-    mean, std, _ = model.predict(table.values.astype(np.float32), bf16=request.bf16)
-    hull_e, decomposition = hull.energy_at(batch)
-    e_above = mean - hull_e
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p_below = np.where(std > 0, ndtr(-e_above / np.where(std > 0, std, 1)), (e_above < 0).astype(float))
-    rare_mask = np.isin(batch.z, list(rare)).any(axis=1) if rare else np.zeros(len(batch), bool)
-    scored = pd.DataFrame({
-        "candidate_id": chunk.candidate_id[scored_rows],
-        "formula": batch.formula,
-        "chemsys": chunk.chemsys[scored_rows],
-        "n_elements": batch.n_elements.astype(np.int8),
-        "e_form_pred": mean.astype(np.float64),
-        "e_form_std": std.astype(np.float64),
-        "known_hull_energy": hull_e,
-        "e_above_known_hull": e_above,
-        "p_below_known_hull": p_below,
-        "known_decomposition": _decomposition_strings(decomposition, hull.batch.formula),
-        "rare_element": rare_mask,
-    })  # fmt: skip
-    return scored, rejected, removed
+@dataclass
+class ScreenPlan:
+    """A prepared run: the candidate space, what every chunk's scoring needs, and the known
+    compounds the ranking places candidates against."""
+
+    request: ScreenRequest
+    out: Path
+    candidates: CandidateSpace
+    total: int
+    context: ScoringContext
+    ref_batch: CompositionBatch
+    ref_energy: np.ndarray
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.total // self.request.chunk_size)
 
 
-def _decomposition_strings(decomposition, formulas) -> list[str]:
-    from screening.elements import SYMBOLS
-
-    return [
-        " + ".join(f"{SYMBOLS[-r - 1] if r < 0 else formulas[r]}:{w:.4g}" for r, w in sorted(zip(ids.tolist(), weights.tolist()), key=lambda t: -t[1]))
-        for ids, weights in decomposition
-    ]
-
-
-def screen(request: ScreenRequest, progress: bool = True) -> dict:
-    started = time.perf_counter()
+def plan(request: ScreenRequest) -> ScreenPlan:
+    """Validate the request, count the space, load the model card and the known compounds, and
+    build their hull. Fails before anything is scored if any of that is wrong."""
     out = Path(request.out)
     candidates = space(request.elements, request.max_arity, Grid(request.max_atoms, request.max_amount), request.systems)
     total = candidates.size()
+    model_dir = Path(request.model)
+    model = load_model(str(model_dir), "cpu")  # checks the checkpoint before any work starts
     _prepare(out, request)
-    model = load_model(request.model, request.device)
-    model_hash = hashlib.sha256((Path(request.model) / "model.safetensors").read_bytes()).hexdigest()
+    model_hash = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
     ref_batch, ref_energy = load_reference(request.reference, out)
-    screened = {z for s in candidates.systems for z in s}
-    ref_batch, ref_energy = restrict(ref_batch, ref_energy, screened)
-    hull = ReferenceHull(ref_batch, ref_energy)
-    known = set(ref_batch.composition_keys())
-    rare = _rare_elements(model)
+    ref_batch, ref_energy = restrict(ref_batch, ref_energy, {z for s in candidates.systems for z in s})
     provenance = {
         "model": str(request.model), "model_sha256": model_hash, "model_card": {k: model.card.get(k) for k in ("architecture", "members", "featurizer", "created")},
         "featurizer": model.featurizer, "code_version": __version__, "request": asdict(request),
         "reference_compounds": len(ref_batch), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip
+    context = ScoringContext(
+        model_dir=str(model_dir.resolve()), model_sha256=model_hash, device=request.device, bf16=request.bf16,
+        hull=ReferenceHull(ref_batch, ref_energy), known=frozenset(ref_batch.composition_keys()),
+        charge_neutral=request.charge_neutral, exclude_known=request.exclude_known, rare=frozenset(_rare_elements(model)),
+        provenance=provenance,
+    )  # fmt: skip
     log.info("screening %s candidates in %d chemical systems against %d known compounds", f"{total:,}", len(candidates.systems), len(ref_batch))
+    return ScreenPlan(request, out, candidates, total, context, ref_batch, ref_energy)
 
-    counts = {"candidates": total, "scored": 0, "rejected": 0, "chunks": 0, "chunks_skipped": 0, "removed": {}}
-    bar = _bar(progress, total)
-    for i, chunk in enumerate(candidates.chunks(request.chunk_size)):
-        part = out / "scored" / f"part-{i:05d}.parquet"
-        if part.exists():
-            meta = json.loads(pq.read_schema(part).metadata[b"screening_chunk"])
-            counts["chunks_skipped"] += 1
-        else:
-            scored, rejected, removed = score_chunk(chunk, model, hull, known, request, rare)
-            meta = {"candidates": len(chunk), "scored": len(scored), "rejected": len(rejected), "removed": removed}
-            write_parquet_atomic(pa.Table.from_pandas(rejected, preserve_index=False), str(out / "rejected" / part.name))
-            table = pa.Table.from_pandas(scored, preserve_index=False)
-            table = table.replace_schema_metadata({"screening": json.dumps(provenance), "screening_chunk": json.dumps(meta)})
-            write_parquet_atomic(table, str(part))
-        if meta["scored"] + meta["rejected"] + sum(meta["removed"].values()) != meta["candidates"]:
-            raise RuntimeError(f"candidate accounting failed in {part}: {meta}")
+
+def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = None, progress: bool = True,
+          on_chunk: Callable[[int, int], None] | None = None) -> dict:  # fmt: skip
+    """Score every chunk not yet on disk: on the Dask scheduler at ``scheduler``, else on a
+    local cluster of ``workers`` processes, else (``workers=0``, or a space of one chunk) in
+    this process. ``on_chunk(done, total)`` is called as chunks complete (candidates done so
+    far). Returns the candidate accounting over all chunks."""
+    out = str(plan.out)
+    todo = ((i, chunk) for i, chunk in enumerate(plan.candidates.chunks(plan.request.chunk_size)))
+    if workers is None and not scheduler and plan.n_chunks <= 1:
+        workers = 0  # one chunk: a cluster would only add its start-up time
+    counts = {"candidates": plan.total, "scored": 0, "rejected": 0, "chunks": 0, "chunks_skipped": 0, "removed": {}}
+    bar, done = _bar(progress, plan.total), 0
+    results = map_bounded(score_and_write, ((i, chunk, out) for i, chunk in todo), scheduler=scheduler, workers=workers,
+                          shared=plan.context)  # fmt: skip
+    for meta in results:
         counts["chunks"] += 1
+        counts["chunks_skipped"] += bool(meta["skipped"])
         counts["scored"] += meta["scored"]
         counts["rejected"] += meta["rejected"]
         for reason, n in meta["removed"].items():
             counts["removed"][reason] = counts["removed"].get(reason, 0) + n
+        done += meta["candidates"]
         if bar is not None:
             bar.update(meta["candidates"])
+        if on_chunk is not None:
+            on_chunk(done, plan.total)
     if bar is not None:
         bar.close()
+    if counts["chunks"] != plan.n_chunks or counts["scored"] + counts["rejected"] + sum(counts["removed"].values()) != plan.total:
+        raise RuntimeError(f"candidate accounting failed: {counts} for a space of {plan.total:,} in {plan.n_chunks} chunks")
+    return counts
 
-    ranked = rank(out, ref_batch, ref_energy, provenance)
-    top = ranked.head(request.top_k)
-    top.to_csv(out / "top.csv", index=False)
-    (out / "top.md").write_text(_markdown(top))
+
+def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
+    """Rank, write the top tables and the summary."""
+    ranked = rank(plan.out, plan.ref_batch, plan.ref_energy, plan.context.provenance)
+    top = ranked.head(plan.request.top_k)
+    top.to_csv(plan.out / "top.csv", index=False)
+    (plan.out / "top.md").write_text(markdown_table(top))
+    top_by_system(ranked, min(plan.request.top_k, 5)).to_csv(plan.out / "top_by_system.csv", index=False)
+    pictures = [str(hull_picture(chemsys, ranked, plan.ref_batch, plan.ref_energy, plan.out / f"hull_{chemsys}.png"))
+                for chemsys in ranked["chemsys"].drop_duplicates().head(HULL_PICTURES)]  # fmt: skip
     summary = counts | {
         "below_known_hull": int((ranked["e_above_known_hull"] < 0).sum()),
         "on_combined_hull": int(ranked["stable_combined"].sum()),
-        "seconds": round(time.perf_counter() - started, 2),
-        "outputs": {"scored": str(out / "scored"), "ranked": str(out / "ranked.parquet"), "top": str(out / "top.csv")},
-        "provenance": provenance,
+        "seconds": round(seconds, 2),
+        "outputs": {"scored": str(plan.out / "scored"), "ranked": str(plan.out / "ranked.parquet"), "top": str(plan.out / "top.csv"),
+                    "top_by_system": str(plan.out / "top_by_system.csv"), "hull_pictures": pictures},
+        "provenance": plan.context.provenance,
     }  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (plan.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 
 
-def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provenance: dict) -> pd.DataFrame:
-    """All scored candidates with their distance to the hull of known and predicted compounds
-    together, ranked by distance to the known hull (most negative first), then by the
-    probability of lying below it."""
-    scored = pd.read_parquet(out / "scored")
-    cand_batch, rejected = parse_formulas(scored["formula"].tolist())
-    if rejected:
-        raise RuntimeError(f"scored formulas failed to parse: {rejected[:3]}")
-    both = CompositionBatch.concat(ref_batch, cand_batch)
-    energies = np.concatenate([ref_energy, scored["e_form_pred"].to_numpy()])
-    combined = hull_distances(both, energies)
-    n_ref = len(ref_batch)
-    scored["e_above_combined_hull"] = combined.e_above_hull[n_ref:]
-    scored["stable_combined"] = combined.stable[n_ref:]
-    scored = scored.sort_values(["e_above_known_hull", "p_below_known_hull", "candidate_id"], ascending=[True, False, True], kind="stable")
-    scored.insert(0, "rank", np.arange(1, len(scored) + 1))
-    scored["rank_in_system"] = scored.groupby("chemsys").cumcount() + 1
-    table = pa.Table.from_pandas(scored, preserve_index=False).replace_schema_metadata({"screening": json.dumps(provenance)})
-    write_parquet_atomic(table, str(out / "ranked.parquet"))
-    return scored
+def screen(request: ScreenRequest, progress: bool = True, scheduler: str | None = None, workers: int | None = None) -> dict:
+    """The whole pipeline: :func:`plan`, :func:`score`, :func:`finish`."""
+    started = time.perf_counter()
+    prepared = plan(request)
+    counts = score(prepared, scheduler, workers, progress)
+    return finish(prepared, counts, time.perf_counter() - started)
 
 
 def _rare_elements(model: Ensemble) -> set[int]:
@@ -253,15 +222,6 @@ def _prepare(out: Path, request: ScreenRequest) -> None:
             stale.unlink()
     if not manifest.exists():
         manifest.write_text(json.dumps(wanted, indent=2))
-
-
-def _markdown(top: pd.DataFrame) -> str:
-    lines = ["| rank | formula | system | E_form pred (eV/atom) | ± std | E above known hull (eV/atom) | P(below known hull) | decomposition (known) |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for r in top.itertuples():
-        flag = " ⚠ rare element" if r.rare_element else ""
-        lines.append(f"| {r.rank} | {r.formula}{flag} | {r.chemsys} | {r.e_form_pred:.3f} | {r.e_form_std:.3f} | {r.e_above_known_hull:+.3f} | {r.p_below_known_hull:.2f} | {r.known_decomposition} |")
-    return "\n".join(lines) + "\n"
 
 
 def _bar(enabled: bool, total: int):

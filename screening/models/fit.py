@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,50 @@ def featurize_targets(frame: pd.DataFrame, featurizer: str, source: str) -> tupl
     return table.values[ok].astype(np.float32), target[ok], list(table.formula[ok]), rejections
 
 
+@dataclass
+class TrainingData:
+    """Featurized training and validation rows, with where they came from."""
+
+    featurizer: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    train_formulas: list[str]
+    x_val: np.ndarray
+    y_val: np.ndarray
+    val_formulas: list[str] | None  # None: the validation rows are a split of train
+    data_card: dict
+    rejected: dict[str, int]
+
+
+def prepare_data(train_path: str, val_path: str | None, featurizer: str, seed: int, out_dir: str) -> TrainingData:
+    """Featurize the training (and validation) table; rows that cannot be used are written to
+    ``rejected_{train,val}.csv`` in ``out_dir``. Without a validation table, 10% of the
+    training rows (seeded) are held out."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    x_train, y_train, train_formulas, rejected = featurize_targets(read_formula_table(train_path), featurizer, train_path)
+    if val_path:
+        x_val, y_val, val_formulas, val_rejected = featurize_targets(read_formula_table(val_path), featurizer, val_path)
+    else:
+        order = np.random.default_rng(seed).permutation(len(x_train))
+        cut = max(1, len(order) // 10)
+        x_val, y_val = x_train[order[:cut]], y_train[order[:cut]]
+        train_formulas = [train_formulas[i] for i in order[cut:]]
+        x_train, y_train = x_train[order[cut:]], y_train[order[cut:]]
+        val_formulas, val_rejected = None, []
+    for name, rows in (("train", rejected), ("val", val_rejected)):
+        if rows:
+            pd.DataFrame([asdict(r) for r in rows]).to_csv(out / f"rejected_{name}.csv", index=False)
+            log.warning("%d %s rows could not be used; see %s", len(rows), name, out / f"rejected_{name}.csv")
+    data_card = {
+        "train": {"path": str(train_path), "sha256": sha256_of(train_path), "rows_used": int(len(y_train)), "rows_rejected": len(rejected)},
+        "val": {"path": str(val_path), "sha256": sha256_of(val_path), "rows_used": int(len(y_val)), "rows_rejected": len(val_rejected)}
+        if val_path else {"split": "10% of train, seeded", "rows_used": int(len(y_val))},
+    }  # fmt: skip
+    return TrainingData(get_featurizer(featurizer).spec(), x_train, y_train, train_formulas, x_val, y_val, val_formulas,
+                        data_card, {"train": len(rejected), "val": len(val_rejected)})  # fmt: skip
+
+
 def fit(
     train_path: str,
     val_path: str | None,
@@ -52,22 +96,25 @@ def fit(
     half: bool = False,
     command: str | None = None,
 ) -> tuple[Ensemble, dict]:
+    data = prepare_data(train_path, val_path, featurizer, config.seed, out_dir)
+    return fit_prepared(data, config, out_dir, device, progress, half, command, title=f"{Path(train_path).parent.name}/{Path(train_path).name}")
+
+
+def fit_prepared(
+    data: TrainingData,
+    config: TrainConfig,
+    out_dir: str,
+    device: str = "auto",
+    progress: bool = True,
+    half: bool = False,
+    command: str | None = None,
+    title: str = "",
+) -> tuple[Ensemble, dict]:
+    """Train the ensemble on prepared data; write the model directory (weights, card, model
+    card, learning curve, parity plot); return the model and its validation metrics."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train_frame = read_formula_table(train_path)
-    x_train, y_train, train_formulas, rejected = featurize_targets(train_frame, featurizer, train_path)
-    if val_path:
-        x_val, y_val, val_formulas, val_rejected = featurize_targets(read_formula_table(val_path), featurizer, val_path)
-    else:  # hold out 10% of the training rows, seeded
-        order = np.random.default_rng(config.seed).permutation(len(x_train))
-        cut = max(1, len(order) // 10)
-        x_val, y_val, x_train, y_train = x_train[order[:cut]], y_train[order[:cut]], x_train[order[cut:]], y_train[order[cut:]]
-        val_formulas, val_rejected = None, []
-    for name, rows in (("train", rejected), ("val", val_rejected)):
-        if rows:
-            pd.DataFrame([asdict(r) for r in rows]).to_csv(out / f"rejected_{name}.csv", index=False)
-            log.warning("%d %s rows could not be used; see %s", len(rows), name, out / f"rejected_{name}.csv")
-
+    x_train, y_train, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
     dev = resolve_device(device)
     mean = x_train.astype(np.float64).mean(axis=0)
     std = x_train.astype(np.float64).std(axis=0)
@@ -89,19 +136,15 @@ def fit(
         "d_in": int(x_train.shape[1]),
         "members": config.members,
         "parameters_per_member": parameters_per_member(net),
-        "featurizer": get_featurizer(featurizer).spec(),
+        "featurizer": data.featurizer,
         "target": {"mean": y_mean, "std": y_std},
         "training": asdict(config) | {
             "epochs_run": run.epoch, "best_epoch": run.best_epoch, "seconds": round(run.seconds, 1),
             "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
             "torch": torch.__version__, "machine": platform.machine(),
         },
-        "data": {
-            "train": {"path": str(train_path), "sha256": sha256_of(train_path), "rows_used": int(len(y_train)), "rows_rejected": len(rejected)},
-            "val": {"path": str(val_path), "sha256": sha256_of(val_path), "rows_used": int(len(y_val)), "rows_rejected": len(val_rejected)}
-            if val_path else {"split": "10% of train, seeded", "rows_used": int(len(y_val))},
-        },
-        "training_element_counts": element_counts(train_formulas),
+        "data": data.data_card,
+        "training_element_counts": element_counts(data.train_formulas),
         "code_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
@@ -123,11 +166,24 @@ def fit(
     from screening.models.card import render_model_card
 
     (out / "MODEL_CARD.md").write_text(render_model_card(card))
-    learning_curve(history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {Path(train_path).parent.name}/{Path(train_path).name}")
+    learning_curve(history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {title or 'training data'}")
     parity_plot(y_val, mean_pred, out / "parity_val.png", f"{net.arch.name} x{config.members}: validation", metrics=metrics)
-    if val_formulas is not None:
-        pd.DataFrame({"formula": val_formulas, "target": y_val, "pred_mean": mean_pred}).to_parquet(out / "val_predictions.parquet")
+    if data.val_formulas is not None:
+        pd.DataFrame({"formula": data.val_formulas, "target": y_val, "pred_mean": mean_pred}).to_parquet(out / "val_predictions.parquet")
     return model, metrics
+
+
+def evaluate(model: Ensemble, data_path: str, plot: str | Path | None = None) -> dict:
+    """MAE, RMSE, R² of ``model`` on a ``formula,target`` table (rows it cannot use are
+    counted), and a parity plot when ``plot`` is given."""
+    x, y, _, rejected = featurize_targets(read_formula_table(data_path), model.featurizer, data_path)
+    if not len(y):
+        raise ValueError(f"no usable rows in {data_path} ({len(rejected)} rejected)")
+    mean, _, _ = model.predict(x)
+    metrics = regression_metrics(y, mean) | {"rows_rejected": len(rejected)}
+    if plot is not None:
+        parity_plot(y, mean, plot, f"{model.card['architecture']} x{model.members} on {Path(data_path).name}", metrics=metrics)
+    return metrics
 
 
 def element_counts(formulas) -> dict[str, int]:

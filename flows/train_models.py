@@ -1,0 +1,112 @@
+"""Prefect flow ``train-models``: featurize a training table, train an ensemble (its members
+train together as one stacked network: one pass of the data trains all K), evaluate it, and
+write the model directory with its card. A thin layer over :mod:`screening.models.fit`.
+
+    python -m flows.train_models --train data.csv --val val.csv --out models/x --epochs 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+from pathlib import Path
+from typing import Annotated
+
+from prefect import flow, task
+from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
+from pydantic import Field
+
+from screening.models.fit import TrainingData, evaluate, fit_prepared, prepare_data
+from screening.models.training import TrainConfig
+
+
+@task(name="featurize", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def featurize_task(train: str, val: str | None, features: str, seed: int, out: str) -> TrainingData:
+    return prepare_data(train, val, features, seed, out)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_task(data: TrainingData, config: TrainConfig, out: str, device: str, half: bool) -> dict:
+    # Training resumes from out/train_state after an interruption, so a re-run continues.
+    model, metrics = fit_prepared(data, config, out, device=device, progress=False, half=half, title=Path(out).name)
+    return {"validation": metrics, "card": model.card}
+
+
+@task(name="evaluate", cache_policy=NO_CACHE, retries=1)
+def evaluate_task(out: str, test: str, device: str) -> dict:
+    from screening.models.fit import load_model
+
+    return evaluate(load_model(out, device), test, Path(out) / "parity_test.png")
+
+
+@flow(name="train-models", log_prints=True)
+def train_models(
+    train: str,
+    out: str,
+    val: str | None = None,
+    test: str | None = None,
+    arch: str = "irnet17",
+    features: str = "magpie145+elemfrac86",
+    members: Annotated[int, Field(ge=1, le=64)] = 5,
+    epochs: Annotated[int, Field(ge=1)] = 100,
+    batch_size: Annotated[int, Field(ge=1)] = 512,
+    lr: Annotated[float, Field(gt=0)] = 1e-3,
+    bf16: bool = False,
+    half: bool = True,
+    device: str = "auto",
+    seed: int = 0,
+    max_minutes: Annotated[float | None, Field(gt=0)] = None,
+) -> dict:
+    """Train a ``members``-member ensemble of ``arch`` on ``train`` (formula,target), validated
+    on ``val`` (default: 10% of train), optionally tested on ``test``; writes ``out``."""
+    config = TrainConfig.for_architecture(arch, members=members, epochs=epochs, batch_size=batch_size, lr=lr,
+                                          bf16=bf16, seed=seed, max_minutes=max_minutes)  # fmt: skip
+    data = featurize_task(train, val, features, seed, out)
+    result = train_task(quote(data), config, out, device, half)
+    metrics = {"validation": result["validation"]}
+    if test:
+        metrics["test"] = evaluate_task(out, test, device)
+    publish_artifacts(out, metrics, result["card"])
+    val_mae = metrics["validation"]["mae"]
+    print(f"trained {arch} x{members} on {features}: validation MAE {val_mae:.4f} eV/atom -> {out}")
+    return metrics
+
+
+def publish_artifacts(out: str, metrics: dict, card: dict) -> None:
+    rows = [{"split": split, **{k: round(v, 5) for k, v in m.items() if k in ("mae", "rmse", "r2")}, "n": m.get("n")}
+            for split, m in metrics.items()]  # fmt: skip
+    create_table_artifact(key="model-metrics", table=rows, description=f"{card['architecture']} x{card['members']} ({card['featurizer']}), eV/atom")
+    training = card["training"]
+    create_markdown_artifact(
+        key="model-card",
+        markdown=(
+            f"### {card['architecture']} x{card['members']} on {card['featurizer']}\n\n"
+            f"- validation MAE **{metrics['validation']['mae']:.4f} eV/atom** (members "
+            f"{', '.join(f'{m:.4f}' for m in metrics['validation']['members_mae'])})\n"
+            f"- {training['epochs_run']} epochs (best {training['best_epoch']}), {training['seconds']:.0f} s on {training['device']}\n"
+            f"- model directory: [{out}]({Path(out).resolve().as_uri()}); card: `card.json`, `MODEL_CARD.md`\n"
+        ),
+    )
+    for name in ("parity_val.png", "parity_test.png"):
+        picture = Path(out) / name
+        if picture.exists():
+            encoded = base64.b64encode(picture.read_bytes()).decode()
+            create_image_artifact(image_url=f"data:image/png;base64,{encoded}", key=name[:-4].replace("_", "-"),
+                                  description=f"Parity plot ({name[7:-4]} set)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Run the train-models flow once (embedded Prefect).")
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--val")
+    parser.add_argument("--test")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--arch", default="irnet17")
+    parser.add_argument("--features", default="magpie145+elemfrac86")
+    parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=100)
+    args = parser.parse_args()
+    train_models(train=args.train, val=args.val, test=args.test, out=args.out, arch=args.arch, features=args.features,
+                 members=args.members, epochs=args.epochs)  # fmt: skip

@@ -1,0 +1,142 @@
+"""Scoring one chunk of candidates: filter, featurize, predict, place against the known hull,
+and write the chunk's Parquet parts. This is what runs on a Dask worker (or in-process).
+
+Everything a worker needs besides the chunk travels in one :class:`ScoringContext` (sent to
+each worker once); the model is loaded from its directory once per worker process and kept,
+never shipped through the task graph. A chunk's output is written atomically and named by the
+chunk's position, so a task that runs twice (a retry, a worker killed after writing) writes the
+same file twice and a re-run skips chunks already on disk.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.special import ndtr
+
+from screening.elements import SYMBOLS
+from screening.enumerate import CandidateChunk
+from screening.featurizers import get_featurizer
+from screening.hull import ReferenceHull
+from screening.models.ensemble import Ensemble
+from screening.tabular_io import write_parquet_atomic
+
+
+@dataclass
+class ScoringContext:
+    """What scoring a chunk needs, beyond the chunk: shipped to every worker once."""
+
+    model_dir: str
+    model_sha256: str
+    device: str
+    bf16: bool
+    hull: ReferenceHull  # known compounds of the screened elements
+    known: frozenset[str] = frozenset()  # their composition keys, for exclude_known
+    charge_neutral: bool = False
+    exclude_known: bool = True
+    rare: frozenset[int] = frozenset()  # atomic numbers the model saw few training rows of
+    provenance: dict = field(default_factory=dict)
+
+
+_MODELS: dict[tuple[str, str, str], Ensemble] = {}
+
+
+def worker_model(context: ScoringContext) -> Ensemble:
+    """The ensemble, loaded once per process (per model directory, content hash and device)."""
+    from screening.models.fit import load_model
+
+    key = (context.model_dir, context.model_sha256, context.device)
+    if key not in _MODELS:
+        _MODELS.clear()  # one model at a time: a worker serving a new run drops the last one
+        _MODELS[key] = load_model(context.model_dir, context.device)
+    return _MODELS[key]
+
+
+def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble):
+    """Filter, featurize and score one chunk; returns the scored table, the rejected rows and
+    how many candidates each filter removed."""
+    from screening.oxidation import charge_neutral
+
+    keep = np.ones(len(chunk), bool)
+    removed = {}
+    if context.charge_neutral:
+        neutral = charge_neutral(chunk.batch)
+        removed["not charge neutral"] = int((keep & ~neutral).sum())
+        keep &= neutral
+    if context.exclude_known and context.known:
+        is_known = np.array([k in context.known for k in chunk.batch.composition_keys()], bool)
+        removed["already known"] = int((keep & is_known).sum())
+        keep &= ~is_known
+    rows = np.flatnonzero(keep)
+    table = get_featurizer(model.featurizer).featurize_frame(pd.DataFrame({"formula": chunk.batch.formula[rows]}))
+    rejected = pd.DataFrame({
+        "candidate_id": chunk.candidate_id[rows[[r.index for r in table.rejections]]],
+        "formula": pd.Series([r.formula for r in table.rejections], dtype=object),
+        "reason": pd.Series([r.reason for r in table.rejections], dtype=object),
+    })  # fmt: skip
+    scored_rows = rows[table.index]
+    batch = chunk.batch.select(scored_rows)
+    mean, std, _ = model.predict(table.values.astype(np.float32), bf16=context.bf16)
+    hull_e, decomposition = context.hull.energy_at(batch)
+    e_above = mean - hull_e
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_below = np.where(std > 0, ndtr(-e_above / np.where(std > 0, std, 1)), (e_above < 0).astype(float))
+    rare = list(context.rare)
+    scored = pd.DataFrame({
+        "candidate_id": chunk.candidate_id[scored_rows],
+        "formula": batch.formula,
+        "chemsys": chunk.chemsys[scored_rows],
+        "n_elements": batch.n_elements.astype(np.int8),
+        "e_form_pred": mean.astype(np.float64),
+        "e_form_std": std.astype(np.float64),
+        "known_hull_energy": hull_e,
+        "e_above_known_hull": e_above,
+        "p_below_known_hull": p_below,
+        "known_decomposition": decomposition_strings(decomposition, context.hull.batch.formula),
+        "rare_element": np.isin(batch.z, rare).any(axis=1) if rare else np.zeros(len(batch), bool),
+    })  # fmt: skip
+    return scored, rejected, removed
+
+
+def decomposition_strings(decomposition, formulas) -> list[str]:
+    """``"Li2O:0.6 + MnO:0.4"`` (atom fractions, largest first; elements by symbol)."""
+    return [
+        " + ".join(f"{SYMBOLS[-r - 1] if r < 0 else formulas[r]}:{w:.4g}" for r, w in sorted(zip(ids.tolist(), weights.tolist()), key=lambda t: -t[1]))
+        for ids, weights in decomposition
+    ]
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def chunk_meta(out: str | Path, index: int) -> dict | None:
+    """The accounting of a chunk already written (``None`` if it is not on disk)."""
+    part = Path(out) / "scored" / part_name(index)
+    if not part.exists():
+        return None
+    return json.loads(pq.read_schema(part).metadata[b"screening_chunk"])
+
+
+def score_and_write(index: int, chunk: CandidateChunk, out: str, context: ScoringContext) -> dict:
+    """Score chunk ``index`` and write ``scored/`` and ``rejected/`` parts; returns its counts.
+
+    The rejected part is written first, so a scored part on disk means the chunk is complete."""
+    done = chunk_meta(out, index)
+    if done is not None:
+        return done | {"skipped": True}
+    scored, rejected, removed = score_chunk(chunk, context, worker_model(context))
+    meta = {"chunk": index, "candidates": len(chunk), "scored": len(scored), "rejected": len(rejected), "removed": removed}
+    if meta["scored"] + meta["rejected"] + sum(removed.values()) != meta["candidates"]:
+        raise RuntimeError(f"candidate accounting failed in chunk {index}: {meta}")
+    write_parquet_atomic(pa.Table.from_pandas(rejected, preserve_index=False), str(Path(out) / "rejected" / part_name(index)))
+    table = pa.Table.from_pandas(scored, preserve_index=False)
+    metadata = {"screening": json.dumps(context.provenance), "screening_chunk": json.dumps(meta)}
+    write_parquet_atomic(table.replace_schema_metadata(metadata), str(Path(out) / "scored" / part_name(index)))
+    return meta | {"skipped": False}
