@@ -13,17 +13,19 @@ library code and never talk to Prefect (no per-worker ephemeral API, no lock con
 from __future__ import annotations
 
 import argparse
-import base64
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 from pydantic import Field
+
+from flows._common import picture_artifact, retry_on_io
 
 from screening.ranking import print_top
 from screening.screen import ScreenPlan, ScreenRequest, finish, plan, score
@@ -31,12 +33,12 @@ from screening.screen import ScreenPlan, ScreenRequest, finish, plan, score
 PROGRESS_STEP = 0.05  # update the progress artifact every 5% of the space, not every chunk
 
 
-@task(name="plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(name="plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
 def plan_task(request: ScreenRequest) -> ScreenPlan:
     return plan(request)
 
 
-@task(name="score", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(name="score", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
 def score_task(prepared: ScreenPlan, scheduler: str | None, workers: int | None) -> dict:
     artifact = create_progress_artifact(0.0, key="screening-progress", description=f"{prepared.total:,} candidates")
     last = [0.0]
@@ -49,7 +51,7 @@ def score_task(prepared: ScreenPlan, scheduler: str | None, workers: int | None)
     return score(prepared, scheduler=scheduler, workers=workers, progress=False, on_chunk=report)
 
 
-@task(name="rank", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(name="rank", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
 def rank_task(prepared: ScreenPlan, counts: dict, seconds: float) -> dict:
     return finish(prepared, counts, seconds)
 
@@ -76,7 +78,10 @@ def screen_candidates(
     """Screen a chemical space: every composition of ``elements`` (systems of 2..max_arity of
     them) or of the explicit ``systems`` on the stoichiometry grid, scored by the ensemble in
     ``model`` and ranked by predicted distance to the hull of the ``reference`` compounds.
-    ``scheduler``: a Dask scheduler address (default: a local cluster of ``workers``)."""
+    ``scheduler``: a Dask scheduler address (default: a local cluster of ``workers``).
+    ``{date}`` in ``out`` becomes the run's UTC date: a scheduled deployment writes one folder
+    per day, and a retry on the same day resumes it."""
+    out = out.replace("{date}", dt.datetime.now(dt.timezone.utc).date().isoformat())
     if not elements and not systems:
         raise ValueError("give elements (e.g. ['Li', 'Mn', 'O']) or systems (e.g. [['Li', 'Mn', 'O']])")
     started = time.perf_counter()
@@ -117,10 +122,9 @@ def publish_artifacts(summary: dict, model: str) -> None:
         ),
     )
     pictures = outputs.get("hull_pictures") or []
-    if pictures:  # a data URI: the picture shows in the UI wherever the server runs
-        encoded = base64.b64encode(Path(pictures[0]).read_bytes()).decode()
-        create_image_artifact(image_url=f"data:image/png;base64,{encoded}", key="best-system-hull",
-                              description=f"Hull of the most promising system ({Path(pictures[0]).stem[5:]}): known compounds and predicted candidates")  # fmt: skip
+    if pictures:
+        picture_artifact(pictures[0], "best-system-hull",
+                         f"Hull of the most promising system ({Path(pictures[0]).stem[5:]}): known compounds and predicted candidates")  # fmt: skip
 
 
 if __name__ == "__main__":

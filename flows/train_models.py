@@ -8,21 +8,23 @@ write the model directory with its card. A thin layer over :mod:`screening.model
 from __future__ import annotations
 
 import argparse
-import base64
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
 from prefect import flow, task
-from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 from pydantic import Field
+
+from flows._common import picture_artifact, retry_on_io
 
 from screening.models.fit import TrainingData, evaluate, fit_prepared, prepare_data
 from screening.models.training import TrainConfig
 
 
-@task(name="featurize", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(name="featurize", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
 def featurize_task(train: str, val: str | None, features: str, seed: int, out: str) -> TrainingData:
     return prepare_data(train, val, features, seed, out)
 
@@ -34,7 +36,7 @@ def train_task(data: TrainingData, config: TrainConfig, out: str, device: str, h
     return {"validation": metrics, "card": model.card}
 
 
-@task(name="evaluate", cache_policy=NO_CACHE, retries=1)
+@task(name="evaluate", cache_policy=NO_CACHE, retries=1, retry_condition_fn=retry_on_io)
 def evaluate_task(out: str, test: str, device: str) -> dict:
     from screening.models.fit import load_model
 
@@ -60,7 +62,9 @@ def train_models(
     max_minutes: Annotated[float | None, Field(gt=0)] = None,
 ) -> dict:
     """Train a ``members``-member ensemble of ``arch`` on ``train`` (formula,target), validated
-    on ``val`` (default: 10% of train), optionally tested on ``test``; writes ``out``."""
+    on ``val`` (default: 10% of train), optionally tested on ``test``; writes ``out`` (where
+    ``{date}`` becomes the run's UTC date)."""
+    out = out.replace("{date}", dt.datetime.now(dt.timezone.utc).date().isoformat())
     config = TrainConfig.for_architecture(arch, members=members, epochs=epochs, batch_size=batch_size, lr=lr,
                                           bf16=bf16, seed=seed, max_minutes=max_minutes)  # fmt: skip
     data = featurize_task(train, val, features, seed, out)
@@ -92,9 +96,7 @@ def publish_artifacts(out: str, metrics: dict, card: dict) -> None:
     for name in ("parity_val.png", "parity_test.png"):
         picture = Path(out) / name
         if picture.exists():
-            encoded = base64.b64encode(picture.read_bytes()).decode()
-            create_image_artifact(image_url=f"data:image/png;base64,{encoded}", key=name[:-4].replace("_", "-"),
-                                  description=f"Parity plot ({name[7:-4]} set)")  # fmt: skip
+            picture_artifact(picture, name[:-4].replace("_", "-"), f"Parity plot ({name[7:-4]} set)")
 
 
 if __name__ == "__main__":

@@ -101,8 +101,9 @@ def _ternary(fig, ax, symbols, x_known, e_known, stable, names, x_cand, cands, l
             if name not in symbols:
                 ax.annotate(name, (px, py), textcoords="offset points", xytext=(0, -11), ha="center", fontsize=7)
     e_above = cands["e_above_known_hull"].to_numpy()
-    high = max(0.05, float(np.nanpercentile(e_above, 95))) if len(e_above) else 0.1
-    low = min(-0.02, float(np.nanmin(e_above))) if len(e_above) else -0.1
+    # limits on a 0.01 grid, so that the tick values are exactly inside them
+    high = max(0.05, np.ceil(float(np.nanpercentile(e_above, 95)) * 100) / 100) if len(e_above) else 0.1
+    low = min(-0.02, np.floor(float(np.nanmin(e_above)) * 100) / 100) if len(e_above) else -0.1
     norm = TwoSlopeNorm(vmin=low, vcenter=0.0, vmax=high)
     points = ax.scatter(*xy_cand.T, c=e_above, cmap="coolwarm", norm=norm, s=22, edgecolors="0.3",
                         linewidths=0.3, zorder=4, label="candidates")  # fmt: skip
@@ -110,7 +111,7 @@ def _ternary(fig, ax, symbols, x_known, e_known, stable, names, x_cand, cands, l
     ax.scatter(*xy_cand[below].T, marker="*", s=120, facecolors="none", edgecolors="tab:red", linewidths=1.0, zorder=5,
                label="predicted below known hull")  # fmt: skip
     bar = fig.colorbar(points, ax=ax, shrink=0.75, label=f"predicted distance to known hull ({UNIT})")
-    bar.set_ticks(np.round(np.r_[np.linspace(low, 0, 3), np.linspace(0, high, 5)[1:]], 3))
+    bar.set_ticks(np.clip(np.round(np.r_[np.linspace(low, 0, 3), np.linspace(0, high, 5)[1:]], 4), low, high))
     for r in cands.head(label_top).itertuples():
         px, py = xy_cand[cands.index.get_loc(r.Index)]
         ax.annotate(f"{r.formula} ({r.e_above_known_hull:+.2f})", (px, py), textcoords="offset points", xytext=(6, 5), fontsize=7,

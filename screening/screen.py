@@ -29,7 +29,7 @@ import pandas as pd
 from screening import __version__
 from screening.cluster import map_bounded
 from screening.composition import CompositionBatch, parse_formulas
-from screening.datasets import read_formula_table
+from screening.datasets import read_formula_table, sha256_of
 from screening.enumerate import CandidateSpace, Grid, space
 from screening.hull import ReferenceHull
 from screening.hull_plot import hull_picture
@@ -118,8 +118,9 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     total = candidates.size()
     model_dir = Path(request.model)
     model = load_model(str(model_dir), "cpu")  # checks the checkpoint before any work starts
-    _prepare(out, request)
     model_hash = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+    # a run resumes only with the same request, weights and reference data
+    _prepare(out, request, {"model_sha256": model_hash, "reference_sha256": [sha256_of(p) for p in request.reference]})
     ref_batch, ref_energy = load_reference(request.reference, out)
     ref_batch, ref_energy = restrict(ref_batch, ref_energy, {z for s in candidates.systems for z in s})
     provenance = {
@@ -206,9 +207,9 @@ def _rare_elements(model: Ensemble) -> set[int]:
     return {Z_OF[s] for s in Z_OF if counts and counts.get(s, 0) < RARE_ELEMENT_ROWS}
 
 
-def _prepare(out: Path, request: ScreenRequest) -> None:
+def _prepare(out: Path, request: ScreenRequest, inputs: dict) -> None:
     manifest = out / "_manifest.json"
-    wanted = {k: v for k, v in asdict(request).items() if k not in ("out", "device", "top_k")}
+    wanted = {k: v for k, v in asdict(request).items() if k not in ("out", "device", "top_k")} | inputs
     if manifest.exists():
         previous = json.loads(manifest.read_text())
         if previous != wanted:

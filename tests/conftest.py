@@ -44,3 +44,48 @@ import os  # noqa: E402
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+# --- a screening run big enough to interrupt (5,720 candidates in 58 chunks), shared by the
+# resilience and Dask-cluster tests, and the single-machine run they must reproduce.
+PROJECT_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+LONG_RUN = {"elements": ["Li", "Mn", "Fe", "Co", "Ni", "O"], "max_arity": 4, "max_atoms": 10, "chunk_size": 100}
+LONG_RUN_CANDIDATES = 15 * 31 + 20 * 109 + 15 * 205
+
+
+@pytest.fixture(scope="session")
+def long_run_reference(data_dir):
+    return [str(data_dir / "mp_e_form" / "train.csv")]
+
+
+@pytest.fixture(scope="session")
+def single_machine_run(tmp_path_factory, long_run_reference):
+    """The long run, uninterrupted, in this process (no Dask)."""
+    from screening.screen import ScreenRequest, screen
+
+    out = tmp_path_factory.mktemp("single") / "run"
+    request = ScreenRequest(model=str(PROJECT_ROOT / "data/models/default"), out=str(out), reference=long_run_reference, **LONG_RUN)
+    summary = screen(request, progress=False, workers=0)
+    assert summary["candidates"] == LONG_RUN_CANDIDATES
+    return out
+
+
+def assert_same_screening(run, expected):
+    """Same ranked rows and values, no duplicates, no temporary files left behind."""
+    import pandas as pd
+
+    got, want = pd.read_parquet(run / "ranked.parquet"), pd.read_parquet(expected / "ranked.parquet")
+    assert got["candidate_id"].is_unique
+    pd.testing.assert_frame_equal(got, want)
+    scored = pd.read_parquet(run / "scored").sort_values("candidate_id", ignore_index=True)
+    pd.testing.assert_frame_equal(scored, pd.read_parquet(expected / "scored").sort_values("candidate_id", ignore_index=True))
+    assert not list(run.rglob("*.tmp"))
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One embedded Prefect API for the whole session (~15 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,14 +1,6 @@
 import pandas as pd
 import pytest
-from prefect.testing.utilities import prefect_test_harness
-
 from flows.featurize_dataset import featurize, featurize_dataset
-
-
-@pytest.fixture(scope="session")
-def prefect_api():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def test_featurize_task_function(tmp_path):
@@ -40,3 +32,18 @@ def test_screen_flow_under_prefect(prefect_api, tmp_path):
                                 max_arity=3, device="cpu")  # fmt: skip
     assert summary["candidates"] == 3 * 31 + 109 and summary["scored"] == summary["candidates"]
     assert (tmp_path / "run" / "ranked.parquet").exists()
+
+
+def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
+    from flows.train_models import train_models
+    from screening.models.fit import load_model
+
+    rows = pd.read_csv(data_dir / "mp_e_form" / "train.csv").head(400)
+    rows.iloc[:300].to_csv(tmp_path / "train.csv", index=False)
+    pd.concat([rows.iloc[300:], pd.DataFrame({"formula": ["Xx2O"], "target": [-1.0]})]).to_csv(tmp_path / "test.csv", index=False)
+    metrics = train_models(train=str(tmp_path / "train.csv"), test=str(tmp_path / "test.csv"), out=str(tmp_path / "model"),
+                           arch="brnet", features="elemfrac86", members=2, epochs=3, batch_size=64, device="cpu")  # fmt: skip
+    assert set(metrics) == {"validation", "test"} and metrics["test"]["n"] == 100 and metrics["test"]["rows_rejected"] == 1
+    model = load_model(str(tmp_path / "model"))
+    assert model.members == 2 and model.card["data"]["val"]["split"] == "10% of train, seeded"
+    assert (tmp_path / "model" / "parity_test.png").exists() and (tmp_path / "model" / "MODEL_CARD.md").exists()

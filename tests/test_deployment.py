@@ -1,0 +1,111 @@
+"""Against a real local Prefect server: the README's deployment recipe, literally (work pool,
+`prefect deploy --all`, a worker, `prefect deployment run`), and a flow process killed mid-run
+then run again."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import LONG_RUN, LONG_RUN_CANDIDATES, PROJECT_ROOT, assert_same_screening
+
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    """``prefect server start`` on a free loopback port with its own PREFECT_HOME; yields the
+    environment that points the CLI and flows at it."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    env = os.environ | {"PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "INFO"}  # fmt: skip
+    log = open(home / "server.log", "w")
+    server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{env['PREFECT_API_URL']}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
+        yield env
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+
+
+def _run(command: list[str], env: dict, timeout: int = 300) -> str:
+    done = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_deployment_run_through_a_work_pool(prefect_server, tmp_path):
+    env = prefect_server
+    _run([PREFECT, "work-pool", "create", "screening-pool", "--type", "process"], env)
+    deployed = _run([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deploy/prefect.yaml"], env)
+    for name in ("screen-candidates/default", "screen-candidates/nightly", "train-models/weekly"):
+        assert name in deployed
+    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "screening-pool"], env=env, cwd=PROJECT_ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        out = tmp_path / "run-{date}"
+        _run([PREFECT, "deployment", "run", "screen-candidates/default", "-p", 'elements=["Li","Co","O"]', "-p", "max_arity=3",
+              "-p", f"out={out}", "--watch"], env)  # fmt: skip
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    (run,) = tmp_path.glob("run-20*")  # {date} became the run's date
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["candidates"] == 3 * 31 + 109 and summary["scored"] + summary["removed"]["already known"] == summary["candidates"]
+    assert (run / "ranked.parquet").exists() and list(run.glob("hull_*.png"))
+    request = urllib.request.Request(f"{env['PREFECT_API_URL']}/artifacts/filter", data=b"{}", headers={"Content-Type": "application/json"})
+    artifacts = {a["key"]: a for a in json.load(urllib.request.urlopen(request, timeout=10))}
+    assert {"top-candidates", "screening-summary", "best-system-hull", "screening-progress"} <= set(artifacts)
+    assert artifacts["best-system-hull"]["data"].startswith("data:image/png;base64,")
+    assert artifacts["screening-progress"]["data"] == 100.0
+    schedules = _run([PREFECT, "deployment", "inspect", "screen-candidates/nightly"], env)
+    assert "0 2 * * *" in schedules
+
+
+def test_killed_flow_process_reruns_to_the_same_output(prefect_server, long_run_reference, single_machine_run, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "flows.screen_candidates", "--elements", ",".join(LONG_RUN["elements"]),
+               "--max-arity", str(LONG_RUN["max_arity"]), "--max-atoms", str(LONG_RUN["max_atoms"]),
+               "--chunk-size", str(LONG_RUN["chunk_size"]), "--model", "data/models/default", "--out", str(out),
+               *[a for path in long_run_reference for a in ("--reference", path)]]  # fmt: skip
+    first = subprocess.Popen(command, env=prefect_server, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)  # fmt: skip
+    n_chunks = -(-LONG_RUN_CANDIDATES // LONG_RUN["chunk_size"])
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and first.poll() is None:
+        done = len(list((out / "scored").glob("part-*.parquet"))) if (out / "scored").exists() else 0
+        if done >= 5:
+            os.killpg(first.pid, signal.SIGKILL)  # the flow process and its Dask workers
+            break
+        time.sleep(0.02)
+    first.wait(timeout=30)
+    assert first.returncode == -signal.SIGKILL and 5 <= done < n_chunks, f"not killed mid-run ({done} of {n_chunks} chunks)"
+    assert not (out / "ranked.parquet").exists()
+
+    _run(command, prefect_server)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["chunks"] == n_chunks and 5 <= summary["chunks_skipped"] < n_chunks
+    assert_same_screening(out, single_machine_run)
