@@ -11,6 +11,7 @@ same file twice and a re-run skips chunks already on disk.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,11 +59,12 @@ def worker_model(context: ScoringContext) -> Ensemble:
     return _MODELS[key]
 
 
-def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble):
+def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble, seconds: dict | None = None):
     """Filter, featurize and score one chunk; returns the scored table, the rejected rows and
-    how many candidates each filter removed."""
+    how many candidates each filter removed. ``seconds`` collects the time of each step."""
     from screening.oxidation import charge_neutral
 
+    clock = _Clock(seconds if seconds is not None else {})
     keep = np.ones(len(chunk), bool)
     removed = {}
     if context.charge_neutral:
@@ -74,6 +76,7 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble)
         removed["already known"] = int((keep & is_known).sum())
         keep &= ~is_known
     rows = np.flatnonzero(keep)
+    clock("filter")
     table = get_featurizer(model.featurizer).featurize_frame(pd.DataFrame({"formula": chunk.batch.formula[rows]}))
     rejected = pd.DataFrame({
         "candidate_id": chunk.candidate_id[rows[[r.index for r in table.rejections]]],
@@ -82,7 +85,9 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble)
     })  # fmt: skip
     scored_rows = rows[table.index]
     batch = chunk.batch.select(scored_rows)
+    clock("featurize")
     mean, std, _ = model.predict(table.values.astype(np.float32), bf16=context.bf16)
+    clock("predict")
     hull_e, decomposition = context.hull.energy_at(batch)
     e_above = mean - hull_e
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -101,7 +106,20 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble)
         "known_decomposition": decomposition_strings(decomposition, context.hull.batch.formula),
         "rare_element": np.isin(batch.z, rare).any(axis=1) if rare else np.zeros(len(batch), bool),
     })  # fmt: skip
+    clock("hull")
     return scored, rejected, removed
+
+
+class _Clock:
+    """Adds the time since the last call to ``seconds[step]``."""
+
+    def __init__(self, seconds: dict):
+        self.seconds, self.last = seconds, time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = self.seconds.get(step, 0.0) + now - self.last
+        self.last = now
 
 
 def decomposition_strings(decomposition, formulas) -> list[str]:
@@ -131,12 +149,15 @@ def score_and_write(index: int, chunk: CandidateChunk, out: str, context: Scorin
     done = chunk_meta(out, index)
     if done is not None:
         return done | {"skipped": True}
-    scored, rejected, removed = score_chunk(chunk, context, worker_model(context))
+    seconds: dict[str, float] = {}
+    scored, rejected, removed = score_chunk(chunk, context, worker_model(context), seconds)
     meta = {"chunk": index, "candidates": len(chunk), "scored": len(scored), "rejected": len(rejected), "removed": removed}
     if meta["scored"] + meta["rejected"] + sum(removed.values()) != meta["candidates"]:
         raise RuntimeError(f"candidate accounting failed in chunk {index}: {meta}")
     write_parquet_atomic(pa.Table.from_pandas(rejected, preserve_index=False), str(Path(out) / "rejected" / part_name(index)))
     table = pa.Table.from_pandas(scored, preserve_index=False)
     metadata = {"screening": json.dumps(context.provenance), "screening_chunk": json.dumps(meta)}
+    started = time.perf_counter()
     write_parquet_atomic(table.replace_schema_metadata(metadata), str(Path(out) / "scored" / part_name(index)))
-    return meta | {"skipped": False}
+    seconds["write"] = time.perf_counter() - started
+    return meta | {"skipped": False, "seconds": seconds}

@@ -104,6 +104,7 @@ class ScreenPlan:
     context: ScoringContext
     ref_batch: CompositionBatch
     ref_energy: np.ndarray
+    seconds: float = 0.0  # time taken to plan
 
     @property
     def n_chunks(self) -> int:
@@ -113,6 +114,7 @@ class ScreenPlan:
 def plan(request: ScreenRequest) -> ScreenPlan:
     """Validate the request, count the space, load the model card and the known compounds, and
     build their hull. Fails before anything is scored if any of that is wrong."""
+    started = time.perf_counter()
     out = Path(request.out)
     candidates = space(request.elements, request.max_arity, Grid(request.max_atoms, request.max_amount), request.systems)
     total = candidates.size()
@@ -135,7 +137,7 @@ def plan(request: ScreenRequest) -> ScreenPlan:
         provenance=provenance,
     )  # fmt: skip
     log.info("screening %s candidates in %d chemical systems against %d known compounds", f"{total:,}", len(candidates.systems), len(ref_batch))
-    return ScreenPlan(request, out, candidates, total, context, ref_batch, ref_energy)
+    return ScreenPlan(request, out, candidates, total, context, ref_batch, ref_energy, time.perf_counter() - started)
 
 
 def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = None, progress: bool = True,
@@ -148,7 +150,9 @@ def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = 
     todo = ((i, chunk) for i, chunk in enumerate(plan.candidates.chunks(plan.request.chunk_size)))
     if workers is None and not scheduler and plan.n_chunks <= 1:
         workers = 0  # one chunk: a cluster would only add its start-up time
-    counts = {"candidates": plan.total, "scored": 0, "rejected": 0, "chunks": 0, "chunks_skipped": 0, "removed": {}}
+    started = time.perf_counter()
+    counts = {"candidates": plan.total, "scored": 0, "rejected": 0, "chunks": 0, "chunks_skipped": 0, "removed": {},
+              "chunk_seconds": {}}  # fmt: skip
     bar, done = _bar(progress, plan.total), 0
     results = map_bounded(score_and_write, ((i, chunk, out) for i, chunk in todo), scheduler=scheduler, workers=workers,
                           shared=plan.context)  # fmt: skip
@@ -159,6 +163,8 @@ def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = 
         counts["rejected"] += meta["rejected"]
         for reason, n in meta["removed"].items():
             counts["removed"][reason] = counts["removed"].get(reason, 0) + n
+        for step, t in meta.get("seconds", {}).items():
+            counts["chunk_seconds"][step] = counts["chunk_seconds"].get(step, 0.0) + t
         done += meta["candidates"]
         if bar is not None:
             bar.update(meta["candidates"])
@@ -168,11 +174,13 @@ def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = 
         bar.close()
     if counts["chunks"] != plan.n_chunks or counts["scored"] + counts["rejected"] + sum(counts["removed"].values()) != plan.total:
         raise RuntimeError(f"candidate accounting failed: {counts} for a space of {plan.total:,} in {plan.n_chunks} chunks")
-    return counts
+    counts["chunk_seconds"] = {k: round(v, 2) for k, v in counts["chunk_seconds"].items()}  # summed over workers
+    return counts | {"score_seconds": round(time.perf_counter() - started, 2)}
 
 
 def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
-    """Rank, write the top tables and the summary."""
+    """Rank, write the top tables and the summary (``seconds``: the run's time so far)."""
+    started = time.perf_counter()
     ranked = rank(plan.out, plan.ref_batch, plan.ref_energy, plan.context.provenance)
     top = ranked.head(plan.request.top_k)
     top.to_csv(plan.out / "top.csv", index=False)
@@ -183,7 +191,9 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
     summary = counts | {
         "below_known_hull": int((ranked["e_above_known_hull"] < 0).sum()),
         "on_combined_hull": int(ranked["stable_combined"].sum()),
-        "seconds": round(seconds, 2),
+        "plan_seconds": round(plan.seconds, 2),
+        "rank_seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(seconds + time.perf_counter() - started, 2),
         "outputs": {"scored": str(plan.out / "scored"), "ranked": str(plan.out / "ranked.parquet"), "top": str(plan.out / "top.csv"),
                     "top_by_system": str(plan.out / "top_by_system.csv"), "hull_pictures": pictures},
         "provenance": plan.context.provenance,

@@ -211,3 +211,34 @@ def test_config_validation():
         TrainConfig(architecture="transformer")
     with pytest.raises(ValueError, match="unknown schedule"):
         TrainConfig(schedule="cosine")
+
+
+@pytest.mark.parametrize("arch", ["elemnet", "plain17", "srnet17", "irnet17", "brnet"])
+def test_folded_inference_equals_the_module(arch, float64):
+    """BatchNorm folded into the linear layers: the same function (float64: to 1e-10), and
+    bfloat16 close to it."""
+    from screening.models.inference import FoldedNet
+
+    net = StackedNet(arch, 9, members=2)
+    net.reset_parameters([3, 4])
+    _randomize_batchnorm(net)
+    net.eval()
+    x = torch.randn(64, 9)
+    with torch.no_grad():
+        expected = net(x)
+    torch.testing.assert_close(FoldedNet(net, torch.float64)(x).double(), expected.double(), rtol=0, atol=1e-10)
+    low = FoldedNet(net, torch.bfloat16)(x).double()
+    assert (low - expected).abs().max() < 0.03 * expected.abs().max()  # bf16 keeps ~3 significant digits
+
+
+def _randomize_batchnorm(net, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    from screening.models.layers import StackedBatchNorm
+
+    for module in net.modules():
+        if isinstance(module, StackedBatchNorm):
+            with torch.no_grad():
+                for tensor, low in ((module.weight, 0.5), (module.running_var, 0.2)):
+                    tensor.copy_(low + torch.rand(tensor.shape, generator=g, dtype=tensor.dtype))
+                for tensor in (module.bias, module.running_mean):
+                    tensor.copy_(0.3 * torch.randn(tensor.shape, generator=g, dtype=tensor.dtype))

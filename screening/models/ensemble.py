@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from screening.models.architectures import StackedNet, get_architecture
+from screening.models.inference import FoldedNet
 
 WEIGHTS = "model.safetensors"
 CARD = "card.json"
@@ -60,12 +61,11 @@ class Ensemble:
             )
         device = self.feature_mean.device
         self.net.eval()
+        program = FoldedNet(self.net, torch.bfloat16 if bf16 else torch.float32)  # BatchNorm folded in
         out = np.empty((self.members, len(features)), np.float32)
         for start in range(0, len(features), batch_size):
             x = torch.as_tensor(features[start : start + batch_size], dtype=torch.float32, device=device)
-            x = (x - self.feature_mean) / self.feature_std
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                y = self.net(x).float()
+            y = program((x - self.feature_mean) / self.feature_std)
             out[:, start : start + len(x)] = (y * self.target_std + self.target_mean).cpu().numpy()
         return out
 

@@ -1,0 +1,124 @@
+"""End-to-end screening benchmark: enumerate, featurize, score, hull, rank and write a space of
+about a million candidates, through the Prefect flow (embedded API, local Dask cluster) or the
+library alone, with the shipped default ensemble. Prints wall time, the time of every step,
+the forward pass's share against this machine's matmul rate, the orchestration overhead and the
+peak memory of the whole process tree (flow process + Dask workers).
+
+    .venv/bin/python bench/screen.py                       # 1,126,225 candidates, flow, fp32
+    .venv/bin/python bench/screen.py --bf16 --no-flow      # library only, bfloat16 matmuls
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+# 20 elements, systems of 2..4, <= 10 atoms: 190*31 + 1140*109 + 4845*205 = 1,126,225 candidates
+ELEMENTS = "Li,Na,K,Mg,Ca,Sr,Ba,Ti,V,Cr,Mn,Fe,Co,Ni,Cu,Zn,Al,Si,S,O"
+
+
+def matmul_rate(dtype: torch.dtype, n: int = 2048, repeat: int = 10) -> float:
+    """This machine's ``torch.mm`` rate (GFLOP/s) on square matrices, all threads."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        torch.mm(a, b)
+    return 2 * n**3 * repeat / (time.perf_counter() - start) / 1e9
+
+
+class PeakMemory:
+    """Peak resident memory of this process and all its children, sampled every 0.2 s."""
+
+    def __init__(self):
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--elements", default=ELEMENTS)
+    parser.add_argument("--max-arity", type=int, default=4)
+    parser.add_argument("--max-atoms", type=int, default=10)
+    parser.add_argument("--chunk-size", type=int, default=50_000)
+    parser.add_argument("--workers", type=int, default=None, help="local Dask workers (default: one per core)")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--no-flow", action="store_true", help="the library alone, without Prefect")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--out", default=str(ROOT / "runs" / "bench-screen"))
+    args = parser.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)
+    rates = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+    options = dict(model=str(ROOT / "data/models/default"), out=args.out, elements=args.elements.split(","),
+                   max_arity=args.max_arity, max_atoms=args.max_atoms, chunk_size=args.chunk_size, bf16=args.bf16,
+                   reference=[f"{args.data}/mp_e_form/train.csv", f"{args.data}/mp_e_form/val.csv"])  # fmt: skip
+    started = time.perf_counter()
+    with PeakMemory() as memory:
+        if args.no_flow:
+            from screening.screen import ScreenRequest, screen
+
+            summary = screen(ScreenRequest(**options), progress=True, workers=args.workers)
+        else:
+            from flows.screen_candidates import screen_candidates
+
+            summary = screen_candidates(**options, workers=args.workers)
+    wall = time.perf_counter() - started
+
+    from screening.models.fit import load_model
+
+    model = load_model(options["model"], "cpu")
+    flop = 2 * sum(p.numel() for n, p in model.net.named_parameters() if n.endswith("weight") and p.dim() == 3)
+    steps = summary["chunk_seconds"]
+    workers = args.workers or min(psutil.cpu_count(), 8)
+    forward_rate = summary["scored"] * flop / (steps["predict"] / workers) / 1e9  # per-worker time -> machine rate
+    library = summary["plan_seconds"] + summary["score_seconds"] + summary["rank_seconds"]
+    forward_wall = summary["scored"] * flop / (rates["bf16" if args.bf16 else "fp32"] * 1e9)
+    figures = {
+        "candidates": summary["candidates"], "scored": summary["scored"], "chunks": summary["chunks"],
+        "wall_s": round(wall, 1), "candidates_per_s": round(summary["candidates"] / wall),
+        "plan_s": summary["plan_seconds"], "score_s": summary["score_seconds"], "rank_s": summary["rank_seconds"],
+        "chunk_step_cpu_s": steps, "workers": workers, "precision": "bf16" if args.bf16 else "fp32",
+        "mflop_per_candidate": round(flop / 1e6, 1), "matmul_gflop_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "forward_gflop_per_s": round(forward_rate, 1),
+        "forward_share_of_matmul_rate": round(forward_rate / rates["bf16" if args.bf16 else "fp32"], 3),
+        "forward_at_matmul_rate_s": round(forward_wall, 1),
+        "everything_else_over_forward": round(wall / forward_wall - 1, 3),
+        "orchestration_overhead_s": None if args.no_flow else round(wall - library, 1),
+        "orchestration_overhead_share": None if args.no_flow else round((wall - library) / wall, 3),
+        "peak_memory_gb": round(memory.peak / 1e9, 2), "below_known_hull": summary["below_known_hull"],
+    }  # fmt: skip
+    print(json.dumps(figures, indent=2))
+    flags = [f"--chunk-size {args.chunk_size}"] + (["--bf16"] if args.bf16 else []) + (["--no-flow"] if args.no_flow else [])
+    print(f"reproduce: .venv/bin/python bench/screen.py {' '.join(flags)}")
+
+
+if __name__ == "__main__":
+    main()
