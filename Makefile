@@ -17,13 +17,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job: screen Li-Mn-Fe-O with the shipped default ensemble against the known
-# compounds of mp_e_form (re-running resumes and re-ranks into the same folder).
+# The main job: the screen-candidates flow (embedded Prefect API, local Dask cluster) over the
+# lithium/sodium transition-metal oxides up to quaternaries (11,641 candidates), scored by the
+# shipped default ensemble against the ~95k known compounds of mp_e_form. Re-running resumes.
+MAIN_OUT ?= runs/screen-Li-Na-Mn-Fe-Co-Ni-O
 run: $(STAMP)
-	$(VENV)/bin/screening screen --elements Li,Mn,Fe,O --max-arity 4 --max-atoms 10 \
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/bin/python -m flows.screen_candidates \
+		--elements Li,Na,Mn,Fe,Co,Ni,O --max-arity 4 --max-atoms 10 --chunk-size 2000 \
 		--model data/models/default \
 		--reference $(DATA)/mp_e_form/train.csv --reference $(DATA)/mp_e_form/val.csv \
-		--out runs/screen-Li-Mn-Fe-O
+		--out $(MAIN_OUT)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

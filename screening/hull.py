@@ -26,6 +26,7 @@ from screening.elements import SYMBOLS
 
 QHULL_MAX_ELEMENTS = 5  # beyond, a linear programme per compound is faster than qhull here
 STABLE_TOL = 1e-9  # eV/atom: at or below this above the hull, a compound counts as on it
+VERTICAL_TOL = 1e-7  # energy component of a unit facet normal below which the facet is vertical
 
 
 @dataclass
@@ -142,7 +143,7 @@ def _hull_energy(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
     if n <= QHULL_MAX_ELEMENTS:
         try:
             return _qhull(comp, e, query)
-        except QhullError:  # degenerate point sets: the linear programme is exact anyway
+        except (QhullError, np.linalg.LinAlgError):  # degenerate point sets: the linear programme is exact anyway
             pass
     return _linprog(comp, e, query)
 
@@ -153,7 +154,12 @@ def _qhull(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
     apex = np.append(np.full(n - 1, 1.0 / n), e.max() + 1e3)
     points = np.vstack([np.column_stack([comp[:, : n - 1], e]), apex])
     hull = ConvexHull(points, qhull_options="Qt")
-    lower = hull.equations[:, n - 1] < -1e-12
+    # Lower facets face down. A (numerically) vertical facet is not one: its plane says nothing
+    # about energies and its projection onto compositions is degenerate.
+    lower = hull.equations[:, n - 1] < -VERTICAL_TOL
+    # Qt triangulates non-simplicial facets and may leave flat simplices (their vertices'
+    # compositions are dependent): they cover no composition, so drop them.
+    lower &= np.abs(np.linalg.det(np.concatenate([comp, comp[:1]])[hull.simplices])) > 1e-12
     eq, simplices = hull.equations[lower], hull.simplices[lower]
     normal, slope, offset = eq[:, : n - 1], eq[:, n - 1], eq[:, n]
     x = query[:, : n - 1]

@@ -77,3 +77,22 @@ def test_hull_cli(tmp_path, capsys):
     assert "2 rows rejected" in capsys.readouterr().out
     rejected = pd.read_csv(tmp_path / "h.rejected.csv")
     assert rejected["formula"].tolist() == ["Qq", "KCl"]
+
+
+def test_flat_simplices_from_triangulation_are_skipped():
+    """A real quaternary (known compounds + 205 bf16-scored candidates from the 1M benchmark)
+    where qhull's triangulation leaves flat lower simplices: their barycentric systems are
+    singular. The hull must still equal the linear programme's, with exact decompositions."""
+    from pathlib import Path
+
+    from screening.hull import _linprog, _qhull
+
+    case = np.load(Path(__file__).parent / "data" / "flat_simplices_quaternary.npz")
+    comp, e, query = case["comp"], case["e"], case["query"]
+    energy, decomposition = _qhull(comp, e, query)
+    expected, _ = _linprog(comp, e, query)
+    np.testing.assert_allclose(energy, expected, atol=1e-9)
+    for (rows, weights), q, h in zip(decomposition, query, energy):
+        assert (weights > 0).all() and abs(weights.sum() - 1) < 1e-12
+        np.testing.assert_allclose(weights @ comp[rows], q, atol=1e-12)
+        assert abs(weights @ e[rows] - h) < 1e-9

@@ -1,0 +1,53 @@
+"""The shipped deployment and cluster configurations are valid for the code they drive."""
+
+import inspect
+import sys
+from pathlib import Path
+
+import yaml
+from conftest import PROJECT_ROOT
+
+sys.path.insert(0, str(PROJECT_ROOT / "deploy" / "dask"))
+
+
+def test_prefect_yaml_deployments_match_the_flows():
+    import importlib
+
+    config = yaml.safe_load((PROJECT_ROOT / "deploy" / "prefect.yaml").read_text())
+    names = set()
+    for deployment in config["deployments"]:
+        path, name = deployment["entrypoint"].split(":")
+        module = importlib.import_module(path[:-3].replace("/", "."))
+        flow = getattr(module, name)
+        names.add(f"{flow.name}/{deployment['name']}")
+        signature = inspect.signature(flow.fn)
+        assert set(deployment["parameters"]) <= set(signature.parameters), deployment["name"]
+        flow.validate_parameters(deployment["parameters"])  # types and bounds, as the server will
+        assert deployment["work_pool"]["name"] == "screening-pool"
+        for schedule in deployment.get("schedules", []):
+            assert len(schedule["cron"].split()) == 5
+        for key in ("model", "train"):
+            if key in deployment["parameters"]:
+                assert (PROJECT_ROOT / deployment["parameters"][key]).exists()
+    assert names == {"screen-candidates/default", "screen-candidates/nightly", "train-models/weekly"}
+
+
+def test_slurm_job_script():
+    from slurm import make_cluster
+
+    cluster = make_cluster(0)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH --cpus-per-task=32" in script and "--nworkers 32" in script and "--nthreads 1" in script
+    assert 'export DASK_CONFIG="$HOME/screening/deploy/dask"' in script
+
+
+def test_kubernetes_cluster_and_worker_environment():
+    spec = yaml.safe_load((PROJECT_ROOT / "deploy" / "dask" / "kubernetes.yaml").read_text())
+    assert spec["kind"] == "DaskCluster" and spec["spec"]["worker"]["replicas"] >= 1
+    worker = spec["spec"]["worker"]["spec"]["containers"][0]
+    assert "--nthreads" in worker["args"] and worker["resources"]["limits"]["cpu"] == "2"
+    environ = yaml.safe_load((PROJECT_ROOT / "deploy" / "dask" / "distributed.yaml").read_text())
+    assert environ["distributed"]["nanny"]["pre-spawn-environ"]["MALLOC_TRIM_THRESHOLD_"] == 256 << 20
