@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training forward")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
@@ -83,7 +84,8 @@ def main() -> None:
             else:
                 features = args.features or FEATURES.get(arch, "magpie145+elemfrac86")
                 config = TrainConfig.for_architecture(arch, members=args.members, epochs=3 if args.quick else args.epochs,
-                                                      batch_size=args.batch_size, lr=args.lr, bf16=args.bf16)  # fmt: skip
+                                                      batch_size=args.batch_size, lr=args.lr, bf16=args.bf16,
+                                                      compile=args.compile)  # fmt: skip
                 start = time.perf_counter()
                 _, metrics = fit(train_csv, val_csv, features, config, str(out_root / f"{arch}-x{args.members}"),
                                  device=args.device, progress=False)  # fmt: skip

@@ -40,6 +40,7 @@ class TrainConfig:
     bf16: bool = False  # bfloat16 autocast for the matmuls (CPU with AVX-512 bf16, or GPU)
     seed: int = 0
     max_minutes: float | None = None  # stop after this much wall time, keeping the best weights
+    compile: bool = False  # torch.compile the training forward (fuses element-wise passes: ~2.3x on CPU; ~40 s to compile)
 
     def __post_init__(self):
         get_architecture(self.architecture)
@@ -206,6 +207,7 @@ def train(
     total_steps = steps_per_epoch * config.epochs
     started = time.perf_counter() - run.seconds
     bar = _bar(progress, config.epochs, run.epoch)
+    forward = torch.compile(net) if config.compile else net
     while run.epoch < config.epochs:
         stopped = torch.tensor([b >= config.patience for b in run.bad_epochs]) if config.patience else torch.zeros(K, dtype=torch.bool)
         if bool(stopped.all()):
@@ -221,7 +223,7 @@ def train(
         for step in range(steps_per_epoch):
             idx = order[:, step * config.batch_size : (step + 1) * config.batch_size]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                pred = net(x_train[idx])
+                pred = forward(x_train[idx])
             per_member = (pred.float() - y_train[idx]).abs().mean(dim=1)
             net.zero_grad(set_to_none=True)
             per_member.sum().backward()
@@ -282,12 +284,15 @@ def _update(run: Progress, config: TrainConfig, net: StackedNet, best: dict, val
 
 @torch.no_grad()
 def evaluate_members(net: StackedNet, x: torch.Tensor, y: torch.Tensor, bf16: bool = False, batch: int = 8192) -> torch.Tensor:
-    """Per-member MAE on standardized data, ``[members]``."""
+    """Per-member MAE on standardized data, ``[members]`` (the folded inference network: the
+    same function as ``net`` in eval mode, in ``x``'s dtype or bfloat16)."""
+    from screening.models.inference import FoldedNet
+
     net.eval()
-    total = torch.zeros(net.members, device=x.device)
+    program = FoldedNet(net, torch.bfloat16 if bf16 else x.dtype)
+    total = torch.zeros(net.members, device=x.device, dtype=x.dtype)
     for start in range(0, len(x), batch):
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            pred = net(x[start : start + batch]).float()
+        pred = program(x[start : start + batch]).to(x.dtype)
         total += (pred - y[start : start + batch]).abs().sum(dim=1)
     return (total / len(x)).cpu()
 
