@@ -45,6 +45,8 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     # most of it page faults. Our workers' memory is bounded by the chunk size, so let glibc
     # keep freed memory for reuse instead.
     environ = {"MALLOC_TRIM_THRESHOLD_": str(256 << 20), "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
+    if logger.getEffectiveLevel() >= logging.WARNING:  # workers' INFO lines (start, stop) too
+        environ["DASK_LOGGING__DISTRIBUTED"] = "warning"
     with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in environ.items()}):
         cluster = LocalCluster(
             n_workers=workers or default_workers(),
