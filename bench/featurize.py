@@ -12,14 +12,13 @@ import json
 import os
 import platform
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
+from _memory import PeakMemory  # bench/ is on sys.path when a script runs
 
 from screening.datasets import load_reference
 from screening.featurize_dataset import featurize_file
@@ -27,35 +26,6 @@ from screening.featurizers import ElementFraction86, Magpie145
 
 warnings.filterwarnings("ignore")
 SPLITS = [("mp_e_form", "train"), ("mp_e_form", "val"), ("oqmd_hf", "train"), ("mp_e_hull", "train"), ("mp_e_hull", "val")]
-
-
-class PeakMemory:
-    """Peak resident memory of this process and all its children, sampled every 20 ms."""
-
-    def __init__(self):
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            time.sleep(0.02)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def rate(fn, n: int, repeat: int = 1) -> float:

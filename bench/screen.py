@@ -14,11 +14,11 @@ import argparse
 import json
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import psutil
+from _memory import PeakMemory  # bench/ is on sys.path when a script runs
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,34 +34,6 @@ def matmul_rate(dtype: torch.dtype, n: int = 2048, repeat: int = 10) -> float:
     for _ in range(repeat):
         torch.mm(a, b)
     return 2 * n**3 * repeat / (time.perf_counter() - start) / 1e9
-
-
-class PeakMemory:
-    """Peak resident memory of this process and all its children, sampled every 0.2 s."""
-
-    def __init__(self):
-        self.peak, self._stop = 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for p in [me, *me.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            time.sleep(0.2)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def main() -> None:
@@ -83,7 +55,7 @@ def main() -> None:
                    max_arity=args.max_arity, max_atoms=args.max_atoms, chunk_size=args.chunk_size, bf16=args.bf16,
                    reference=[f"{args.data}/mp_e_form/train.csv", f"{args.data}/mp_e_form/val.csv"])  # fmt: skip
     started = time.perf_counter()
-    with PeakMemory() as memory:
+    with PeakMemory(0.2) as memory:
         if args.no_flow:
             from screening.screen import ScreenRequest, screen
 
