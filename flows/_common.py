@@ -28,3 +28,26 @@ def picture_artifact(path: str | Path, key: str, description: str) -> None:
     the server runs, without serving the output folder."""
     encoded = base64.b64encode(Path(path).read_bytes()).decode()
     create_image_artifact(image_url=f"data:image/png;base64,{encoded}", key=key, description=description)
+
+
+def run_from_command_line(name: str, call) -> int:
+    """Run a flow from ``python -m flows.X``: errors a user can fix become one line (exit 2)
+    instead of a traceback; Prefect's own log of the failed run stays above it."""
+    import os
+    import sys
+
+    try:
+        call()
+        return 0
+    except RuntimeError as err:
+        if "Failed to reach API" in str(err):
+            url = os.environ.get("PREFECT_API_URL", "the configured API")
+            print(f"{name}: error: no Prefect server answers at {url}; start one with `prefect server start`, "
+                  "or unset PREFECT_API_URL to run on the embedded API", file=sys.stderr)  # fmt: skip
+            return 2
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError, ConnectionError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"{name}: error: {message}", file=sys.stderr)
+        return 2

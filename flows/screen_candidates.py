@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +26,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from flows._common import picture_artifact, retry_on_io
+from flows._common import picture_artifact, retry_on_io, run_from_command_line
 
 from screening.ranking import print_top
 from screening.screen import ScreenPlan, ScreenRequest, finish, plan, score
@@ -146,6 +147,6 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int)
     parser.add_argument("--bf16", action="store_true", help="bfloat16 matmuls (~3x faster on CPUs with AMX)")
     args = parser.parse_args()
-    screen_candidates(model=args.model, out=args.out, elements=args.elements.split(","), max_arity=args.max_arity,
-                      max_atoms=args.max_atoms, chunk_size=args.chunk_size, reference=args.reference,
-                      scheduler=args.scheduler, workers=args.workers, bf16=args.bf16)  # fmt: skip
+    sys.exit(run_from_command_line("screen-candidates", lambda: screen_candidates(
+        model=args.model, out=args.out, elements=args.elements.split(","), max_arity=args.max_arity, max_atoms=args.max_atoms,
+        chunk_size=args.chunk_size, reference=args.reference, scheduler=args.scheduler, workers=args.workers, bf16=args.bf16)))

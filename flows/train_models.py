@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from flows._common import picture_artifact, retry_on_io
+from flows._common import picture_artifact, retry_on_io, run_from_command_line
 
 from screening.models.fit import TrainingData, evaluate, fit_prepared, prepare_data
 from screening.models.training import TrainConfig
@@ -110,5 +111,6 @@ if __name__ == "__main__":
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=100)
     args = parser.parse_args()
-    train_models(train=args.train, val=args.val, test=args.test, out=args.out, arch=args.arch, features=args.features,
-                 members=args.members, epochs=args.epochs)  # fmt: skip
+    sys.exit(run_from_command_line("train-models", lambda: train_models(
+        train=args.train, val=args.val, test=args.test, out=args.out, arch=args.arch, features=args.features,
+        members=args.members, epochs=args.epochs)))

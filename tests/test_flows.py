@@ -47,3 +47,27 @@ def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
     model = load_model(str(tmp_path / "model"))
     assert model.members == 2 and model.card["data"]["val"]["split"] == "10% of train, seeded"
     assert (tmp_path / "model" / "parity_test.png").exists() and (tmp_path / "model" / "MODEL_CARD.md").exists()
+
+
+def test_flow_command_line_errors_are_one_line(capsys, monkeypatch):
+    from flows._common import retry_on_io, run_from_command_line
+
+    def unknown_element():
+        raise ValueError("unknown element symbol(s): 'Xx'")
+
+    def no_server():
+        raise RuntimeError("Failed to reach API at http://127.0.0.1:9/api/")
+
+    assert run_from_command_line("screen-candidates", unknown_element) == 2
+    assert capsys.readouterr().err == "screen-candidates: error: unknown element symbol(s): 'Xx'\n"
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    assert run_from_command_line("screen-candidates", no_server) == 2
+    assert "no Prefect server answers at http://127.0.0.1:9/api; start one with `prefect server start`" in capsys.readouterr().err
+
+    class State:
+        def __init__(self, error):
+            self.data = error
+
+    assert retry_on_io(None, None, State(OSError("connection reset"))) is True
+    assert retry_on_io(None, None, State(FileNotFoundError("model"))) is False
+    assert retry_on_io(None, None, State(ValueError("unknown element"))) is False
