@@ -31,7 +31,7 @@ from flows._common import picture_artifact, retry_on_io, run_from_command_line
 from screening.ranking import print_top
 from screening.screen import ScreenPlan, ScreenRequest, finish, plan, score
 
-PROGRESS_STEP = 0.05  # update the progress artifact every 5% of the space, not every chunk
+PROGRESS_STEP = 0.1  # report progress every 10% of the space, not every chunk
 
 
 @task(name="plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
@@ -42,12 +42,14 @@ def plan_task(request: ScreenRequest) -> ScreenPlan:
 @task(name="score", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
 def score_task(prepared: ScreenPlan, scheduler: str | None, workers: int | None) -> dict:
     artifact = create_progress_artifact(0.0, key="screening-progress", description=f"{prepared.total:,} candidates")
-    last = [0.0]
+    logger, started, last = get_run_logger(), time.perf_counter(), [0.0]
 
     def report(done: int, total: int) -> None:
         if done == total or done / total - last[0] >= PROGRESS_STEP:
             last[0] = done / total
             update_progress_artifact(artifact, 100.0 * done / total)
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            logger.info("scored %s of %s candidates (%.0f%%, %s/s)", f"{done:,}", f"{total:,}", 100.0 * done / total, f"{rate:,.0f}")
 
     return score(prepared, scheduler=scheduler, workers=workers, progress=False, on_chunk=report)
 
