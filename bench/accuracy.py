@@ -99,7 +99,8 @@ def main() -> None:
     print("\n| model | val MAE | RMSE | R2 |\n|---|---|---|---|")
     for r in results:
         print(f"| {r['model']} | {r['mae']:.4f} | {r['rmse']:.4f} | {r['r2']:.4f} |")
-    print("reproduce: .venv/bin/python bench/accuracy.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False) and k != "quick") + (" --quick" if args.quick else ""))
+    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items() if v not in (None, False)]
+    print("reproduce: .venv/bin/python bench/accuracy.py " + " ".join(flags))
 
 
 if __name__ == "__main__":
