@@ -238,3 +238,24 @@ def count(elements: list[str], max_arity: int, grid: Grid = Grid()) -> int:
     """Number of candidates, computed without enumerating them."""
     zs = validate_elements(elements)
     return sum(comb(len(zs), k) * grid_size(k, grid) for k in range(2, min(max_arity, len(zs)) + 1))
+
+
+def reduced_formulas(batch: CompositionBatch) -> list[str]:
+    """Reduced formulas of any compositions, written like the candidates' (``Li8O4`` ->
+    ``Li2O``, ``Na1O2`` -> ``NaO2``); non-integer amounts are kept, to 4 significant digits."""
+    from math import gcd
+
+    from screening.featurizers.element_data import pymatgen_ion_data
+
+    chi = pymatgen_ion_data()[0]
+    out = []
+    for zs, amounts in zip(batch.z.tolist(), batch.amount.tolist()):
+        pairs = [(z, a) for z, a in zip(zs, amounts) if z]
+        if all(abs(a - round(a)) < 1e-8 for _, a in pairs):
+            common = 0
+            for _, a in pairs:
+                common = gcd(common, int(round(a)))
+            pairs = [(z, round(a) // max(common, 1)) for z, a in pairs]
+        pairs.sort(key=lambda p: (chi[p[0]], p[0]))
+        out.append("".join(SYMBOLS[z - 1] + ("" if a == 1 else f"{a:.4g}" if isinstance(a, float) else str(a)) for z, a in pairs))
+    return out

@@ -17,6 +17,7 @@ from matplotlib.colors import TwoSlopeNorm
 
 from screening.composition import CompositionBatch, parse_formulas
 from screening.elements import Z_OF
+from screening.enumerate import reduced_formulas
 from screening.hull import hull_distances
 from screening.plots import _pyplot
 
@@ -49,15 +50,16 @@ def hull_picture(chemsys: str, ranked: pd.DataFrame, ref_batch: CompositionBatch
     known_batch = CompositionBatch.concat(known_batch, elements)
     known_e = np.concatenate([known_e, np.zeros(len(symbols))])
     known = hull_distances(known_batch, known_e)
+    names = np.array(reduced_formulas(known_batch), dtype=object)
     cand_batch, _ = parse_formulas(cands["formula"].tolist())
     x_known, x_cand = _fractions(known_batch, symbols), _fractions(cand_batch, symbols)
     plt = _pyplot()
     if len(symbols) == 2:
         fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
-        _binary(ax, symbols, x_known[:, 1], known_e, known.stable, known_batch.formula, x_cand[:, 1], cands, label_top)
+        _binary(ax, symbols, x_known[:, 1], known_e, known.stable, names, x_cand[:, 1], cands, label_top)
     else:
         fig, ax = plt.subplots(figsize=(7, 6.2), dpi=120)
-        _ternary(fig, ax, symbols, x_known, known_e, known.stable, known_batch.formula, x_cand, cands, label_top)
+        _ternary(fig, ax, symbols, x_known, known_e, known.stable, names, x_cand, cands, label_top)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -43,6 +43,7 @@ class ScoringContext:
     exclude_known: bool = True
     rare: frozenset[int] = frozenset()  # atomic numbers the model saw few training rows of
     provenance: dict = field(default_factory=dict)
+    reference_names: list[str] | None = None  # reduced formulas of the hull's compounds (decompositions)
 
 
 _MODELS: dict[tuple[str, str, str], Ensemble] = {}
@@ -103,7 +104,7 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
         "known_hull_energy": hull_e,
         "e_above_known_hull": e_above,
         "p_below_known_hull": p_below,
-        "known_decomposition": decomposition_strings(decomposition, context.hull.batch.formula),
+        "known_decomposition": decomposition_strings(decomposition, context.reference_names or context.hull.batch.formula),
         "rare_element": np.isin(batch.z, rare).any(axis=1) if rare else np.zeros(len(batch), bool),
     })  # fmt: skip
     clock("hull")

@@ -30,7 +30,7 @@ from screening import __version__
 from screening.cluster import map_bounded
 from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import read_formula_table, sha256_of
-from screening.enumerate import CandidateSpace, Grid, space
+from screening.enumerate import CandidateSpace, Grid, reduced_formulas, space
 from screening.hull import ReferenceHull
 from screening.hull_plot import hull_picture
 from screening.models.ensemble import Ensemble
@@ -134,7 +134,7 @@ def plan(request: ScreenRequest) -> ScreenPlan:
         model_dir=str(model_dir.resolve()), model_sha256=model_hash, device=request.device, bf16=request.bf16,
         hull=ReferenceHull(ref_batch, ref_energy), known=frozenset(ref_batch.composition_keys()),
         charge_neutral=request.charge_neutral, exclude_known=request.exclude_known, rare=frozenset(_rare_elements(model)),
-        provenance=provenance,
+        provenance=provenance, reference_names=reduced_formulas(ref_batch),
     )  # fmt: skip
     log.info("screening %s candidates in %d chemical systems against %d known compounds", f"{total:,}", len(candidates.systems), len(ref_batch))
     return ScreenPlan(request, out, candidates, total, context, ref_batch, ref_energy, time.perf_counter() - started)

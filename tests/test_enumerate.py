@@ -106,3 +106,11 @@ def test_charge_neutral_implies_a_pymatgen_oxidation_state_guess(all_formulas):
         if neutral:
             override = {Composition(formula).elements[0].from_Z(int(z)).symbol: states[z, : n_states[z]].tolist() for z in zs if z}
             assert Composition(formula).oxi_state_guesses(oxi_states_override=override), formula
+
+
+def test_reduced_formulas_of_any_composition():
+    from screening.composition import parse_formulas
+    from screening.enumerate import reduced_formulas
+
+    batch, _ = parse_formulas(["Li8O4", "Na1O2", "Mn24O32", "Li0.5CoO2", "O2", "Ba1Ti1O3"])
+    assert reduced_formulas(batch) == ["Li2O", "NaO2", "Mn3O4", "Li0.5CoO2", "O", "BaTiO3"]

@@ -28,7 +28,7 @@ def toy_model(tmp_path_factory):
 def reference(tmp_path_factory):
     path = tmp_path_factory.mktemp("ref") / "known.csv"
     pd.DataFrame({
-        "formula": ["Li2O", "LiO2", "MnO", "Mn2O3", "MnO2", "LiMnO2", "Li2O", "Xx", "FeO"],
+        "formula": ["Li4O2", "LiO2", "MnO", "Mn2O3", "MnO2", "LiMnO2", "Li2O", "Xx", "FeO"],
         "target": [-2.07, -1.0, -1.96, -2.0, -1.8, -1.9, -1.5, -1.0, float("nan")],
     }).to_csv(path, index=False)  # fmt: skip
     return str(path)
@@ -54,7 +54,8 @@ def test_screen_outputs_and_accounting(toy_model, reference, tmp_path):
     assert ranked.loc[ranked["formula"].str.contains("Fe"), "rare_element"].all()
     li_mn = ranked[ranked["chemsys"] == "Li-Mn-O"]
     assert li_mn["rank_in_system"].tolist() == list(range(1, len(li_mn) + 1))
-    assert "Li2O" in " ".join(ranked["known_decomposition"])  # the known hull enters decompositions
+    assert "Li2O:" in " ".join(ranked["known_decomposition"])  # the known hull, as reduced formulas
+    assert "Li4O2" not in " ".join(ranked["known_decomposition"])
 
     meta = json.loads(pq.read_schema(tmp_path / "run" / "ranked.parquet").metadata[b"screening"])
     assert meta["model_sha256"] and meta["featurizer"] == "elemfrac86" and meta["request"]["max_arity"] == 3
