@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -98,8 +99,8 @@ class ReferenceHull:
     def _points(self, system: tuple[int, ...], proper_only: bool = False):
         """Hull points of a system: its elements (ids ``-z``) and the stable compounds of its
         sub-systems (and of itself unless ``proper_only``)."""
-        top = len(system) - 1 if proper_only else len(system)
-        sub = [self.stable_rows[s] for k in range(1, top + 1) for s in combinations(system, k) if s in self.stable_rows]
+        stable = self.stable_rows
+        sub = [stable[s] for s in _subsystems(system, proper_only) if s in stable]
         rows = np.concatenate(sub) if sub else np.zeros(0, np.int64)
         ids = np.concatenate([-np.array(system, np.int64), rows])
         comp = np.vstack([np.eye(len(system)), _compositions(self.batch, self._fraction, rows, system)])
@@ -119,6 +120,12 @@ class ReferenceHull:
             for r, (vertices, weights) in zip(rows, decomp):
                 decomposition[r] = (ids[vertices], weights)
         return hull_e, decomposition
+
+
+@lru_cache(maxsize=65536)
+def _subsystems(system: tuple[int, ...], proper_only: bool) -> tuple[tuple[int, ...], ...]:
+    top = len(system) - 1 if proper_only else len(system)
+    return tuple(s for k in range(1, top + 1) for s in combinations(system, k))
 
 
 def _compositions(batch: CompositionBatch, fraction: np.ndarray, rows: np.ndarray, system: tuple[int, ...]) -> np.ndarray:
@@ -159,7 +166,8 @@ def _qhull(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
     lower = hull.equations[:, n - 1] < -VERTICAL_TOL
     # Qt triangulates non-simplicial facets and may leave flat simplices (their vertices'
     # compositions are dependent): they cover no composition, so drop them.
-    lower &= np.abs(np.linalg.det(np.concatenate([comp, comp[:1]])[hull.simplices])) > 1e-12
+    lower = np.flatnonzero(lower)
+    lower = lower[np.abs(np.linalg.det(comp[hull.simplices[lower]])) > 1e-12]  # lower facets never hold the apex
     eq, simplices = hull.equations[lower], hull.simplices[lower]
     normal, slope, offset = eq[:, : n - 1], eq[:, n - 1], eq[:, n]
     x = query[:, : n - 1]
