@@ -163,20 +163,32 @@ def _qhull(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
     hull = ConvexHull(points, qhull_options="Qt")
     # Lower facets face down. A (numerically) vertical facet is not one: its plane says nothing
     # about energies and its projection onto compositions is degenerate.
-    lower = hull.equations[:, n - 1] < -VERTICAL_TOL
+    lower = np.flatnonzero(hull.equations[:, n - 1] < -VERTICAL_TOL)
+    try:
+        return _lower_hull_at(comp, hull, lower, query)
+    except np.linalg.LinAlgError:
+        pass
     # Qt triangulates non-simplicial facets and may leave flat simplices (their vertices'
-    # compositions are dependent): they cover no composition, so drop them.
-    lower = np.flatnonzero(lower)
+    # compositions are dependent): they cover no composition, so drop them and try again.
     lower = lower[np.abs(np.linalg.det(comp[hull.simplices[lower]])) > 1e-12]  # lower facets never hold the apex
+    return _lower_hull_at(comp, hull, lower, query)
+
+
+def _lower_hull_at(comp: np.ndarray, hull, lower: np.ndarray, query: np.ndarray):
+    """Hull energy at ``query`` from the lower facets ``lower``, and the barycentric
+    decomposition of each query in its facet; LinAlgError if a facet is flat or a weight
+    comes out negative (a flat facet that happened not to be exactly singular)."""
+    n = comp.shape[1]
     eq, simplices = hull.equations[lower], hull.simplices[lower]
     normal, slope, offset = eq[:, : n - 1], eq[:, n - 1], eq[:, n]
-    x = query[:, : n - 1]
-    planes = -(x @ normal.T + offset) / slope  # (queries, lower facets)
+    planes = -(query[:, : n - 1] @ normal.T + offset) / slope  # (queries, lower facets)
     best = planes.argmax(axis=1)
     hull_e = planes[np.arange(len(query)), best]
     vertices = simplices[best]  # (queries, n)
     # Barycentric weights of every query in its facet, one batched solve (rows of comp sum to 1).
     weights = np.linalg.solve(comp[vertices].transpose(0, 2, 1), query[:, :, None])[:, :, 0]
+    if not np.isfinite(weights).all() or (weights < -1e-6).any():
+        raise np.linalg.LinAlgError("degenerate facet")
     keep = weights > 1e-9
     decomp = [(v[k], w[k] / w[k].sum()) for v, w, k in zip(vertices, weights, keep)]
     return hull_e, decomp
