@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect.artifacts import create_image_artifact
@@ -51,3 +53,31 @@ def run_from_command_line(name: str, call) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"{name}: error: {message}", file=sys.stderr)
         return 2
+
+
+class _ToRunLogger(logging.Handler):
+    """Hands the library's log records to a Prefect run logger."""
+
+    def __init__(self, run_logger):
+        super().__init__(logging.INFO)
+        self.run_logger = run_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.run_logger.log(record.levelno, record.getMessage())
+
+
+@contextmanager
+def library_logs(run_logger):
+    """Within a task: the ``screening`` library's INFO and higher records (training epochs,
+    rejected reference rows, what is being screened) appear in the run's Prefect log."""
+    library = logging.getLogger("screening")
+    handler, level, propagate = _ToRunLogger(run_logger), library.level, library.propagate
+    library.addHandler(handler)
+    library.setLevel(logging.INFO)
+    library.propagate = False  # once, through the run logger (which prints it too)
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(level)
+        library.propagate = propagate

@@ -26,7 +26,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from flows._common import picture_artifact, retry_on_io, run_from_command_line
+from flows._common import library_logs, picture_artifact, retry_on_io, run_from_command_line
 
 from screening.ranking import print_top
 from screening.screen import ScreenPlan, ScreenRequest, finish, plan, score
@@ -36,7 +36,8 @@ PROGRESS_STEP = 0.1  # report progress every 10% of the space, not every chunk
 
 @task(name="plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
 def plan_task(request: ScreenRequest) -> ScreenPlan:
-    return plan(request)
+    with library_logs(get_run_logger()):  # what is screened, rejected reference rows
+        return plan(request)
 
 
 @task(name="score", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
@@ -93,7 +94,6 @@ def screen_candidates(
                             exclude_known=exclude_known, reference=reference or [], chunk_size=chunk_size,
                             top_k=top_k, device=device, bf16=bf16)  # fmt: skip
     prepared = plan_task(request)
-    get_run_logger().info("%s candidates in %d chemical systems, %d chunks", f"{prepared.total:,}", len(prepared.candidates.systems), prepared.n_chunks)
     # quote(): the plan holds the known hull; Prefect need not walk it looking for futures
     counts = score_task(quote(prepared), scheduler, workers)
     summary = rank_task(quote(prepared), counts, time.perf_counter() - started)

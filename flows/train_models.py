@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from flows._common import picture_artifact, retry_on_io, run_from_command_line
+from flows._common import library_logs, picture_artifact, retry_on_io, run_from_command_line
 
 from screening.models.fit import TrainingData, evaluate, fit_prepared, prepare_data
 from screening.models.training import TrainConfig
@@ -33,7 +33,8 @@ def featurize_task(train: str, val: str | None, features: str, seed: int, out: s
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(data: TrainingData, config: TrainConfig, out: str, device: str, half: bool) -> dict:
     # Training resumes from out/train_state after an interruption, so a re-run continues.
-    model, metrics = fit_prepared(data, config, out, device=device, progress=False, half=half, title=Path(out).name)
+    with library_logs(get_run_logger()):  # one line per epoch with the members' validation MAE
+        model, metrics = fit_prepared(data, config, out, device=device, progress=False, half=half, title=Path(out).name)
     return {"validation": metrics, "card": model.card}
 
 
