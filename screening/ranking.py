@@ -44,7 +44,7 @@ def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provena
     """All scored candidates with their distance to the hull of known and predicted compounds
     together, ranked by distance to the known hull (most negative first), then by the
     probability of lying below it, then by candidate id (a total, reproducible order)."""
-    scored = pd.read_parquet(out / "scored")
+    scored = pd.read_parquet(sorted(str(p) for p in (out / "scored").glob("part-*.parquet")))  # complete parts only
     if len(scored) == 0:
         scored = scored.assign(**{Col.e_above_combined_hull: np.zeros(0), Col.stable_combined: np.zeros(0, bool)})
     else:

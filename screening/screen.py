@@ -175,6 +175,8 @@ def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = 
     if counts["chunks"] != plan.n_chunks or counts["scored"] + counts["rejected"] + sum(counts["removed"].values()) != plan.total:
         raise RuntimeError(f"candidate accounting failed: {counts} for a space of {plan.total:,} in {plan.n_chunks} chunks")
     counts["chunk_seconds"] = {k: round(v, 2) for k, v in counts["chunk_seconds"].items()}  # summed over workers
+    for name in ("scored", "rejected"):  # a worker killed while writing leaves its temporary file
+        remove_stale_temporaries(plan.out / name)
     return counts | {"score_seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -217,6 +219,13 @@ def _rare_elements(model: Ensemble) -> set[int]:
     return {Z_OF[s] for s in Z_OF if counts and counts.get(s, 0) < RARE_ELEMENT_ROWS}
 
 
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete the temporary files of interrupted writes (``.part-*.tmp``, hidden; the finished
+    parts are never touched)."""
+    for stale in directory.glob("*.tmp"):  # pathlib's * matches hidden names too
+        stale.unlink(missing_ok=True)
+
+
 def _prepare(out: Path, request: ScreenRequest, inputs: dict) -> None:
     manifest = out / "_manifest.json"
     wanted = {k: v for k, v in asdict(request).items() if k not in ("out", "device", "top_k")} | inputs
@@ -229,8 +238,7 @@ def _prepare(out: Path, request: ScreenRequest, inputs: dict) -> None:
         raise FileExistsError(f"output directory {out} exists and is not a screening run; choose another --out")
     for name in ("scored", "rejected"):
         (out / name).mkdir(parents=True, exist_ok=True)
-        for stale in (out / name).glob("*.tmp"):
-            stale.unlink()
+        remove_stale_temporaries(out / name)
     if not manifest.exists():
         manifest.write_text(json.dumps(wanted, indent=2))
 

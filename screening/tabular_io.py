@@ -89,7 +89,10 @@ def write_parquet_atomic(table: pa.Table, path: str, **options) -> None:
     single PUT of the final key is already all-or-nothing."""
     fs, fs_path = fsspec.core.url_to_fs(str(path))
     if isinstance(fs, LocalFileSystem):
-        tmp = f"{fs_path}.{uuid.uuid4().hex}.tmp"
+        # hidden name (leading dot): Parquet readers of the directory (pyarrow, pandas, DuckDB
+        # globs of *.parquet) never see a temporary file a killed writer left behind
+        head, _, name = fs_path.rpartition("/")
+        tmp = f"{head}/.{name}.{uuid.uuid4().hex}.tmp"
         try:
             with open(tmp, "wb") as f:
                 pq.write_table(table, f, **options)

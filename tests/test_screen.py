@@ -82,3 +82,20 @@ def test_screen_cli_errors(toy_model, tmp_path, capsys):
     assert code == 0
     ranked = pd.read_parquet(tmp_path / "d" / "ranked.parquet")
     assert set(ranked["formula"]) == {"Li2O"}  # the only charge-neutral Li-O grid point
+
+
+def test_a_killed_writers_temporary_file_is_ignored_and_removed(toy_model, tmp_path):
+    """A Dask worker killed while writing leaves an empty hidden temporary file beside the
+    parts: the ranking must not read it, and scoring removes it once all chunks are done."""
+    from screening.screen import finish, plan, score
+
+    prepared = plan(ScreenRequest(model=toy_model, out=str(tmp_path / "run"), elements=["Li", "O"], max_arity=2,
+                                  chunk_size=10, device="cpu"))  # fmt: skip
+    stale = tmp_path / "run" / "scored" / ".part-00001.parquet.0123abcd.tmp"
+    stale.write_bytes(b"")
+    counts = score(prepared, workers=0, progress=False)
+    assert not stale.exists() and counts["scored"] == 31
+    stale.write_bytes(b"")  # and one appearing after scoring (a lost worker) is not read either
+    summary = finish(prepared, counts, 0.0)
+    assert summary["scored"] == len(pd.read_parquet(tmp_path / "run" / "ranked.parquet")) == 31
+    assert len(pd.read_parquet(tmp_path / "run" / "scored")) == 31  # pyarrow skips hidden files
