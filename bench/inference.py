@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model directory (default: untrained IRNet-17 x5)")
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-size", type=int, default=16384)
+    parser.add_argument("--batch-size", type=int, default=None, help="rows per pass (default: 1,024 on CPU, 65,536 on GPU)")
     args = parser.parse_args()
     if args.model:
         model = Ensemble.load(args.model, args.device)

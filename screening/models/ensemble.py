@@ -25,6 +25,9 @@ CARD = "card.json"
 _NORMALIZER_KEYS = ("feature_mean", "feature_std", "target_mean", "target_std")
 
 
+CPU_BATCH, GPU_BATCH = 1024, 65536  # rows per forward pass
+
+
 class ModelLoadError(ValueError):
     """A model directory that cannot be loaded; says which file and why."""
 
@@ -53,13 +56,15 @@ class Ensemble:
         return self
 
     @torch.no_grad()
-    def predict_members(self, features: np.ndarray, batch_size: int = 16384, bf16: bool = False) -> np.ndarray:
+    def predict_members(self, features: np.ndarray, batch_size: int | None = None, bf16: bool = False) -> np.ndarray:
         """``[members, n]`` predictions in target units for raw (unstandardized) features."""
         if features.ndim != 2 or features.shape[1] != self.net.d_in:
             raise ValueError(
                 f"model expects {self.net.d_in} features ({self.featurizer}), got array of shape {features.shape}"
             )
         device = self.feature_mean.device
+        if batch_size is None:  # on a CPU, activations that stay in cache: 1,024 rows ran 13-45% faster than 16,384
+            batch_size = CPU_BATCH if device.type == "cpu" else GPU_BATCH
         self.net.eval()
         program = FoldedNet(self.net, torch.bfloat16 if bf16 else torch.float32)  # BatchNorm folded in
         out = np.empty((self.members, len(features)), np.float32)
