@@ -41,14 +41,23 @@ class HullResult:
     decomposition: list[tuple[np.ndarray, np.ndarray]]
 
     def decomposition_strings(self, formulas) -> list[str]:
-        out = []
-        for rows, fractions in self.decomposition:
-            parts = [
-                f"{SYMBOLS[-r - 1] if r < 0 else formulas[r]}:{f:.6g}"
-                for r, f in sorted(zip(rows.tolist(), fractions.tolist()), key=lambda t: -t[1])
-            ]
-            out.append(" + ".join(parts))
-        return out
+        return decomposition_strings(self.decomposition, formulas)
+
+
+def decomposition_strings(decomposition, formulas, digits: int = 6) -> list[str]:
+    """``"Li2O:0.6 + MnO:0.4"`` per decomposition: atom fractions to ``digits`` significant
+    digits, largest first; row ``r`` named ``formulas[r]``, negative ids by element symbol."""
+    return [
+        " + ".join(f"{SYMBOLS[-r - 1] if r < 0 else formulas[r]}:{f:.{digits}g}"
+                   for r, f in sorted(zip(rows.tolist(), fractions.tolist()), key=lambda t: -t[1]))  # fmt: skip
+        for rows, fractions in decomposition
+    ]
+
+
+def restrict(batch: CompositionBatch, energy: np.ndarray, elements) -> tuple[CompositionBatch, np.ndarray]:
+    """The compounds made only of ``elements`` (atomic numbers): all a hull over them needs."""
+    inside = np.isin(batch.z, [0, *elements]).all(axis=1)
+    return batch.select(inside), energy[inside]
 
 
 def chemical_systems(batch: CompositionBatch) -> dict[tuple[int, ...], np.ndarray]:

@@ -18,17 +18,11 @@ from matplotlib.colors import TwoSlopeNorm
 from screening.composition import CompositionBatch, parse_formulas
 from screening.elements import Z_OF
 from screening.enumerate import reduced_formulas
-from screening.hull import hull_distances
+from screening.hull import hull_distances, restrict
 from screening.plots import _pyplot
 
 UNIT = "eV/atom"
 MAX_KNOWN_LABELS = 12
-
-
-def system_compounds(batch: CompositionBatch, energy: np.ndarray, symbols: list[str]) -> tuple[CompositionBatch, np.ndarray]:
-    """The compounds of ``batch`` made only of ``symbols`` (sub-systems included)."""
-    inside = np.isin(batch.z, [0, *(Z_OF[s] for s in symbols)]).all(axis=1)
-    return batch.select(inside), energy[inside]
 
 
 def _fractions(batch: CompositionBatch, symbols: list[str]) -> np.ndarray:
@@ -45,7 +39,7 @@ def hull_picture(chemsys: str, ranked: pd.DataFrame, ref_batch: CompositionBatch
     cands = ranked[ranked["chemsys"] == chemsys].sort_values("e_above_known_hull")
     if len(symbols) > 3:
         return _ladder(chemsys, cands, path, label_top=30)
-    known_batch, known_e = system_compounds(ref_batch, ref_energy, symbols)
+    known_batch, known_e = restrict(ref_batch, ref_energy, {Z_OF[s] for s in symbols})
     elements, _ = parse_formulas(symbols)
     known_batch = CompositionBatch.concat(known_batch, elements)
     known_e = np.concatenate([known_e, np.zeros(len(symbols))])

@@ -21,10 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import ndtr
 
-from screening.elements import SYMBOLS
 from screening.enumerate import CandidateChunk
 from screening.featurizers import get_featurizer
-from screening.hull import ReferenceHull
+from screening.hull import ReferenceHull, decomposition_strings
 from screening.models.ensemble import Ensemble
 from screening.tabular_io import write_parquet_atomic
 
@@ -55,9 +54,15 @@ def worker_model(context: ScoringContext) -> Ensemble:
 
     key = (context.model_dir, context.model_sha256, context.device)
     if key not in _MODELS:
-        _MODELS.clear()  # one model at a time: a worker serving a new run drops the last one
-        _MODELS[key] = load_model(context.model_dir, context.device)
+        keep_model(context, load_model(context.model_dir, context.device))
     return _MODELS[key]
+
+
+def keep_model(context: ScoringContext, model: Ensemble) -> None:
+    """Make ``model`` this process's ensemble for ``context`` (one at a time: a worker serving
+    a new run drops the last one)."""
+    _MODELS.clear()
+    _MODELS[(context.model_dir, context.model_sha256, context.device)] = model
 
 
 def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble, seconds: dict | None = None):
@@ -104,7 +109,7 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
         "known_hull_energy": hull_e,
         "e_above_known_hull": e_above,
         "p_below_known_hull": p_below,
-        "known_decomposition": decomposition_strings(decomposition, context.reference_names or context.hull.batch.formula),
+        "known_decomposition": decomposition_strings(decomposition, context.reference_names or context.hull.batch.formula, digits=4),
         "rare_element": np.isin(batch.z, rare).any(axis=1) if rare else np.zeros(len(batch), bool),
     })  # fmt: skip
     clock("hull")
@@ -121,14 +126,6 @@ class _Clock:
         now = time.perf_counter()
         self.seconds[step] = self.seconds.get(step, 0.0) + now - self.last
         self.last = now
-
-
-def decomposition_strings(decomposition, formulas) -> list[str]:
-    """``"Li2O:0.6 + MnO:0.4"`` (atom fractions, largest first; elements by symbol)."""
-    return [
-        " + ".join(f"{SYMBOLS[-r - 1] if r < 0 else formulas[r]}:{w:.4g}" for r, w in sorted(zip(ids.tolist(), weights.tolist()), key=lambda t: -t[1]))
-        for ids, weights in decomposition
-    ]
 
 
 def part_name(index: int) -> str:

@@ -15,7 +15,6 @@ Output directory::
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import time
@@ -31,12 +30,12 @@ from screening.cluster import map_bounded
 from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import read_formula_table, sha256_of
 from screening.enumerate import CandidateSpace, Grid, reduced_formulas, space
-from screening.hull import ReferenceHull
+from screening.hull import ReferenceHull, restrict
 from screening.hull_plot import hull_picture
 from screening.models.ensemble import Ensemble
 from screening.models.fit import load_model
 from screening.ranking import markdown_table, rank, top_by_system
-from screening.scoring import ScoringContext, score_and_write
+from screening.scoring import ScoringContext, keep_model, score_and_write
 
 log = logging.getLogger(__name__)
 HULL_PICTURES = 3  # hull pictures of the most promising chemical systems
@@ -86,12 +85,6 @@ def load_reference(paths: list[str], out: Path) -> tuple[CompositionBatch, np.nd
     return batch.select(lowest.to_numpy()), energy[lowest.to_numpy()]
 
 
-def restrict(batch: CompositionBatch, energy: np.ndarray, elements: set[int]) -> tuple[CompositionBatch, np.ndarray]:
-    """Only the reference compounds made of the screened elements matter to their hulls."""
-    inside = np.isin(batch.z, [0, *elements]).all(axis=1)
-    return batch.select(inside), energy[inside]
-
-
 @dataclass
 class ScreenPlan:
     """A prepared run: the candidate space, what every chunk's scoring needs, and the known
@@ -119,8 +112,8 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     candidates = space(request.elements, request.max_arity, Grid(request.max_atoms, request.max_amount), request.systems)
     total = candidates.size()
     model_dir = Path(request.model)
-    model = load_model(str(model_dir), "cpu")  # checks the checkpoint before any work starts
-    model_hash = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+    model = load_model(str(model_dir), request.device)  # checks checkpoint and device before any work
+    model_hash = sha256_of(model_dir / "model.safetensors")
     # a run resumes only with the same request, weights and reference data
     _prepare(out, request, {"model_sha256": model_hash, "reference_sha256": [sha256_of(p) for p in request.reference]})
     ref_batch, ref_energy = load_reference(request.reference, out)
@@ -136,6 +129,7 @@ def plan(request: ScreenRequest) -> ScreenPlan:
         charge_neutral=request.charge_neutral, exclude_known=request.exclude_known, rare=frozenset(_rare_elements(model)),
         provenance=provenance, reference_names=reduced_formulas(ref_batch),
     )  # fmt: skip
+    keep_model(context, model)  # scoring in this process reuses it; workers load their own
     log.info("screening %s candidates in %d chemical systems against %d known compounds", f"{total:,}", len(candidates.systems), len(ref_batch))
     return ScreenPlan(request, out, candidates, total, context, ref_batch, ref_energy, time.perf_counter() - started)
 
