@@ -87,7 +87,7 @@ def main() -> None:
                                                       batch_size=args.batch_size, lr=args.lr, bf16=args.bf16,
                                                       compile=args.compile)  # fmt: skip
                 start = time.perf_counter()
-                _, metrics = fit(train_csv, val_csv, features, config, str(out_root / f"{arch}-x{args.members}"),
+                _, metrics = fit(train_csv, val_csv, features, config, str(out_root / (f"{arch}-x{args.members}" + (f"-{features}" if args.features else ""))),
                                  device=args.device, progress=False)  # fmt: skip
                 results.append({"model": f"{arch} x{args.members} ({features})", "epochs": config.epochs,
                                 "seconds": round(time.perf_counter() - start, 1)} | metrics)  # fmt: skip

@@ -1,14 +1,15 @@
 """Energies above the lower convex hull of formation energy per atom, per chemical system.
 
-Systems are processed from small to large. A system's hull is built from its elements (at 0
-eV/atom), the compounds that are stable in its proper sub-systems (a compound above the hull of
-its own sub-system can never be a vertex of a larger hull), and its own compounds. Up to
-:data:`QHULL_MAX_ELEMENTS` elements the hull comes from qhull: the hull energy at a
-composition is the maximum over the lower facets' planes (a convex function is the maximum of
-its supporting planes). Larger systems solve one small linear programme per compound. Either
-way the decomposition is the set of hull vertices whose mixture, with non-negative atom
-fractions, has the compound's composition and the hull's energy, as in pymatgen's
-``PhaseDiagram.get_decomp_and_e_above_hull``.
+Systems are processed one arity at a time, from small to large. A system's hull is built from
+its elements (at 0 eV/atom), the compounds that are stable in its proper sub-systems (a compound
+above the hull of its own sub-system can never be a vertex of a larger hull), and its own
+compounds. The hull energy at a composition is the cheapest mixture of those points with that
+composition (a linear programme); its optimal basis is the decomposition, as in pymatgen's
+``PhaseDiagram.get_decomp_and_e_above_hull``. Most systems of real data are small, so all
+systems of one arity are solved together by a vectorized simplex method
+(:mod:`screening.hull_lp`); a system with many points and many queries (a screened system with
+thousands of candidates), of up to :data:`QHULL_MAX_ELEMENTS` elements, is one qhull call
+instead: there the hull energy is the maximum over the lower facets' planes.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from scipy.spatial import ConvexHull, QhullError
 
 from screening.composition import CompositionBatch
 from screening.elements import SYMBOLS
+from screening.hull_lp import PADDING_COST, simplex_batch
 
-QHULL_MAX_ELEMENTS = 5  # beyond, a linear programme per compound is faster than qhull here
+QHULL_MAX_ELEMENTS = 5  # qhull only up to this many elements (its cost grows fast beyond)
+SIMPLEX_MAX_WORK = 20_000  # queries x points x elements of a system below which the batched simplex beats a qhull call
 STABLE_TOL = 1e-9  # eV/atom: at or below this above the hull, a compound counts as on it
 VERTICAL_TOL = 1e-7  # energy component of a unit facet normal below which the facet is vertical
 
@@ -46,10 +49,15 @@ class HullResult:
 
 def decomposition_strings(decomposition, formulas, digits: int = 6) -> list[str]:
     """``"Li2O:0.6 + MnO:0.4"`` per decomposition: atom fractions to ``digits`` significant
-    digits, largest first; row ``r`` named ``formulas[r]``, negative ids by element symbol."""
+    digits, largest first (equal fractions by name); row ``r`` named ``formulas[r]``, negative
+    ids by element symbol."""
+
+    def name(r: int) -> str:
+        return SYMBOLS[-r - 1] if r < 0 else str(formulas[r])
+
     return [
-        " + ".join(f"{SYMBOLS[-r - 1] if r < 0 else formulas[r]}:{f:.{digits}g}"
-                   for r, f in sorted(zip(rows.tolist(), fractions.tolist()), key=lambda t: -t[1]))  # fmt: skip
+        " + ".join(f"{label}:{f:.{digits}g}" for f, label in
+                   sorted(((f, name(r)) for r, f in zip(rows.tolist(), fractions.tolist())), key=lambda t: (-round(t[0], 9), t[1])))  # fmt: skip
         for rows, fractions in decomposition
     ]
 
@@ -89,31 +97,27 @@ class ReferenceHull:
         e_above = np.full(len(batch), np.nan)
         stable = np.zeros(len(batch), bool)
         decomposition: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64), np.zeros(0))] * len(batch)
-        systems = chemical_systems(batch)
         self.stable_rows: dict[tuple[int, ...], np.ndarray] = {}
-        for system in sorted(systems, key=len):
-            rows = systems[system]
-            ids, comp, e = self._points(system, proper_only=True)
-            own = _compositions(batch, self._fraction, rows, system)
-            hull_e, decomp = _hull_energy(np.vstack([comp, own]), np.concatenate([e, energy[rows]]), own)
-            ids = np.concatenate([ids, rows])
+        # One arity at a time: a system's hull needs the stable compounds of its sub-systems.
+        for level in _by_arity(chemical_systems(batch)).values():
+            own = list(level.values())
+            point_ids = [np.concatenate([self._point_ids(s, proper_only=True), r]) for s, r in level.items()]
+            hull_e, vertices, weights = self._solve(list(level), point_ids, batch, self._fraction, own)
+            rows = np.concatenate(own)
             e_above[rows] = energy[rows] - hull_e
             on_hull = e_above[rows] <= STABLE_TOL
             stable[rows] = on_hull
-            for r, (vertices, weights), s in zip(rows, decomp, on_hull):
-                decomposition[r] = (np.array([r]), np.array([1.0])) if s else (ids[vertices], weights)
-            self.stable_rows[system] = rows[on_hull]
+            for r, s, v, w in zip(rows.tolist(), on_hull.tolist(), vertices, weights):
+                decomposition[r] = (np.array([r]), np.array([1.0])) if s else _mixture(v, w)
+            for system, r in level.items():
+                self.stable_rows[system] = r[stable[r]]
         self.result = HullResult(e_above, stable, decomposition)
 
-    def _points(self, system: tuple[int, ...], proper_only: bool = False):
-        """Hull points of a system: its elements (ids ``-z``) and the stable compounds of its
-        sub-systems (and of itself unless ``proper_only``)."""
+    def _point_ids(self, system: tuple[int, ...], proper_only: bool = False) -> np.ndarray:
+        """Hull points of a system: its elements (ids ``-z``, in the system's order) and the
+        stable compounds of its sub-systems (and of itself unless ``proper_only``)."""
         stable = self.stable_rows
-        sub = [stable[s] for s in _subsystems(system, proper_only) if s in stable]
-        rows = np.concatenate(sub) if sub else np.zeros(0, np.int64)
-        ids = np.concatenate([-np.array(system, np.int64), rows])
-        comp = np.vstack([np.eye(len(system)), _compositions(self.batch, self._fraction, rows, system)])
-        return ids, comp, np.concatenate([np.zeros(len(system)), self.energy[rows]])
+        return np.concatenate([-np.array(system, np.int64)] + [stable[s] for s in _subsystems(system, proper_only) if s in stable])
 
     def energy_at(self, batch: CompositionBatch) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
         """Hull energy (eV/atom) at each composition of ``batch`` and its decomposition into
@@ -121,14 +125,55 @@ class ReferenceHull:
         hull_e = np.empty(len(batch))
         decomposition: list[tuple[np.ndarray, np.ndarray]] = [None] * len(batch)  # type: ignore[list-item]
         fraction = batch.fraction
-        for system, rows in chemical_systems(batch).items():
-            ids, comp, e = self._points(system)
-            query = _compositions(batch, fraction, rows, system)
-            energies, decomp = _hull_energy(comp, e, query)
+        for level in _by_arity(chemical_systems(batch)).values():
+            queries = list(level.values())
+            energies, vertices, weights = self._solve(list(level), [self._point_ids(s) for s in level], batch, fraction, queries)
+            rows = np.concatenate(queries)
             hull_e[rows] = energies
-            for r, (vertices, weights) in zip(rows, decomp):
-                decomposition[r] = (ids[vertices], weights)
+            for r, v, w in zip(rows.tolist(), vertices, weights):
+                decomposition[r] = _mixture(v, w)
         return hull_e, decomposition
+
+    def _compositions(self, ids: np.ndarray, system_z: np.ndarray) -> np.ndarray:
+        """Atom fractions of points (row ids; ``-z`` the element) in their systems' columns."""
+        n = system_z.shape[1]
+        element = ids < 0
+        z, f = np.zeros((len(ids), n), np.int64), np.zeros((len(ids), n))
+        z[element, 0], f[element, 0] = -ids[element], 1.0
+        z[~element] = _pad_columns(self.batch.z[ids[~element]], n)
+        f[~element] = _pad_columns(self._fraction[ids[~element]], n)
+        return _columns(z, f, system_z)
+
+    def _solve(self, systems, point_ids, query_batch, query_fraction, query_rows):
+        """Hull energy at the queries ``query_rows[j]`` (rows of ``query_batch``) of every system
+        ``systems[j]`` (all of one arity) over the points ``point_ids[j]``. Returns the energies
+        and, per query, the point ids and weights of its decomposition (concatenated order)."""
+        n = len(systems[0])
+        system_z = np.array(systems, np.int64)
+        n_points = np.array([len(p) for p in point_ids])
+        n_queries = np.array([len(q) for q in query_rows])
+        ids = np.concatenate(point_ids)
+        point_system = np.repeat(np.arange(len(systems)), n_points)
+        comp = self._compositions(ids, system_z[point_system])
+        e = np.zeros(len(ids))
+        e[ids >= 0] = self.energy[ids[ids >= 0]]
+        rows = np.concatenate(query_rows)
+        query_system = np.repeat(np.arange(len(systems)), n_queries)
+        query = _columns(_pad_columns(query_batch.z[rows], n).astype(np.int64), _pad_columns(query_fraction[rows], n), system_z[query_system])
+        hull_e, vertices, weights = _hull_energies(n, comp, e, n_points, query, n_queries)
+        return hull_e, ids[vertices], weights
+
+
+def _by_arity(systems: dict[tuple[int, ...], np.ndarray]) -> dict[int, dict[tuple[int, ...], np.ndarray]]:
+    levels: dict[int, dict[tuple[int, ...], np.ndarray]] = defaultdict(dict)
+    for system, rows in systems.items():
+        levels[len(system)][system] = rows
+    return {n: levels[n] for n in sorted(levels)}
+
+
+def _mixture(vertices: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = weights > 1e-9
+    return vertices[keep], weights[keep] / weights[keep].sum()
 
 
 @lru_cache(maxsize=65536)
@@ -137,31 +182,62 @@ def _subsystems(system: tuple[int, ...], proper_only: bool) -> tuple[tuple[int, 
     return tuple(s for k in range(1, top + 1) for s in combinations(system, k))
 
 
-def _compositions(batch: CompositionBatch, fraction: np.ndarray, rows: np.ndarray, system: tuple[int, ...]) -> np.ndarray:
-    """Atom fractions of ``rows`` as columns in the order of ``system``."""
-    out = np.zeros((len(rows), len(system)))
-    if len(rows):
-        column = np.full(max(system) + 1, -1)
-        column[list(system)] = np.arange(len(system))
-        z, f = batch.z[rows], fraction[rows]
-        r, slot = np.nonzero(z)
-        out[r, column[z[r, slot]]] = f[r, slot]
-    return out
+def _pad_columns(a: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` slots of padded rows (a member of an ``n``-element system has at most
+    ``n`` elements), zero-padded if the batch is narrower."""
+    return a[:, :n] if a.shape[1] >= n else np.pad(a, ((0, 0), (0, n - a.shape[1])))
 
 
-def _hull_energy(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
-    """Hull energy of the points ``comp, e`` at the compositions ``query`` and the
-    decomposition of each (indices into ``comp`` and atom fractions)."""
-    n = comp.shape[1]
-    if n == 1:
-        best = int(np.argmin(e))
-        return np.full(len(query), e[best]), [(np.array([best]), np.array([1.0]))] * len(query)
-    if n <= QHULL_MAX_ELEMENTS:
+def _columns(z: np.ndarray, fraction: np.ndarray, system_z: np.ndarray) -> np.ndarray:
+    """Atom fractions (slots ``z``, ``fraction``) as columns in the order of each row's system."""
+    return (fraction[:, :, None] * (z[:, :, None] == system_z[:, None, :])).sum(axis=1)
+
+
+def _hull_energies(n, comp, e, n_points, query, n_queries):
+    """Hull energies at the queries of many systems of ``n`` elements. Points of system ``j``
+    are the ``n_points[j]`` consecutive rows of ``comp, e`` (its elements first), its queries the
+    ``n_queries[j]`` consecutive rows of ``query``. Small systems go through the batched simplex
+    method, large ones (many points and queries, up to 5 elements) through qhull. Returns the
+    energies and, per query, ``n`` indices into ``comp`` and their weights."""
+    point_start = np.r_[0, np.cumsum(n_points)]
+    query_start = np.r_[0, np.cumsum(n_queries)]
+    hull_e = np.empty(len(query))
+    vertices = np.zeros((len(query), n), np.int64)
+    weights = np.zeros((len(query), n))
+    large = (n_queries * n_points * n > SIMPLEX_MAX_WORK) & (2 <= n <= QHULL_MAX_ELEMENTS)
+    simplex = ~large
+    for j in np.flatnonzero(large):
+        p, q = slice(point_start[j], point_start[j + 1]), slice(query_start[j], query_start[j + 1])
         try:
-            return _qhull(comp, e, query)
-        except (QhullError, np.linalg.LinAlgError):  # degenerate point sets: the linear programme is exact anyway
-            pass
-    return _linprog(comp, e, query)
+            hull_e[q], v, weights[q] = _qhull(comp[p], e[p], query[q])
+            vertices[q] = v + point_start[j]
+        except (QhullError, np.linalg.LinAlgError):  # degenerate point sets: the simplex method is exact anyway
+            simplex[j] = True
+    # Systems of similar size share one padded batch.
+    bucket = np.ceil(np.log(n_points) / np.log(1.25)).astype(np.int64)
+    point_system = np.repeat(np.arange(len(n_points)), n_points)
+    query_system = np.repeat(np.arange(len(n_queries)), n_queries)
+    for b in np.unique(bucket[simplex]):
+        members = np.flatnonzero(simplex & (bucket == b))
+        local = np.full(len(n_points), -1)
+        local[members] = np.arange(len(members))
+        width = int(n_points[members].max())
+        points = np.zeros((len(members), width, n))
+        costs = np.full((len(members), width), PADDING_COST)
+        at = np.flatnonzero(local[point_system] >= 0)
+        slot = at - point_start[point_system[at]]
+        points[local[point_system[at]], slot] = comp[at]
+        costs[local[point_system[at]], slot] = e[at]
+        asked = np.flatnonzero(local[query_system] >= 0)
+        owner = local[query_system[asked]]
+        energy, basis, w, converged = simplex_batch(points[owner], costs[owner], query[asked])
+        hull_e[asked], vertices[asked], weights[asked] = energy, basis + point_start[query_system[asked]][:, None], w
+        for k in np.flatnonzero(~converged):  # never seen on real data; the exact fallback
+            j = query_system[asked[k]]
+            p = slice(point_start[j], point_start[j + 1])
+            hull_e[asked[k]], v, weights[asked[k]] = _linprog(comp[p], e[p], query[asked[k]])
+            vertices[asked[k]] = v + point_start[j]
+    return hull_e, vertices, weights
 
 
 def _qhull(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
@@ -198,22 +274,21 @@ def _lower_hull_at(comp: np.ndarray, hull, lower: np.ndarray, query: np.ndarray)
     weights = np.linalg.solve(comp[vertices].transpose(0, 2, 1), query[:, :, None])[:, :, 0]
     if not np.isfinite(weights).all() or (weights < -1e-6).any():
         raise np.linalg.LinAlgError("degenerate facet")
-    keep = weights > 1e-9
-    decomp = [(v[k], w[k] / w[k].sum()) for v, w, k in zip(vertices, weights, keep)]
-    return hull_e, decomp
+    return hull_e, vertices, np.maximum(weights, 0.0)
 
 
 def _linprog(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
+    """The exact linear programme at one composition (HiGHS): energy, ``n`` point indices and
+    weights (a vertex solution has at most ``n`` non-zero weights)."""
+    n = comp.shape[1]
     candidates = _lowest_per_composition(comp, e)
-    hull_e, decomp = np.empty(len(query)), []
-    for i, q in enumerate(query):
-        result = linprog(e[candidates], A_eq=comp[candidates].T, b_eq=q, bounds=(0, None), method="highs")
-        if not result.success:
-            raise RuntimeError(f"hull linear programme failed: {result.message}")
-        hull_e[i] = result.fun
-        keep = result.x > 1e-9
-        decomp.append((candidates[keep], result.x[keep] / result.x[keep].sum()))
-    return hull_e, decomp
+    result = linprog(e[candidates], A_eq=comp[candidates].T, b_eq=query, bounds=(0, None), method="highs")
+    if not result.success:
+        raise RuntimeError(f"hull linear programme failed: {result.message}")
+    top = np.argsort(-result.x, kind="stable")[:n]
+    vertices, weights = np.zeros(n, np.int64), np.zeros(n)
+    vertices[: len(top)], weights[: len(top)] = candidates[top], result.x[top]
+    return result.fun, vertices, weights
 
 
 def _lowest_per_composition(comp: np.ndarray, e: np.ndarray) -> np.ndarray:

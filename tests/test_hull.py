@@ -12,6 +12,7 @@ from screening.composition import parse_formulas
 from screening.datasets import load_reference
 from screening.elements import Z_OF
 from screening.hull import hull_distances
+from screening.hull_lp import PADDING_COST, simplex_batch
 
 SYSTEMS = [("Na", "Cl"), ("Li", "Fe", "O"), ("Ba", "Ti", "O"), ("Li", "Mn", "Co", "Ni", "O"),
            ("Cs", "Pb", "I", "Br", "Cl", "O", "H")]  # fmt: skip
@@ -35,9 +36,9 @@ def pymatgen_reference(formulas, energies, elements):
 
 
 @pytest.mark.parametrize("system", SYSTEMS, ids="-".join)
-@pytest.mark.parametrize("qhull_max", [6, 1])  # 1: every system through the linear programme
-def test_equals_pymatgen_on_real_systems(mp_e_form, system, qhull_max, monkeypatch):
-    monkeypatch.setattr(hull_module, "QHULL_MAX_ELEMENTS", qhull_max)
+@pytest.mark.parametrize("simplex_max_work", [0, 10**12], ids=["qhull", "simplex"])  # how systems of 2-5 elements are solved
+def test_equals_pymatgen_on_real_systems(mp_e_form, system, simplex_max_work, monkeypatch):
+    monkeypatch.setattr(hull_module, "SIMPLEX_MAX_WORK", simplex_max_work)
     batch, energies = mp_e_form
     allowed = {Z_OF[s] for s in system}
     rows = np.array([set(z[z > 0].tolist()) <= allowed for z in batch.z])
@@ -55,7 +56,7 @@ def test_toy_binary_and_decomposition():
     result = hull_distances(batch, np.array([-2.0, -0.5, -0.3, -1.6, -1.9]))
     np.testing.assert_allclose(result.e_above_hull, [0, 1.2333333333, 0.7, 0, 0.1], atol=1e-9)
     assert result.stable.tolist() == [True, False, False, True, False]
-    assert result.decomposition_strings(batch.formula)[2] == "NaCl:0.5 + Cl:0.5"
+    assert result.decomposition_strings(batch.formula)[2] == "Cl:0.5 + NaCl:0.5"  # equal fractions by name
     assert result.decomposition_strings(batch.formula)[4] == "NaCl:1"
 
 
@@ -89,10 +90,56 @@ def test_flat_simplices_from_triangulation_are_skipped():
 
     case = np.load(Path(__file__).parent / "data" / "flat_simplices_quaternary.npz")
     comp, e, query = case["comp"], case["e"], case["query"]
-    energy, decomposition = _qhull(comp, e, query)
-    expected, _ = _linprog(comp, e, query)
+    energy, vertices, weights = _qhull(comp, e, query)
+    expected = [_linprog(comp, e, q)[0] for q in query]
     np.testing.assert_allclose(energy, expected, atol=1e-9)
-    for (rows, weights), q, h in zip(decomposition, query, energy):
-        assert (weights > 0).all() and abs(weights.sum() - 1) < 1e-12
-        np.testing.assert_allclose(weights @ comp[rows], q, atol=1e-12)
-        assert abs(weights @ e[rows] - h) < 1e-9
+    for v, w, q, h in zip(vertices, weights, query, energy):
+        assert (w >= 0).all() and abs(w.sum() - 1) < 1e-12
+        np.testing.assert_allclose(w @ comp[v], q, atol=1e-12)
+        assert abs(w @ e[v] - h) < 1e-9
+
+
+def random_grid_problems(rng, n: int, count: int, most: int):
+    """Hull problems on integer stoichiometry grids: duplicate compositions, compositions
+    on facets and queries equal to points, the degenerate cases of real data."""
+    points = np.zeros((count, n + most, n))
+    costs = np.full((count, n + most), PADDING_COST)
+    points[:, :n], costs[:, :n] = np.eye(n), 0.0
+    queries = np.zeros((count, n))
+    for i in range(count):
+        k = int(rng.integers(0, most + 1))
+        amounts = rng.integers(0, 4, (k, n))
+        amounts[amounts.sum(axis=1) == 0, 0] = 1
+        points[i, n : n + k] = amounts / amounts.sum(axis=1, keepdims=True)
+        costs[i, n : n + k] = -2 * rng.random(k)
+        q = points[i, n + int(rng.integers(0, k))] if k and rng.random() < 0.3 else rng.integers(1, 4, n)
+        queries[i] = q / q.sum()
+    return points, costs, queries
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 6])
+@pytest.mark.parametrize("bland_after", [None, 0], ids=["dantzig", "bland"])
+def test_batched_simplex_equals_the_linear_programme(n, bland_after):
+    from screening.hull import _linprog
+
+    points, costs, queries = random_grid_problems(np.random.default_rng(n), n, 300, 4 * n + 4)
+    energy, basis, weights, converged = simplex_batch(points, costs, queries, bland_after=bland_after)
+    assert converged.all()
+    expected = [_linprog(p[c < PADDING_COST], c[c < PADDING_COST], q)[0] for p, c, q in zip(points, costs, queries)]
+    np.testing.assert_allclose(energy, expected, atol=1e-12)
+    chosen = np.take_along_axis(points, basis[:, :, None], 1)
+    np.testing.assert_allclose(np.einsum("pn,pnk->pk", weights, chosen), queries, atol=1e-12)
+    assert (weights >= 0).all() and (np.take_along_axis(costs, basis, 1)[weights > 0] < PADDING_COST).all()
+
+
+def test_unfinished_simplex_problems_fall_back_to_the_exact_programme(monkeypatch):
+    """A problem the simplex method does not finish (here: no pivots allowed) is solved by the
+    linear programme, with the same answer."""
+    import screening.hull_lp as hull_lp
+
+    batch, _ = parse_formulas(["NaCl", "Na2Cl", "NaCl3", "Na3Cl", "NaCl"])
+    energies = np.array([-2.0, -0.5, -0.3, -1.6, -1.9])
+    expected = hull_distances(batch, energies).e_above_hull
+    real = hull_lp.simplex_batch
+    monkeypatch.setattr(hull_module, "simplex_batch", lambda *a, **k: real(*a, **k, max_pivots=0))
+    np.testing.assert_allclose(hull_distances(batch, energies).e_above_hull, expected, atol=1e-12)

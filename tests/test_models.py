@@ -109,6 +109,9 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, float64, m
 
     with pytest.raises(ValueError, match="different configuration"):
         train(fresh(), x, y, xv, yv, TrainConfig(architecture="srnet17", members=2, epochs=4, lr=0.5), state_dir=tmp_path)
+    wider = StackedNet("srnet17", 13, 2)  # same configuration, another featurizer's width
+    with pytest.raises(ValueError, match="different network .*shape"):
+        train(wider, torch.cat([x, x[:, :1]], 1), y, torch.cat([xv, xv[:, :1]], 1), yv, config, state_dir=tmp_path)
 
 
 def test_early_stopping_keeps_best_weights():

@@ -12,15 +12,16 @@ from screening.featurizers.base import (
     UnsupportedCompositionError,
 )
 from screening.featurizers.columns import NumericColumns
+from screening.featurizers.element_embedding import ElementEmbeddingMean
 from screening.featurizers.element_fraction import ElementFraction86
 from screening.featurizers.magpie import Magpie145
 
-FEATURIZER_NAMES = ("magpie145", "elemfrac86", "columns:NAME[,NAME...]", "A+B (concatenation)")
+FEATURIZER_NAMES = ("magpie145", "elemfrac86", "mat2vec200", "megnet16", "columns:NAME[,NAME...]", "A+B (concatenation)")
 
 
 @lru_cache(maxsize=16)
 def get_featurizer(spec: str) -> Featurizer:
-    """``magpie145``, ``elemfrac86``, ``columns:a,b,c``, or several joined by ``+``.
+    """``magpie145``, ``elemfrac86``, ``mat2vec200``, ``megnet16``, ``columns:a,b,c``, or several joined by ``+``.
     Cached: one instance per process."""
     if "+" in spec:
         from screening.featurizers.concat import Concatenation
@@ -30,6 +31,8 @@ def get_featurizer(spec: str) -> Featurizer:
         return Magpie145()
     if spec == ElementFraction86.name:
         return ElementFraction86()
+    if spec in ("mat2vec200", "megnet16"):
+        return ElementEmbeddingMean(spec)
     if spec.startswith("columns:"):
         return NumericColumns([c.strip() for c in spec[len("columns:"):].split(",") if c.strip()])
     raise ValueError(f"unknown featurizer {spec!r}; choose one of {', '.join(FEATURIZER_NAMES)}")
@@ -37,6 +40,7 @@ def get_featurizer(spec: str) -> Featurizer:
 
 __all__ = [
     "CompositionFeaturizer",
+    "ElementEmbeddingMean",
     "ElementFraction86",
     "FeatureTable",
     "Featurizer",

@@ -238,6 +238,11 @@ def _load_state(state_dir: Path, config, net, opt, best):
     if {k: saved.get(k) for k in same} != same:
         raise ValueError(f"{state_dir} holds a run with a different configuration; remove it or use another --out")
     tensors = load_file(str(state_dir / "state.safetensors"))
+    for name, tensor in net.state_dict().items():
+        if tensors[f"net.{name}"].shape != tensor.shape:  # e.g. another featurizer's input width
+            raise ValueError(f"{state_dir} holds a run of a different network ({name} has shape "
+                             f"{tuple(tensors[f'net.{name}'].shape)}, this one {tuple(tensor.shape)}); "
+                             "remove it or use another --out")  # fmt: skip
     net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
     device = next(net.parameters()).device
     for k in best:

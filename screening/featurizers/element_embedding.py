@@ -1,0 +1,88 @@
+"""Fraction-weighted means of learned element embeddings, read from the files matminer installs
+(no download): ``mat2vec200``, the 200-dimensional word2vec embeddings of Tshitoyan et al. (2019)
+that CrabNet and Roost start from, and ``megnet16``, MEGNet's 16-dimensional element embeddings.
+
+Why: Magpie attributes describe an element by a few hand-picked properties; the embeddings carry
+what the literature says about it (chemical similarity learned from 3.3 million abstracts). Used
+alongside Magpie145 and the elemental fractions they give the residual networks what the
+attention models get from their element tables.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from screening.composition import CompositionBatch
+from screening.elements import MAX_Z, SYMBOLS
+from screening.featurizers.base import CompositionFeaturizer
+
+_MAT2VEC = (
+    "@article{tshitoyan2019unsupervised, title={Unsupervised word embeddings capture latent "
+    "knowledge from materials science literature}, author={Tshitoyan, Vahe and Dagdelen, John and "
+    "Weston, Leigh and Dunn, Alexander and Rong, Ziqin and Kononova, Olga and Persson, Kristin A "
+    "and Ceder, Gerbrand and Jain, Anubhav}, journal={Nature}, volume={571}, pages={95--98}, "
+    "year={2019}, doi={10.1038/s41586-019-1335-8}}"
+)
+_MEGNET = (
+    "@article{chen2019graph, title={Graph Networks as a Universal Machine Learning Framework for "
+    "Molecules and Crystals}, author={Chen, Chi and Ye, Weike and Zuo, Yunxing and Zheng, Chen and "
+    "Ong, Shyue Ping}, journal={Chemistry of Materials}, volume={31}, number={9}, "
+    "pages={3564--3572}, year={2019}, doi={10.1021/acs.chemmater.9b01294}}"
+)
+_SOURCES = {  # name: (matminer data file, citation)
+    "mat2vec200": ("matscholar_els.json", _MAT2VEC),
+    "megnet16": ("megnet_elemental_embedding.json", _MEGNET),
+}
+
+
+@lru_cache(maxsize=None)
+def embedding_table(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(table[MAX_Z + 1, d], known[MAX_Z + 1])`` of one embedding; row 0 and unknown elements
+    are zeros with ``known`` False."""
+    import matminer.utils.data_files as data_files
+
+    path = Path(data_files.__file__).parent / _SOURCES[name][0]
+    with open(path) as f:
+        vectors = json.load(f)
+    width = len(next(iter(vectors.values())))
+    table = np.zeros((MAX_Z + 1, width))
+    known = np.zeros(MAX_Z + 1, bool)
+    for z, symbol in enumerate(SYMBOLS, start=1):
+        if symbol in vectors:
+            table[z] = vectors[symbol]
+            known[z] = True
+    return table, known
+
+
+class ElementEmbeddingMean(CompositionFeaturizer):
+    """The fraction-weighted mean of an element embedding over a composition's elements."""
+
+    def __init__(self, name: str):
+        if name not in _SOURCES:
+            raise ValueError(f"unknown element embedding {name!r}; choose one of {', '.join(_SOURCES)}")
+        self.name = name
+        self._table, self._known = embedding_table(name)
+
+    def feature_labels(self) -> list[str]:
+        return [f"{self.name} mean {k}" for k in range(self._table.shape[1])]
+
+    def citations(self) -> list[str]:
+        return [_SOURCES[self.name][1]]
+
+    def unsupported(self, batch: CompositionBatch) -> list[str | None]:
+        missing = ~self._known[batch.z] & batch.mask
+        reasons: list[str | None] = [None] * len(batch)
+        for r in np.flatnonzero(missing.any(axis=1)):
+            names = [SYMBOLS[z - 1] for z in batch.z[r][missing[r]]]
+            reasons[r] = f"element(s) {', '.join(names)} have no {self.name} embedding"
+        return reasons
+
+    def compute(self, batch: CompositionBatch) -> np.ndarray:
+        out = np.zeros((len(batch), self._table.shape[1]))
+        for slot in range(batch.z.shape[1]):
+            out += batch.fraction[:, slot, None] * self._table[batch.z[:, slot]]  # padding: row 0 = 0
+        return out
