@@ -1,3 +1,4 @@
+import warnings
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,3 +128,21 @@ def test_concatenation_is_the_parts_side_by_side():
     np.testing.assert_array_equal(table.values, expected)
     with pytest.raises(ValueError, match="collide"):
         get_featurizer("elemfrac86+elemfrac86")
+
+
+@pytest.mark.parametrize(("ours", "preset"), [("mat2vec200", "matscholar_el"), ("megnet16", "megnet_el")])
+def test_element_embedding_means_equal_matminer(ours, preset):
+    """The fraction-weighted mean columns of matminer's ElementProperty with the same data."""
+    from matminer.featurizers.composition import ElementProperty
+    from pymatgen.core import Composition
+
+    reference = ElementProperty.from_preset(preset)
+    means = [i for i, label in enumerate(reference.feature_labels()) if " mean " in label]
+    featurizer = get_featurizer(ours)
+    formulas = ["Fe2O3", "LiMn2O4", "NaCl", "Cs0.5Pb1I3", "H2O", "Pu"]
+    table = featurizer.featurize_frame(pd.DataFrame({"formula": formulas + ["Og1Xe1"]}))
+    assert [r.formula for r in table.rejections] == ["Og1Xe1"] and "Og" in table.rejections[0].reason
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = np.array([np.array(reference.featurize(Composition(f)))[means] for f in formulas])
+    np.testing.assert_allclose(table.values, expected, atol=1e-12)

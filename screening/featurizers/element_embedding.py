@@ -10,9 +10,7 @@ attention models get from their element tables.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -33,28 +31,25 @@ _MEGNET = (
     "Ong, Shyue Ping}, journal={Chemistry of Materials}, volume={31}, number={9}, "
     "pages={3564--3572}, year={2019}, doi={10.1021/acs.chemmater.9b01294}}"
 )
-_SOURCES = {  # name: (matminer data file, citation)
-    "mat2vec200": ("matscholar_els.json", _MAT2VEC),
-    "megnet16": ("megnet_elemental_embedding.json", _MEGNET),
+_SOURCES = {  # name: (matminer data class, citation)
+    "mat2vec200": ("MatscholarElementData", _MAT2VEC),
+    "megnet16": ("MEGNetElementData", _MEGNET),
 }
 
 
 @lru_cache(maxsize=None)
 def embedding_table(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(table[MAX_Z + 1, d], known[MAX_Z + 1])`` of one embedding; row 0 and unknown elements
-    are zeros with ``known`` False."""
-    import matminer.utils.data_files as data_files
+    """``(table[MAX_Z + 1, d], known[MAX_Z + 1])`` of one embedding, through matminer's own data
+    class (no imputation); row 0 and elements without an embedding are zeros, ``known`` False."""
+    from matminer.utils import data
 
-    path = Path(data_files.__file__).parent / _SOURCES[name][0]
-    with open(path) as f:
-        vectors = json.load(f)
-    width = len(next(iter(vectors.values())))
-    table = np.zeros((MAX_Z + 1, width))
+    source = getattr(data, _SOURCES[name][0])(impute_nan=False)
+    vectors = {s: [float(v[p]) for p in source.prop_names] for s, v in source.all_element_data.items()}
+    table = np.zeros((MAX_Z + 1, len(source.prop_names)))
     known = np.zeros(MAX_Z + 1, bool)
     for z, symbol in enumerate(SYMBOLS, start=1):
-        if symbol in vectors:
-            table[z] = vectors[symbol]
-            known[z] = True
+        if symbol in vectors and np.isfinite(vectors[symbol]).all():
+            table[z], known[z] = vectors[symbol], True
     return table, known
 
 
