@@ -119,9 +119,10 @@ class ReferenceHull:
         stable = self.stable_rows
         return np.concatenate([-np.array(system, np.int64)] + [stable[s] for s in _subsystems(system, proper_only) if s in stable])
 
-    def energy_at(self, batch: CompositionBatch) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    def energy_at(self, batch: CompositionBatch, decompositions: bool = True) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
         """Hull energy (eV/atom) at each composition of ``batch`` and its decomposition into
-        reference rows (negative ids: pure elements), the compositions themselves excluded."""
+        reference rows (negative ids: pure elements), the compositions themselves excluded
+        (an empty list if not ``decompositions``)."""
         hull_e = np.empty(len(batch))
         decomposition: list[tuple[np.ndarray, np.ndarray]] = [None] * len(batch)  # type: ignore[list-item]
         fraction = batch.fraction
@@ -130,9 +131,9 @@ class ReferenceHull:
             energies, vertices, weights = self._solve(list(level), [self._point_ids(s) for s in level], batch, fraction, queries)
             rows = np.concatenate(queries)
             hull_e[rows] = energies
-            for r, v, w in zip(rows.tolist(), vertices, weights):
+            for r, v, w in zip(rows.tolist(), vertices, weights) if decompositions else ():
                 decomposition[r] = _mixture(v, w)
-        return hull_e, decomposition
+        return hull_e, decomposition if decompositions else []
 
     def _compositions(self, ids: np.ndarray, system_z: np.ndarray) -> np.ndarray:
         """Atom fractions of points (row ids; ``-z`` the element) in their systems' columns."""

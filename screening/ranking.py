@@ -1,23 +1,40 @@
 """Ranking the scored candidates of a screening run, and the tables people read first.
 
-The ranking is global (the combined hull of a chemical system needs all of its candidates), so
-it reads only the columns it needs from the scored parts, computes the combined-hull columns per
-row, and writes ``ranked.parquet`` sorted by predicted distance to the known hull.
+The ranking is global, but its memory is not: it never holds all scored candidates.
+
+1. The combined hull (known compounds and predicted candidates together) has as vertices only
+   known compounds and candidates at or below the *known* hull (a candidate above the known hull
+   is above the lower combined hull too). Those few (~6% of a run) are read and their hull built.
+2. Each scored part is then placed against that hull on its own: the combined-hull columns of
+   one part at a time, written to a scratch folder.
+3. DuckDB joins and sorts the parts out of core (bounded memory, spilling to disk) into
+   ``ranked.parquet``, numbering ``rank`` and ``rank_in_system`` in the same pass; the small
+   tables people read first (top-k, best per system, the best systems' candidates) are queries
+   on that file.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from screening.composition import CompositionBatch, parse_formulas
-from screening.hull import hull_distances
+from screening.hull import STABLE_TOL, ReferenceHull
 from screening.tabular_io import write_parquet_atomic
+
+HULL_SET_TOL = 1e-6  # eV/atom: candidates this close above the known hull join the combined hull's points too (extra points never change a hull)
+RANK_SCRATCH = ".rank-scratch"  # hidden: Parquet readers of the run folder skip it
 
 
 class Col(StrEnum):
@@ -40,34 +57,105 @@ class Col(StrEnum):
     rank_in_system = "rank_in_system"
 
 
-def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provenance: dict) -> pd.DataFrame:
+@dataclass
+class Ranking:
+    """What a run's summary and first tables need, read back from ``ranked.parquet``."""
+
+    path: Path
+    total: int
+    below_known_hull: int
+    on_combined_hull: int
+    top: pd.DataFrame  # the first ``top_k`` rows
+    by_system: pd.DataFrame  # the best ``per_system`` of every chemical system, systems ordered by their best
+    best_systems: dict[str, pd.DataFrame] = field(default_factory=dict)  # every candidate of the best systems
+
+
+def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provenance: dict, top_k: int = 50,
+         per_system: int = 5, systems: int = 3, memory_limit: str = "1GB") -> Ranking:  # fmt: skip
     """All scored candidates with their distance to the hull of known and predicted compounds
     together, ranked by distance to the known hull (most negative first), then by the
     probability of lying below it, then by candidate id (a total, reproducible order)."""
-    scored = pd.read_parquet(sorted(str(p) for p in (out / "scored").glob("part-*.parquet")))  # complete parts only
-    if len(scored) == 0:
-        scored = scored.assign(**{Col.e_above_combined_hull: np.zeros(0), Col.stable_combined: np.zeros(0, bool)})
-    else:
-        cand_batch, rejected = parse_formulas(scored[Col.formula].tolist())
-        if rejected:
-            raise RuntimeError(f"scored formulas failed to parse: {rejected[:3]}")
-        both = CompositionBatch.concat(ref_batch, cand_batch)
-        energies = np.concatenate([ref_energy, scored[Col.e_form_pred].to_numpy()])
-        combined = hull_distances(both, energies)
-        scored[Col.e_above_combined_hull] = combined.e_above_hull[len(ref_batch) :]
-        scored[Col.stable_combined] = combined.stable[len(ref_batch) :]
-    scored = scored.sort_values([Col.e_above_known_hull, Col.p_below_known_hull, Col.candidate_id],
-                                ascending=[True, False, True], kind="stable")  # fmt: skip
-    scored.insert(0, Col.rank, np.arange(1, len(scored) + 1))
-    scored[Col.rank_in_system] = scored.groupby(Col.chemsys).cumcount() + 1
-    table = pa.Table.from_pandas(scored, preserve_index=False).replace_schema_metadata({"screening": json.dumps(provenance)})
-    write_parquet_atomic(table, str(out / "ranked.parquet"))
-    return scored.reset_index(drop=True)
+    parts = sorted((out / "scored").glob("part-*.parquet"))  # complete parts only
+    if not parts:
+        raise FileNotFoundError(f"no scored parts in {out / 'scored'}: nothing to rank")
+    scratch = out / RANK_SCRATCH
+    shutil.rmtree(scratch, ignore_errors=True)  # a crashed ranking's leftovers
+    (scratch / "combined").mkdir(parents=True)
+    hull = combined_hull(parts, ref_batch, ref_energy)
+    for part in parts:
+        write_parquet_atomic(combined_columns(part, hull), str(scratch / "combined" / part.name))
+    _sort_into(out / "ranked.parquet", parts, scratch, provenance, memory_limit)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return read_ranking(out / "ranked.parquet", top_k, per_system, systems)
 
 
-def top_by_system(ranked: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The best ``k`` candidates of every chemical system (systems ordered by their best)."""
-    return ranked[ranked[Col.rank_in_system] <= k].sort_values([Col.chemsys, Col.rank_in_system]).reset_index(drop=True)
+def combined_hull(parts: list[Path], ref_batch: CompositionBatch, ref_energy: np.ndarray) -> ReferenceHull:
+    """The hull of the known compounds and the candidates at or below the known hull."""
+    below = ds.dataset([str(p) for p in parts], format="parquet").to_table(
+        columns=[Col.formula, Col.e_form_pred], filter=pc.field(Col.e_above_known_hull) <= HULL_SET_TOL)
+    batch, rejected = parse_formulas(below.column(Col.formula).to_pylist())
+    if rejected:
+        raise RuntimeError(f"scored formulas failed to parse: {rejected[:3]}")
+    energy = below.column(Col.e_form_pred).to_numpy().astype(np.float64)
+    return ReferenceHull(CompositionBatch.concat(ref_batch, batch), np.concatenate([ref_energy, energy]))
+
+
+def combined_columns(part: Path, hull: ReferenceHull) -> pa.Table:
+    """``candidate_id, e_above_combined_hull, stable_combined`` of one scored part."""
+    table = pq.read_table(part, columns=[Col.candidate_id, Col.formula, Col.e_form_pred])
+    batch, rejected = parse_formulas(table.column(Col.formula).to_pylist())
+    if rejected:
+        raise RuntimeError(f"scored formulas of {part} failed to parse: {rejected[:3]}")
+    hull_e, _ = hull.energy_at(batch, decompositions=False)
+    e_above = table.column(Col.e_form_pred).to_numpy().astype(np.float64) - hull_e
+    return pa.table({Col.candidate_id: table.column(Col.candidate_id), Col.e_above_combined_hull: e_above,
+                     Col.stable_combined: e_above <= STABLE_TOL})  # fmt: skip
+
+
+def _sort_into(path: Path, parts: list[Path], scratch: Path, provenance: dict, memory_limit: str) -> None:
+    import duckdb
+
+    order = f"{Col.e_above_known_hull}, {Col.p_below_known_hull} DESC, {Col.candidate_id}"
+    scored = ", ".join(f's."{c}"' for c in pq.read_schema(parts[0]).names)
+    tmp = path.with_name(f".{path.name}.tmp")
+    metadata = json.dumps(provenance).replace("'", "''")
+    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(scratch / "spill")})
+    try:
+        con.execute(f"""
+            COPY (
+              SELECT row_number() OVER (ORDER BY {order}) AS {Col.rank}, {scored},
+                     c.{Col.e_above_combined_hull}, c.{Col.stable_combined},
+                     row_number() OVER (PARTITION BY s.{Col.chemsys} ORDER BY {order}) AS {Col.rank_in_system}
+              FROM read_parquet(?, union_by_name = true) s
+              JOIN read_parquet(?) c USING ({Col.candidate_id})
+              ORDER BY {Col.rank}
+            ) TO '{tmp}' (FORMAT parquet, KV_METADATA {{screening: '{metadata}'}})""",
+            [[str(p) for p in parts], str(scratch / "combined" / "part-*.parquet")])  # fmt: skip
+    finally:
+        con.close()
+    os.replace(tmp, path)
+
+
+def read_ranking(path: Path, top_k: int = 50, per_system: int = 5, systems: int = 3) -> Ranking:
+    """The counts and first tables of a ranking on disk."""
+    import duckdb
+
+    con = duckdb.connect()
+    source = f"read_parquet('{path}')"
+    try:
+        total, below, on_combined = con.execute(
+            f"SELECT count(*), count(*) FILTER ({Col.e_above_known_hull} < 0), "
+            f"count(*) FILTER ({Col.stable_combined}) FROM {source}").fetchone()  # fmt: skip
+        top = con.execute(f"SELECT * FROM {source} WHERE {Col.rank} <= ? ORDER BY {Col.rank}", [top_k]).df()
+        by_system = con.execute(f"""
+            SELECT r.* FROM {source} r
+            JOIN (SELECT {Col.chemsys}, min({Col.rank}) AS best FROM {source} GROUP BY {Col.chemsys}) b USING ({Col.chemsys})
+            WHERE r.{Col.rank_in_system} <= ? ORDER BY b.best, r.{Col.rank_in_system}""", [per_system]).df()  # fmt: skip
+        best_systems = {c: con.execute(f"SELECT * FROM {source} WHERE {Col.chemsys} = ? ORDER BY {Col.rank}", [c]).df()
+                        for c in by_system[Col.chemsys].drop_duplicates().head(systems)}  # fmt: skip
+    finally:
+        con.close()
+    return Ranking(path, int(total), int(below), int(on_combined), top, by_system, best_systems)
 
 
 def markdown_table(top: pd.DataFrame) -> str:

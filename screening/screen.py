@@ -34,7 +34,7 @@ from screening.hull import ReferenceHull, restrict
 from screening.hull_plot import hull_picture
 from screening.models.ensemble import Ensemble
 from screening.models.fit import load_model
-from screening.ranking import markdown_table, rank, top_by_system
+from screening.ranking import markdown_table, rank
 from screening.scoring import ScoringContext, keep_model, score_and_write
 
 log = logging.getLogger(__name__)
@@ -177,16 +177,16 @@ def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = 
 def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
     """Rank, write the top tables and the summary (``seconds``: the run's time so far)."""
     started = time.perf_counter()
-    ranked = rank(plan.out, plan.ref_batch, plan.ref_energy, plan.context.provenance)
-    top = ranked.head(plan.request.top_k)
-    top.to_csv(plan.out / "top.csv", index=False)
-    (plan.out / "top.md").write_text(markdown_table(top))
-    top_by_system(ranked, min(plan.request.top_k, 5)).to_csv(plan.out / "top_by_system.csv", index=False)
-    pictures = [str(hull_picture(chemsys, ranked, plan.ref_batch, plan.ref_energy, plan.out / f"hull_{chemsys}.png"))
-                for chemsys in ranked["chemsys"].drop_duplicates().head(HULL_PICTURES)]  # fmt: skip
+    ranking = rank(plan.out, plan.ref_batch, plan.ref_energy, plan.context.provenance,
+                   top_k=plan.request.top_k, per_system=min(plan.request.top_k, 5), systems=HULL_PICTURES)  # fmt: skip
+    ranking.top.to_csv(plan.out / "top.csv", index=False)
+    (plan.out / "top.md").write_text(markdown_table(ranking.top))
+    ranking.by_system.to_csv(plan.out / "top_by_system.csv", index=False)
+    pictures = [str(hull_picture(chemsys, candidates, plan.ref_batch, plan.ref_energy, plan.out / f"hull_{chemsys}.png"))
+                for chemsys, candidates in ranking.best_systems.items()]  # fmt: skip
     summary = counts | {
-        "below_known_hull": int((ranked["e_above_known_hull"] < 0).sum()),
-        "on_combined_hull": int(ranked["stable_combined"].sum()),
+        "below_known_hull": ranking.below_known_hull,
+        "on_combined_hull": ranking.on_combined_hull,
         "plan_seconds": round(plan.seconds, 2),
         "rank_seconds": round(time.perf_counter() - started, 2),
         "seconds": round(seconds + time.perf_counter() - started, 2),

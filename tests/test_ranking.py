@@ -1,0 +1,109 @@
+"""The out-of-core ranking equals the in-memory definition: the hull of every known compound and
+every candidate together, and a sort of all candidates by (distance to known hull, -P, id)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from screening.composition import CompositionBatch, parse_formulas
+from screening.datasets import load_reference
+from screening.enumerate import Grid, space
+from screening.hull import ReferenceHull, hull_distances, restrict
+from screening.ranking import RANK_SCRATCH, Col, rank, read_ranking
+from screening.tabular_io import write_parquet_atomic
+
+ELEMENTS = ["Li", "Fe", "Mn", "O"]
+
+
+@pytest.fixture(scope="module")
+def known(data_dir):
+    frame = load_reference("mp_e_form", "train")
+    batch, _ = parse_formulas(frame["formula"].tolist())
+    from screening.elements import Z_OF
+
+    return restrict(batch, frame["target"].to_numpy()[batch.index], {Z_OF[s] for s in ELEMENTS})
+
+
+def write_scored_parts(out, known_batch, known_e, seed=0):
+    """Candidates of Li-Fe-Mn-O with made-up predictions scattered around the known hull, in
+    three parts, as the scoring step writes them (the columns the ranking reads)."""
+    rng = np.random.default_rng(seed)
+    chunks = list(space(ELEMENTS, max_arity=4, grid=Grid(max_atoms=6)).chunks(chunk_size=400))
+    hull = ReferenceHull(known_batch, known_e)
+    frames = []
+    (out / "scored").mkdir()
+    for index, chunk in enumerate(chunks[:3]):
+        batch = chunk.batch
+        hull_e, _ = hull.energy_at(batch)
+        pred = hull_e + rng.normal(0.05, 0.1, len(batch))
+        pred[::7] = np.round(pred[::7], 1)  # ties in the sort key
+        std = rng.uniform(0.02, 0.1, len(batch))
+        frame = pd.DataFrame({
+            Col.candidate_id: chunk.candidate_id, Col.formula: batch.formula, Col.chemsys: chunk.chemsys,
+            Col.e_form_pred: pred, Col.e_form_std: std, Col.e_above_known_hull: np.round(pred - hull_e, 1),
+            Col.p_below_known_hull: np.round(rng.uniform(0, 1, len(batch)), 1),
+        })  # fmt: skip
+        write_parquet_atomic(pa.Table.from_pandas(frame, preserve_index=False), str(out / "scored" / f"part-{index:05d}.parquet"))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_ranking_equals_the_in_memory_definition(known, tmp_path):
+    known_batch, known_e = known
+    scored = write_scored_parts(tmp_path, known_batch, known_e)
+    ranking = rank(tmp_path, known_batch, known_e, {"model": "test's"}, top_k=20, per_system=3, systems=2, memory_limit="100MB")
+    ranked = pd.read_parquet(tmp_path / "ranked.parquet")
+
+    cand, _ = parse_formulas(scored[Col.formula].tolist())
+    whole = hull_distances(CompositionBatch.concat(known_batch, cand), np.concatenate([known_e, scored[Col.e_form_pred].to_numpy()]))
+    expected = scored.assign(**{Col.e_above_combined_hull: whole.e_above_hull[len(known_batch):],
+                                Col.stable_combined: whole.stable[len(known_batch):]})  # fmt: skip
+    expected = expected.sort_values([Col.e_above_known_hull, Col.p_below_known_hull, Col.candidate_id],
+                                    ascending=[True, False, True], kind="stable")  # fmt: skip
+    assert ranked[Col.candidate_id].tolist() == expected[Col.candidate_id].tolist()
+    assert ranked[Col.rank].tolist() == list(range(1, len(scored) + 1))
+    np.testing.assert_allclose(ranked[Col.e_above_combined_hull], expected[Col.e_above_combined_hull], atol=1e-9)
+    assert ranked[Col.stable_combined].tolist() == expected[Col.stable_combined].tolist()
+    assert expected[Col.stable_combined].sum() > 0 and (expected[Col.e_above_known_hull] < 0).sum() > 0
+    assert ranked[Col.rank_in_system].tolist() == (ranked.groupby(Col.chemsys).cumcount() + 1).tolist()
+    assert list(ranked.columns) == [Col.rank, *scored.columns, Col.e_above_combined_hull, Col.stable_combined, Col.rank_in_system]
+    assert json.loads(pq.read_schema(tmp_path / "ranked.parquet").metadata[b"screening"]) == {"model": "test's"}
+    assert not (tmp_path / RANK_SCRATCH).exists()
+
+    assert (ranking.total, ranking.below_known_hull) == (len(scored), int((scored[Col.e_above_known_hull] < 0).sum()))
+    assert ranking.on_combined_hull == int(expected[Col.stable_combined].sum())
+    pd.testing.assert_frame_equal(ranking.top, ranked.head(20), check_dtype=False)
+    best = ranked.groupby(Col.chemsys)[Col.rank].min().sort_values()
+    assert list(ranking.best_systems) == best.index[:2].tolist()
+    for chemsys, frame in ranking.best_systems.items():
+        assert frame[Col.candidate_id].tolist() == ranked.loc[ranked[Col.chemsys] == chemsys, Col.candidate_id].tolist()
+    assert ranking.by_system[Col.chemsys].drop_duplicates().tolist() == best.index.tolist()
+    assert (ranking.by_system[Col.rank_in_system] <= 3).all()
+    assert len(ranking.by_system) == int(ranked.groupby(Col.chemsys).size().clip(upper=3).sum())
+
+
+def test_a_crashed_ranking_is_redone_cleanly(known, tmp_path):
+    """Scratch left by a ranking killed midway (and a stale ranked file) do not leak into the
+    next ranking, which replaces ranked.parquet atomically."""
+    known_batch, known_e = known
+    write_scored_parts(tmp_path, known_batch, known_e)
+    (tmp_path / RANK_SCRATCH / "combined").mkdir(parents=True)
+    pq.write_table(pa.table({Col.candidate_id: [0], Col.e_above_combined_hull: [9.9], Col.stable_combined: [False]}),
+                   tmp_path / RANK_SCRATCH / "combined" / "part-00099.parquet")  # fmt: skip
+    first = rank(tmp_path, known_batch, known_e, {})
+    assert (first.top[Col.e_above_combined_hull] < 9).all()
+    again = rank(tmp_path, known_batch, known_e, {})
+    pd.testing.assert_frame_equal(first.top, again.top)
+    assert read_ranking(tmp_path / "ranked.parquet").total == first.total
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ranked.parquet", "scored"]
+
+
+def test_nothing_to_rank_is_an_error(tmp_path):
+    batch, _ = parse_formulas([])
+    (tmp_path / "scored").mkdir()
+    with pytest.raises(FileNotFoundError, match="no scored parts"):
+        rank(tmp_path, batch, np.zeros(0), {})
