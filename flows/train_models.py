@@ -2,7 +2,7 @@
 train together as one stacked network: one pass of the data trains all K), evaluate it, and
 write the model directory with its card. A thin layer over :mod:`screening.models.fit`.
 
-    python -m flows.train_models --train data.csv --val val.csv --out models/x --epochs 100
+    python -m flows.train_models --train data.csv --val val.csv --out models/x --epochs 200
 """
 
 from __future__ import annotations
@@ -52,12 +52,13 @@ def train_models(
     val: str | None = None,
     test: str | None = None,
     arch: str = "irnet17",
-    features: str = "magpie145+elemfrac86",
+    features: str = "magpie145+elemfrac86+mat2vec200",
     members: Annotated[int, Field(ge=1, le=64)] = 5,
-    epochs: Annotated[int, Field(ge=1)] = 100,
+    epochs: Annotated[int, Field(ge=1)] = 200,
     batch_size: Annotated[int, Field(ge=1)] = 512,
     lr: Annotated[float, Field(gt=0)] = 1e-3,
     bf16: bool = False,
+    torch_compile: bool = False,
     half: bool = True,
     device: str = "auto",
     seed: int = 0,
@@ -68,7 +69,7 @@ def train_models(
     ``{date}`` becomes the run's UTC date)."""
     out = out.replace("{date}", dt.datetime.now(dt.timezone.utc).date().isoformat())
     config = TrainConfig.for_architecture(arch, members=members, epochs=epochs, batch_size=batch_size, lr=lr,
-                                          bf16=bf16, seed=seed, max_minutes=max_minutes)  # fmt: skip
+                                          bf16=bf16, compile=torch_compile, seed=seed, max_minutes=max_minutes)  # fmt: skip
     data = featurize_task(train, val, features, seed, out)
     result = train_task(quote(data), config, out, device, half)
     metrics = {"validation": result["validation"]}
@@ -108,9 +109,9 @@ if __name__ == "__main__":
     parser.add_argument("--test")
     parser.add_argument("--out", required=True)
     parser.add_argument("--arch", default="irnet17")
-    parser.add_argument("--features", default="magpie145+elemfrac86")
+    parser.add_argument("--features", default="magpie145+elemfrac86+mat2vec200")
     parser.add_argument("--members", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=200)
     args = parser.parse_args()
     sys.exit(run_from_command_line("train-models", lambda: train_models(
         train=args.train, val=args.val, test=args.test, out=args.out, arch=args.arch, features=args.features,

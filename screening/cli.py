@@ -187,8 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--val", metavar="CSV", help="validation table (default: 10%% of --train)")
     train.add_argument("--arch", default="irnet17", choices=sorted(ARCHITECTURES), metavar="NAME",
                        help=f"one of {', '.join(sorted(ARCHITECTURES))}")
-    train.add_argument("--features", default="magpie145+elemfrac86", metavar="SPEC",
-                       help="featurizer spec (default magpie145+elemfrac86)")
+    train.add_argument("--features", default="magpie145+elemfrac86+mat2vec200", metavar="SPEC",
+                       help="featurizer spec (default magpie145+elemfrac86+mat2vec200)")
     train.add_argument("--members", type=_positive_int, default=5, metavar="K")
     train.add_argument("--out", required=True, metavar="DIR")
     train.add_argument("--epochs", type=_positive_int, default=None)

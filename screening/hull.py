@@ -28,7 +28,7 @@ from screening.elements import SYMBOLS
 from screening.hull_lp import PADDING_COST, simplex_batch
 
 QHULL_MAX_ELEMENTS = 5  # qhull only up to this many elements (its cost grows fast beyond)
-SIMPLEX_MAX_WORK = 20_000  # queries x points x elements of a system below which the batched simplex beats a qhull call
+SIMPLEX_MAX_WORK = 2_000  # queries x points x elements of a system up to which the batched simplex beats a qhull call (measured: bench/hull.py and the 1M ranking)
 STABLE_TOL = 1e-9  # eV/atom: at or below this above the hull, a compound counts as on it
 VERTICAL_TOL = 1e-7  # energy component of a unit facet normal below which the facet is vertical
 

@@ -14,7 +14,7 @@ DEFAULT = Path(__file__).resolve().parents[1] / "data" / "models" / "default"
 def test_default_model_scores_as_its_card_says(data_dir):
     card = json.loads((DEFAULT / "card.json").read_text())
     model = load_model(str(DEFAULT), "cpu")
-    assert model.members == card["members"] == 5 and model.featurizer == "magpie145+elemfrac86"
+    assert model.members == card["members"] == 5 and model.featurizer == "magpie145+elemfrac86+mat2vec200"
     val = load_reference("mp_e_form", "val").iloc[:1500]
     x, y, _, rejected = featurize_targets(val, model.featurizer, "val.csv")
     assert not rejected
