@@ -120,6 +120,7 @@ def _sort_into(path: Path, parts: list[Path], scratch: Path, provenance: dict, m
     tmp = path.with_name(f".{path.name}.tmp")
     metadata = json.dumps(provenance).replace("'", "''")
     con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(scratch / "spill")})
+    target = str(tmp).replace("'", "''")  # COPY's target cannot be a parameter
     try:
         con.execute(f"""
             COPY (
@@ -129,7 +130,7 @@ def _sort_into(path: Path, parts: list[Path], scratch: Path, provenance: dict, m
               FROM read_parquet(?, union_by_name = true) s
               JOIN read_parquet(?) c USING ({Col.candidate_id})
               ORDER BY {Col.rank}
-            ) TO '{tmp}' (FORMAT parquet, KV_METADATA {{screening: '{metadata}'}})""",
+            ) TO '{target}' (FORMAT parquet, KV_METADATA {{screening: '{metadata}'}})""",
             [[str(p) for p in parts], str(scratch / "combined" / "part-*.parquet")])  # fmt: skip
     finally:
         con.close()
@@ -141,7 +142,7 @@ def read_ranking(path: Path, top_k: int = 50, per_system: int = 5, systems: int 
     import duckdb
 
     con = duckdb.connect()
-    source = f"read_parquet('{path}')"
+    source = "read_parquet('{}')".format(str(path).replace("'", "''"))
     try:
         total, below, on_combined = con.execute(
             f"SELECT count(*), count(*) FILTER ({Col.e_above_known_hull} < 0), "

@@ -54,6 +54,8 @@ def write_scored_parts(out, known_batch, known_e, seed=0):
 
 def test_ranking_equals_the_in_memory_definition(known, tmp_path):
     known_batch, known_e = known
+    tmp_path = tmp_path / "a run's folder"  # a quote in the path must not break the SQL
+    tmp_path.mkdir()
     scored = write_scored_parts(tmp_path, known_batch, known_e)
     ranking = rank(tmp_path, known_batch, known_e, {"model": "test's"}, top_k=20, per_system=3, systems=2, memory_limit="100MB")
     ranked = pd.read_parquet(tmp_path / "ranked.parquet")
