@@ -55,11 +55,11 @@ def decomposition_strings(decomposition, formulas, digits: int = 6) -> list[str]
     def name(r: int) -> str:
         return SYMBOLS[-r - 1] if r < 0 else str(formulas[r])
 
-    return [
-        " + ".join(f"{label}:{f:.{digits}g}" for f, label in
-                   sorted(((f, name(r)) for r, f in zip(rows.tolist(), fractions.tolist())), key=lambda t: (-round(t[0], 9), t[1])))  # fmt: skip
-        for rows, fractions in decomposition
-    ]
+    def parts(rows: np.ndarray, fractions: np.ndarray) -> list[tuple[float, str]]:
+        named = ((f, name(r)) for r, f in zip(rows.tolist(), fractions.tolist()))
+        return sorted(named, key=lambda t: (-round(t[0], 9), t[1]))
+
+    return [" + ".join(f"{label}:{f:.{digits}g}" for f, label in parts(rows, fractions)) for rows, fractions in decomposition]
 
 
 def restrict(batch: CompositionBatch, energy: np.ndarray, elements) -> tuple[CompositionBatch, np.ndarray]:

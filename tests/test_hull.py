@@ -135,7 +135,7 @@ def test_batched_simplex_equals_the_linear_programme(n, bland_after):
 def test_unfinished_simplex_problems_fall_back_to_the_exact_programme(monkeypatch):
     """A problem the simplex method does not finish (here: no pivots allowed) is solved by the
     linear programme, with the same answer."""
-    import screening.hull_lp as hull_lp
+    from screening import hull_lp
 
     batch, _ = parse_formulas(["NaCl", "Na2Cl", "NaCl3", "Na3Cl", "NaCl"])
     energies = np.array([-2.0, -0.5, -0.3, -1.6, -1.9])
