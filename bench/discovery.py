@@ -20,7 +20,9 @@ import numpy as np
 
 from screening.composition import parse_formulas
 from screening.datasets import load_reference
-from screening.discovery import classification_metrics, top_k_recall
+from scipy.special import ndtr
+
+from screening.discovery import classification_metrics, reliability, top_k_recall
 from screening.hull import ReferenceHull
 from screening.models.fit import featurize_targets, load_model
 
@@ -46,6 +48,8 @@ def main() -> None:
         "hull_distance_mae": float(np.abs(pred_above - true_above).mean()),
         "stable_if_e_above_known_hull_le_0": classification_metrics(true_above, pred_above),
         "top_k": [top_k_recall(true_above, pred_above, k) for k in (50, 100, 500, 1000)],
+        # p_below_known_hull as the screening computes it: normal with the members' spread
+        "p_below_known_hull_reliability": reliability(true_above, ndtr(-pred_above / std)),
     }
     print(json.dumps(report, indent=2))
     print(f"reproduce: .venv/bin/python bench/discovery.py --model {args.model}")
