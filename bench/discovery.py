@@ -24,6 +24,7 @@ from scipy.special import ndtr
 
 from screening.discovery import classification_metrics, reliability, top_k_recall
 from screening.hull import ReferenceHull
+from screening.models.calibration import predictive_std
 from screening.models.fit import featurize_targets, load_model
 
 
@@ -48,9 +49,22 @@ def main() -> None:
         "hull_distance_mae": float(np.abs(pred_above - true_above).mean()),
         "stable_if_e_above_known_hull_le_0": classification_metrics(true_above, pred_above),
         "top_k": [top_k_recall(true_above, pred_above, k) for k in (50, 100, 500, 1000)],
-        # p_below_known_hull as the screening computes it: normal with the members' spread
-        "p_below_known_hull_reliability": reliability(true_above, ndtr(-pred_above / std)),
     }
+    # p_below_known_hull: a normal with the members' raw spread, and with the model's calibrated
+    # predictive std (as the screening computes it), judged on hidden rows the calibration did not use
+    uncertainty = model.card.get("uncertainty")
+    held = np.ones(len(y), bool)
+    if uncertainty and uncertainty.get("data", "").endswith("mp_e_form/val.csv") and uncertainty.get("rows") in ("even", "odd"):
+        used = np.zeros(len(hidden), bool)
+        used[0 if uncertainty["rows"] == "even" else 1 :: 2] = True
+        held = ~used[np.setdiff1d(np.arange(len(hidden)), [r.index for r in rejected])] if rejected else ~used
+    elif uncertainty:
+        held[:] = False  # calibrated on data we cannot separate from the hidden set: no honest check
+    report["p_below_reliability_raw_spread"] = reliability(true_above[held], ndtr(-pred_above[held] / std[held]))
+    if uncertainty and held.any():
+        sigma = predictive_std(std, uncertainty)
+        report["p_below_reliability_calibrated"] = reliability(true_above[held], ndtr(-pred_above[held] / sigma[held]))
+        report["calibration"] = {k: uncertainty[k] for k in ("scale", "floor", "rows")} | {"checked_on_rows": int(held.sum())}
     print(json.dumps(report, indent=2))
     print(f"reproduce: .venv/bin/python bench/discovery.py --model {args.model}")
 

@@ -24,6 +24,7 @@ from scipy.special import ndtr
 from screening.enumerate import CandidateChunk
 from screening.featurizers import get_featurizer
 from screening.hull import ReferenceHull, decomposition_strings
+from screening.models.calibration import predictive_std
 from screening.models.ensemble import Ensemble
 from screening.tabular_io import write_parquet_atomic
 
@@ -96,8 +97,9 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
     clock("predict")
     hull_e, decomposition = context.hull.energy_at(batch)
     e_above = mean - hull_e
+    sigma = predictive_std(std, model.card.get("uncertainty"))
     with np.errstate(divide="ignore", invalid="ignore"):
-        p_below = np.where(std > 0, ndtr(-e_above / np.where(std > 0, std, 1)), (e_above < 0).astype(float))
+        p_below = np.where(sigma > 0, ndtr(-e_above / np.where(sigma > 0, sigma, 1)), (e_above < 0).astype(float))
     rare = list(context.rare)
     scored = pd.DataFrame({
         "candidate_id": chunk.candidate_id[scored_rows],

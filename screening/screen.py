@@ -114,12 +114,15 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     model_dir = Path(request.model)
     model = load_model(str(model_dir), request.device)  # checks checkpoint and device before any work
     model_hash = sha256_of(model_dir / "model.safetensors")
-    # a run resumes only with the same request, weights and reference data
-    _prepare(out, request, {"model_sha256": model_hash, "reference_sha256": [sha256_of(p) for p in request.reference]})
+    # a run resumes only with the same request, weights, uncertainty calibration and reference data
+    inputs = {"model_sha256": model_hash, "reference_sha256": [sha256_of(p) for p in request.reference]}
+    if model.card.get("uncertainty"):
+        inputs["model_uncertainty"] = {k: model.card["uncertainty"][k] for k in ("scale", "floor")}
+    _prepare(out, request, inputs)
     ref_batch, ref_energy = load_reference(request.reference, out)
     ref_batch, ref_energy = restrict(ref_batch, ref_energy, {z for s in candidates.systems for z in s})
     provenance = {
-        "model": str(request.model), "model_sha256": model_hash, "model_card": {k: model.card.get(k) for k in ("architecture", "members", "featurizer", "created")},
+        "model": str(request.model), "model_sha256": model_hash, "model_card": {k: model.card.get(k) for k in ("architecture", "members", "featurizer", "created", "uncertainty")},
         "featurizer": model.featurizer, "code_version": __version__, "request": asdict(request),
         "reference_compounds": len(ref_batch), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip

@@ -6,6 +6,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+from scipy.special import ndtr
 
 from screening.cli import main
 from screening.models import Ensemble, StackedNet
@@ -49,6 +50,7 @@ def test_screen_outputs_and_accounting(toy_model, reference, tmp_path):
     assert ranked["e_above_known_hull"].is_monotonic_increasing
     np.testing.assert_allclose(ranked["e_above_known_hull"], ranked["e_form_pred"] - ranked["known_hull_energy"])
     assert ((ranked["p_below_known_hull"] >= 0) & (ranked["p_below_known_hull"] <= 1)).all()
+    np.testing.assert_allclose(ranked["p_below_known_hull"], ndtr(-ranked["e_above_known_hull"] / ranked["e_form_std"]))  # no calibration
     assert (ranked["e_above_combined_hull"] >= -1e-9).all()
     assert (ranked["e_above_combined_hull"] >= ranked["e_above_known_hull"].clip(upper=0) - 1e-9).all()
     assert ranked.loc[ranked["formula"].str.contains("Fe"), "rare_element"].all()
@@ -99,3 +101,23 @@ def test_a_killed_writers_temporary_file_is_ignored_and_removed(toy_model, tmp_p
     summary = finish(prepared, counts, 0.0)
     assert summary["scored"] == len(pd.read_parquet(tmp_path / "run" / "ranked.parquet")) == 31
     assert len(pd.read_parquet(tmp_path / "run" / "scored")) == 31  # pyarrow skips hidden files
+
+
+def test_calibrated_uncertainty_sets_the_probabilities(toy_model, reference, tmp_path):
+    """A model whose card holds a fitted uncertainty: p_below uses sqrt((scale spread)^2 + floor^2);
+    the calibration is pinned in the run's manifest, so a run never mixes two of them."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(toy_model, model)
+    card = json.loads((model / "card.json").read_text())
+    (model / "card.json").write_text(json.dumps(card | {"uncertainty": {"scale": 2.0, "floor": 0.1}}))
+    request = ScreenRequest(model=str(model), out=str(tmp_path / "run"), elements=["Li", "Mn", "O"], max_arity=2,
+                            reference=[reference], chunk_size=100, device="cpu")  # fmt: skip
+    screen(request, progress=False)
+    ranked = pd.read_parquet(tmp_path / "run" / "ranked.parquet")
+    sigma = np.sqrt((2.0 * ranked["e_form_std"]) ** 2 + 0.1**2)
+    np.testing.assert_allclose(ranked["p_below_known_hull"], ndtr(-ranked["e_above_known_hull"] / sigma))
+    (model / "card.json").write_text(json.dumps(card | {"uncertainty": {"scale": 3.0, "floor": 0.1}}))
+    with pytest.raises(FileExistsError, match="model_uncertainty"):
+        screen(request, progress=False)
