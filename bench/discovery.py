@@ -17,11 +17,10 @@ import argparse
 import json
 
 import numpy as np
+from scipy.special import ndtr
 
 from screening.composition import parse_formulas
 from screening.datasets import load_reference
-from scipy.special import ndtr
-
 from screening.discovery import classification_metrics, reliability, top_k_recall
 from screening.hull import ReferenceHull
 from screening.models.calibration import predictive_std

@@ -18,8 +18,8 @@ DEFAULT = Path(__file__).resolve().parents[1] / "data" / "models" / "default"
 def test_crps_closed_form_equals_its_definition():
     """CRPS = integral of (F(x) - 1[x >= observed])^2 over x, for a normal F."""
     for residual, sigma in [(0.0, 1.0), (0.3, 0.1), (-2.0, 0.5)]:
-        below, _ = integrate.quad(lambda x: ndtr(x / sigma) ** 2, -50 * sigma, residual)
-        above, _ = integrate.quad(lambda x: (1 - ndtr(x / sigma)) ** 2, residual, 50 * sigma)
+        below, _ = integrate.quad(lambda x, s=sigma: ndtr(x / s) ** 2, -50 * sigma, residual)
+        above, _ = integrate.quad(lambda x, s=sigma: (1 - ndtr(x / s)) ** 2, residual, 50 * sigma)
         assert crps_normal(np.array(residual), np.array(sigma)) == pytest.approx(below + above, rel=1e-6)
 
 
