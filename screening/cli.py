@@ -93,18 +93,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     tmp = card_path.with_name(".card.json.tmp")
     tmp.write_text(json.dumps(card, indent=2) + "\n")
     tmp.replace(card_path)
-    readme = Path(args.model) / "MODEL_CARD.md"
-    if readme.exists():
-        text = readme.read_text().split("\n## Uncertainty")[0].rstrip("\n")
-        readme.write_text(text + f"""
+    from screening.models.card import render_model_card
 
-## Uncertainty
-
-`p_below_known_hull` and other probabilities use the predictive std
-`sqrt(({fitted['scale']} x members' spread)^2 + {fitted['floor']}^2)` eV/atom, fitted by
-`screening calibrate --model DIR --data {args.data} --rows {args.rows}` ({fitted['n']:,} rows, mean CRPS
-{fitted['crps_raw_spread']:.4f} with the raw spread, {fitted['crps']:.4f} calibrated).
-""")
+    (Path(args.model) / "MODEL_CARD.md").write_text(render_model_card(card))
     print(f"predictive std = sqrt(({fitted['scale']} x spread)^2 + {fitted['floor']}^2): mean CRPS "
           f"{fitted['crps_raw_spread']:.4f} -> {fitted['crps']:.4f} on {fitted['n']:,} rows; written to {card_path}")  # fmt: skip
     return 0

@@ -51,4 +51,5 @@ def test_calibrate_command_writes_the_card(tmp_path, data_dir, capsys):
     written = json.loads((model / "card.json").read_text())["uncertainty"]
     assert written["n"] == 300 and written["rows"] == "odd" and written["crps"] <= written["crps_raw_spread"]
     assert written["scale"] > 1  # the members disagree less than they err
-    assert "## Uncertainty" in (model / "MODEL_CARD.md").read_text() and "mean CRPS" in capsys.readouterr().out
+    assert "held_out.csv, odd rows) for `p_below_known_hull`" in (model / "MODEL_CARD.md").read_text()
+    assert "mean CRPS" in capsys.readouterr().out

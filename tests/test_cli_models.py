@@ -29,6 +29,8 @@ def test_train_evaluate_predict(small_tables, tmp_path, capsys):
     card = json.loads((model_dir / "card.json").read_text())
     assert card["data"]["val"]["rows_rejected"] == 2 and card["data"]["train"]["sha256"]
     assert card["training"]["epochs_run"] == 2 and "mae" in card["metrics"]["validation"]
+    assert card["uncertainty"]["n"] == 120 and card["uncertainty"]["scale"] > 0  # fitted on the validation rows
+    assert "Uncertainty: predictive std" in (model_dir / "MODEL_CARD.md").read_text()
     for name in ("model.safetensors", "learning_curve.png", "parity_val.png", "history.jsonl", "rejected_val.csv", "MODEL_CARD.md"):
         assert (model_dir / name).exists(), name
 

@@ -52,6 +52,11 @@ def render_model_card(card: dict) -> str:
         lines.append(f"| float16 (as shipped) | {half['mae']:.4f} | {half['rmse']:.4f} | {half['r2']:.4f} | {half['n']} |")
     if val.get("members_mae"):
         lines += ["", "Members alone (validation MAE): " + ", ".join(f"{m:.4f}" for m in val["members_mae"]) + "."]
+    if card.get("uncertainty"):
+        u = card["uncertainty"]
+        lines += ["", f"Uncertainty: predictive std `sqrt(({u['scale']} x members' spread)^2 + {u['floor']}^2)` eV/atom, "
+                  f"fitted (minimum mean CRPS, {u['n']:,} rows of {u['data']}"
+                  + (f", {u['rows']} rows" if u.get("rows", "all") != "all" else "") + ") for `p_below_known_hull`."]  # fmt: skip
     lines += [
         "",
         "For orientation, published on a held-out fold of the same data (not this validation split): "

@@ -18,6 +18,7 @@ from screening.composition import Rejection
 from screening.datasets import read_formula_table, sha256_of
 from screening.featurizers import get_featurizer
 from screening.models.architectures import StackedNet, parameters_per_member
+from screening.models.calibration import fit_spread
 from screening.models.ensemble import Ensemble, check_featurizer
 from screening.models.metrics import regression_metrics
 from screening.models.training import STATE_DIR, TrainConfig, member_seeds, resolve_device, train
@@ -150,11 +151,13 @@ def fit_prepared(
         "command": command,
     }  # fmt: skip
     model = Ensemble(net, to(mean), to(std), y_mean, y_std, card)
-    mean_pred, _, members = model.predict(x_val)
+    mean_pred, spread, members = model.predict(x_val)
     metrics = regression_metrics(y_val, mean_pred) | {
         "members_mae": [regression_metrics(y_val, m)["mae"] for m in members]
     }
     card["metrics"] = {"validation": metrics}
+    if config.members > 1 and len(y_val) >= 100:  # the spread needs calibrating (screening calibrate re-fits it on other data)
+        card["uncertainty"] = fit_spread(y_val - mean_pred, spread) | {"data": "the validation rows", "rows": "all"}
     model.save(out, half=half)
     if half:  # report what the shipped fp16 weights score, not the fp32 ones
         model = Ensemble.load(out, dev)
