@@ -17,13 +17,12 @@ import argparse
 import json
 
 import numpy as np
-from scipy.special import ndtr
 
 from screening.composition import parse_formulas
 from screening.datasets import load_reference
 from screening.discovery import classification_metrics, reliability, top_k_recall
 from screening.hull import ReferenceHull
-from screening.models.calibration import predictive_std
+from screening.models.calibration import predictive_std, probability_below
 from screening.models.fit import featurize_targets, load_model
 
 
@@ -56,13 +55,13 @@ def main() -> None:
     if uncertainty and uncertainty.get("data", "").endswith("mp_e_form/val.csv") and uncertainty.get("rows") in ("even", "odd"):
         used = np.zeros(len(hidden), bool)
         used[0 if uncertainty["rows"] == "even" else 1 :: 2] = True
-        held = ~used[np.setdiff1d(np.arange(len(hidden)), [r.index for r in rejected])] if rejected else ~used
+        held = ~used[np.setdiff1d(np.arange(len(hidden)), [r.index for r in rejected])]  # featurized rows
     elif uncertainty:
         held[:] = False  # calibrated on data we cannot separate from the hidden set: no honest check
-    report["p_below_reliability_raw_spread"] = reliability(true_above[held], ndtr(-pred_above[held] / std[held]))
+    report["p_below_reliability_raw_spread"] = reliability(true_above[held], probability_below(pred_above, std)[held])
     if uncertainty and held.any():
         sigma = predictive_std(std, uncertainty)
-        report["p_below_reliability_calibrated"] = reliability(true_above[held], ndtr(-pred_above[held] / sigma[held]))
+        report["p_below_reliability_calibrated"] = reliability(true_above[held], probability_below(pred_above, sigma)[held])
         report["calibration"] = {k: uncertainty[k] for k in ("scale", "floor", "rows")} | {"checked_on_rows": int(held.sum())}
     print(json.dumps(report, indent=2))
     print(f"reproduce: .venv/bin/python bench/discovery.py --model {args.model}")

@@ -78,6 +78,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from screening.datasets import read_formula_table, sha256_of
     from screening.models.calibration import fit_spread
+    from screening.models.card import render_model_card
     from screening.models.fit import featurize_targets, load_model
 
     model = load_model(args.model, args.device)
@@ -93,8 +94,6 @@ def _calibrate(args: argparse.Namespace) -> int:
     tmp = card_path.with_name(".card.json.tmp")
     tmp.write_text(json.dumps(card, indent=2) + "\n")
     tmp.replace(card_path)
-    from screening.models.card import render_model_card
-
     (Path(args.model) / "MODEL_CARD.md").write_text(render_model_card(card))
     print(f"predictive std = sqrt(({fitted['scale']} x spread)^2 + {fitted['floor']}^2): mean CRPS "
           f"{fitted['crps_raw_spread']:.4f} -> {fitted['crps']:.4f} on {fitted['n']:,} rows; written to {card_path}")  # fmt: skip

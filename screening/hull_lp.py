@@ -45,7 +45,6 @@ def simplex_batch(points: np.ndarray, costs: np.ndarray, queries: np.ndarray, ma
         if not len(active):
             break
         a_pts, a_costs, a_basis = points[active], costs[active], basis[active]
-        rows = np.arange(len(active))
         dual = np.einsum("kn,knj->kj", np.take_along_axis(a_costs, a_basis, 1), inverse[active])
         reduced = a_costs - np.einsum("kmn,kn->km", a_pts, dual)
         improving = reduced < -COST_TOL

@@ -19,12 +19,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy.special import ndtr
 
 from screening.enumerate import CandidateChunk
 from screening.featurizers import get_featurizer
 from screening.hull import ReferenceHull, decomposition_strings
-from screening.models.calibration import predictive_std
+from screening.models.calibration import predictive_std, probability_below
 from screening.models.ensemble import Ensemble
 from screening.tabular_io import write_parquet_atomic
 
@@ -97,9 +96,7 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
     clock("predict")
     hull_e, decomposition = context.hull.energy_at(batch)
     e_above = mean - hull_e
-    sigma = predictive_std(std, model.card.get("uncertainty"))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p_below = np.where(sigma > 0, ndtr(-e_above / np.where(sigma > 0, sigma, 1)), (e_above < 0).astype(float))
+    p_below = probability_below(e_above, predictive_std(std, model.card.get("uncertainty")))
     rare = list(context.rare)
     scored = pd.DataFrame({
         "candidate_id": chunk.candidate_id[scored_rows],

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from screening.composition import CompositionBatch, FormulaError, Rejection, parse_formulas
-from screening.elements import Z_OF
+from screening.elements import SYMBOLS, Z_OF
 
 
 class UnsupportedCompositionError(ValueError):
@@ -105,6 +105,16 @@ class CompositionFeaturizer(Featurizer):
     def unsupported(self, batch: CompositionBatch) -> list[str | None]:
         """For each row, ``None`` if supported, else the reason it is not."""
         return [None] * len(batch)
+
+    @staticmethod
+    def element_reasons(batch: CompositionBatch, missing: np.ndarray, why: str) -> list[str | None]:
+        """Per row, ``"element(s) X, Y <why>"`` naming the slots flagged in ``missing`` (a
+        ``(rows, slots)`` mask), ``None`` where none is."""
+        reasons: list[str | None] = [None] * len(batch)
+        for r in np.flatnonzero(missing.any(axis=1)):
+            names = [SYMBOLS[z - 1] for z in batch.z[r][missing[r]]]
+            reasons[r] = f"element(s) {', '.join(names)} {why}"
+        return reasons
 
     def featurize(self, composition: str | Mapping[str, float]) -> list[float]:
         """Features of one composition (a formula or ``{symbol: amount}``); raises

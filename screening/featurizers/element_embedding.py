@@ -69,12 +69,7 @@ class ElementEmbeddingMean(CompositionFeaturizer):
         return [_SOURCES[self.name][1]]
 
     def unsupported(self, batch: CompositionBatch) -> list[str | None]:
-        missing = ~self._known[batch.z] & batch.mask
-        reasons: list[str | None] = [None] * len(batch)
-        for r in np.flatnonzero(missing.any(axis=1)):
-            names = [SYMBOLS[z - 1] for z in batch.z[r][missing[r]]]
-            reasons[r] = f"element(s) {', '.join(names)} have no {self.name} embedding"
-        return reasons
+        return self.element_reasons(batch, ~self._known[batch.z] & batch.mask, f"have no {self.name} embedding")
 
     def compute(self, batch: CompositionBatch) -> np.ndarray:
         out = np.zeros((len(batch), self._table.shape[1]))

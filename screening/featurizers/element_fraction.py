@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from screening.composition import CompositionBatch
-from screening.elements import ELEMNET_ELEMENTS, MAX_Z, SYMBOLS, Z_OF
+from screening.elements import ELEMNET_ELEMENTS, MAX_Z, Z_OF
 from screening.featurizers.base import CompositionFeaturizer
 
 _JHA_2018 = (
@@ -35,14 +35,7 @@ class ElementFraction86(CompositionFeaturizer):
 
     def unsupported(self, batch: CompositionBatch) -> list[str | None]:
         outside = (self._column[batch.z] < 0) & batch.mask
-        reasons: list[str | None] = [None] * len(batch)
-        for r in np.flatnonzero(outside.any(axis=1)):
-            names = [SYMBOLS[z - 1] for z in batch.z[r][outside[r]]]
-            reasons[r] = (
-                f"element(s) {', '.join(names)} not among the {len(self.elements)} elements "
-                f"of {self.name}"
-            )
-        return reasons
+        return self.element_reasons(batch, outside, f"not among the {len(self.elements)} elements of {self.name}")
 
     def compute(self, batch: CompositionBatch) -> np.ndarray:
         out = np.zeros((len(batch), len(self.elements)))

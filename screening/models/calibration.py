@@ -47,6 +47,13 @@ def fit_spread(residual, spread) -> dict:
     return {"scale": best[1], "floor": best[2], "crps": best[0], "crps_raw_spread": raw, "n": int(residual.size)}
 
 
+def probability_below(e_above: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """P(true distance < 0) for a normal with mean ``e_above`` and std ``sigma`` (a step where
+    ``sigma`` is 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sigma > 0, ndtr(-e_above / np.where(sigma > 0, sigma, 1)), (e_above < 0).astype(float))
+
+
 def predictive_std(spread: np.ndarray, uncertainty: dict | None) -> np.ndarray:
     """The calibrated standard deviation (the raw spread if the model has no calibration)."""
     if not uncertainty:
