@@ -26,8 +26,8 @@ from screening.models.training import TrainConfig
 
 
 @task(name="featurize", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
-def featurize_task(train: str, val: str | None, features: str, seed: int, out: str) -> TrainingData:
-    return prepare_data(train, val, features, seed, out)
+def featurize_task(train: str | list[str], val: str | None, features: str, seed: int, out: str, holdout: bool) -> TrainingData:
+    return prepare_data(train, val, features, seed, out, holdout=holdout)
 
 
 @task(name="train", cache_policy=NO_CACHE)
@@ -47,9 +47,10 @@ def evaluate_task(out: str, test: str, device: str) -> dict:
 
 @flow(name="train-models", log_prints=True)
 def train_models(
-    train: str,
+    train: str | list[str],
     out: str,
     val: str | None = None,
+    holdout: bool = True,
     test: str | None = None,
     arch: str = "irnet17",
     features: str = "magpie145+elemfrac86+mat2vec200",
@@ -64,20 +65,22 @@ def train_models(
     seed: int = 0,
     max_minutes: Annotated[float | None, Field(gt=0)] = None,
 ) -> dict:
-    """Train a ``members``-member ensemble of ``arch`` on ``train`` (formula,target), validated
-    on ``val`` (default: 10% of train), optionally tested on ``test``; writes ``out`` (where
+    """Train a ``members``-member ensemble of ``arch`` on ``train`` (formula,target; several
+    tables are concatenated), validated on ``val`` (default: 10% of train; ``holdout=False``:
+    none, every row trains and the last epoch is kept, for a final model whose recipe was
+    validated on another run), optionally tested on ``test``; writes ``out`` (where
     ``{date}`` becomes the run's UTC date)."""
     out = out.replace("{date}", dt.datetime.now(dt.timezone.utc).date().isoformat())
     config = TrainConfig.for_architecture(arch, members=members, epochs=epochs, batch_size=batch_size, lr=lr,
                                           bf16=bf16, compile=torch_compile, seed=seed, max_minutes=max_minutes)  # fmt: skip
-    data = featurize_task(train, val, features, seed, out)
+    data = featurize_task(train, val, features, seed, out, holdout)
     result = train_task(quote(data), config, out, device, half)
-    metrics = {"validation": result["validation"]}
+    metrics = {"validation": result["validation"]} if result["validation"] else {}
     if test:
         metrics["test"] = evaluate_task(out, test, device)
     publish_artifacts(out, metrics, result["card"])
-    val_mae = metrics["validation"]["mae"]
-    print(f"trained {arch} x{members} on {features}: validation MAE {val_mae:.4f} eV/atom -> {out}")
+    scores = ", ".join(f"{split} MAE {m['mae']:.4f} eV/atom" for split, m in metrics.items()) or "no held-out rows"
+    print(f"trained {arch} x{members} on {features}: {scores} -> {out}")
     return metrics
 
 
@@ -86,13 +89,15 @@ def publish_artifacts(out: str, metrics: dict, card: dict) -> None:
             for split, m in metrics.items()]  # fmt: skip
     create_table_artifact(key="model-metrics", table=rows, description=f"{card['architecture']} x{card['members']} ({card['featurizer']}), eV/atom")
     training = card["training"]
+    validation = metrics.get("validation")
+    scores = (f"- validation MAE **{validation['mae']:.4f} eV/atom** (members "
+              f"{', '.join(f'{m:.4f}' for m in validation['members_mae'])})\n"
+              if validation else "- trained on every row: no validation of its own\n")  # fmt: skip
     create_markdown_artifact(
         key="model-card",
         markdown=(
-            f"### {card['architecture']} x{card['members']} on {card['featurizer']}\n\n"
-            f"- validation MAE **{metrics['validation']['mae']:.4f} eV/atom** (members "
-            f"{', '.join(f'{m:.4f}' for m in metrics['validation']['members_mae'])})\n"
-            f"- {training['epochs_run']} epochs (best {training['best_epoch']}), {training['seconds']:.0f} s on {training['device']}\n"
+            f"### {card['architecture']} x{card['members']} on {card['featurizer']}\n\n" + scores
+            + f"- {training['epochs_run']} epochs (best {training['best_epoch']}), {training['seconds']:.0f} s on {training['device']}\n"
             f"- model directory: [{out}]({Path(out).resolve().as_uri()}); card: `card.json`, `MODEL_CARD.md`\n"
         ),
     )
@@ -104,8 +109,9 @@ def publish_artifacts(out: str, metrics: dict, card: dict) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Run the train-models flow once (embedded Prefect).")
-    parser.add_argument("--train", required=True)
+    parser.add_argument("--train", required=True, nargs="+")
     parser.add_argument("--val")
+    parser.add_argument("--no-val", action="store_true", help="train on every row (a recipe validated elsewhere)")
     parser.add_argument("--test")
     parser.add_argument("--out", required=True)
     parser.add_argument("--arch", default="irnet17")
@@ -114,5 +120,5 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=200)
     args = parser.parse_args()
     sys.exit(run_from_command_line("train-models", lambda: train_models(
-        train=args.train, val=args.val, test=args.test, out=args.out, arch=args.arch, features=args.features,
+        train=args.train if len(args.train) > 1 else args.train[0], val=args.val, holdout=not args.no_val, test=args.test, out=args.out, arch=args.arch, features=args.features,
         members=args.members, epochs=args.epochs)))

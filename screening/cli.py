@@ -51,7 +51,12 @@ def _train(args: argparse.Namespace) -> int:
     )  # fmt: skip
     command = "screening " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
     model, metrics = fit(args.train, args.val, args.features, config, args.out, device=args.device,
-                         progress=not args.quiet, half=args.half, command=command)  # fmt: skip
+                         progress=not args.quiet, half=args.half, command=command, holdout=not args.no_val)  # fmt: skip
+    if not metrics:
+        print(f"trained {model.card['architecture']} x{model.members} on {model.featurizer} on every row of "
+              f"{' + '.join(args.train)} (no validation: evaluate the recipe on a run with --val)")  # fmt: skip
+        print(f"model: {args.out} (card.json, model.safetensors, learning_curve.png)")
+        return 0
     print(
         f"trained {model.card['architecture']} x{model.members} on {model.featurizer}: validation "
         f"MAE {metrics['mae']:.4f}, RMSE {metrics['rmse']:.4f}, R2 {metrics['r2']:.4f} "
@@ -78,23 +83,26 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from screening.datasets import read_formula_table, sha256_of
     from screening.models.calibration import fit_spread
-    from screening.models.card import render_model_card
+    from screening.models.card import adopt_twin_validation, write_card
     from screening.models.fit import featurize_targets, load_model
 
+    if args.like:
+        card = adopt_twin_validation(args.model, args.like)
+        u = card.get("uncertainty")
+        print(f"recipe validation of {args.like} (MAE {card['recipe_validation']['metrics']['validation']['mae']:.4f})"
+              + (f" and its uncertainty (scale {u['scale']}, floor {u['floor']})" if u else "")
+              + f" written to {Path(args.model) / 'card.json'}")  # fmt: skip
+        return 0
     model = load_model(args.model, args.device)
     frame = read_formula_table(args.data)
     rows = {"all": slice(None), "even": slice(0, None, 2), "odd": slice(1, None, 2)}[args.rows]
     x, y, _, rejected = featurize_targets(frame.iloc[rows].reset_index(drop=True), model.featurizer, args.data)
     mean, spread, _ = model.predict(x)
     fitted = fit_spread(y - mean, spread)
-    card_path = Path(args.model) / "card.json"
-    card = json.loads(card_path.read_text())
+    card = json.loads((Path(args.model) / "card.json").read_text())
     card["uncertainty"] = fitted | {"data": args.data, "sha256": sha256_of(args.data), "rows": args.rows,
                                     "rows_rejected": len(rejected)}  # fmt: skip
-    tmp = card_path.with_name(".card.json.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    tmp.replace(card_path)
-    (Path(args.model) / "MODEL_CARD.md").write_text(render_model_card(card))
+    card_path = write_card(args.model, card)
     print(f"predictive std = sqrt(({fitted['scale']} x spread)^2 + {fitted['floor']}^2): mean CRPS "
           f"{fitted['crps_raw_spread']:.4f} -> {fitted['crps']:.4f} on {fitted['n']:,} rows; written to {card_path}")  # fmt: skip
     return 0
@@ -208,8 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     from screening.models.architectures import ARCHITECTURES
 
     train = commands.add_parser("train", help="train an ensemble of residual networks")
-    train.add_argument("--train", required=True, metavar="CSV", help="formula,target table")
-    train.add_argument("--val", metavar="CSV", help="validation table (default: 10%% of --train)")
+    train.add_argument("--train", required=True, nargs="+", metavar="CSV",
+                       help="formula,target table(s); several are concatenated (a final model on train + val)")
+    held_out = train.add_mutually_exclusive_group()
+    held_out.add_argument("--val", metavar="CSV", help="validation table (default: 10%% of --train)")
+    held_out.add_argument("--no-val", action="store_true",
+                          help="train on every row, keep the last epoch (a fixed schedule validated on another run)")
     train.add_argument("--arch", default="irnet17", choices=sorted(ARCHITECTURES), metavar="NAME",
                        help=f"one of {', '.join(sorted(ARCHITECTURES))}")
     train.add_argument("--features", default="magpie145+elemfrac86+mat2vec200", metavar="SPEC",
@@ -241,7 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate = commands.add_parser("calibrate", help="fit the ensemble's predictive uncertainty on held-out data (stored in its card)")
     calibrate.add_argument("--model", required=True, metavar="DIR")
-    calibrate.add_argument("--data", required=True, metavar="CSV", help="formula,target rows the model was not trained on")
+    source = calibrate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", metavar="CSV", help="formula,target rows the model was not trained on")
+    source.add_argument("--like", metavar="TWIN_DIR",
+                        help="a model trained on every row (--no-val): take the validation and the fitted uncertainty "
+                             "of its twin, trained the same way on part of its data with --val")  # fmt: skip
     calibrate.add_argument("--rows", choices=["all", "even", "odd"], default="all",
                            help="which rows of --data to use (keep the others to check the calibration)")
     calibrate.add_argument("--device", default="auto")

@@ -43,12 +43,13 @@ def learning_curve(history: list[dict], path: str | Path, title: str, unit: str 
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     train = np.array([h["train_mae"] for h in history])
-    val = np.array([h["val_mae"] for h in history])
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
-    for k in range(val.shape[1]):
-        ax.plot(epochs, val[:, k], color="tab:orange", alpha=0.3, lw=0.8)
     ax.plot(epochs, train.mean(axis=1), color="tab:blue", label="training MAE (mean of members)")
-    ax.plot(epochs, val.mean(axis=1), color="tab:orange", label="validation MAE (mean; thin: members)")
+    if all(h.get("val_mae") is not None for h in history):  # a final model on every row has none
+        val = np.array([h["val_mae"] for h in history])
+        for k in range(val.shape[1]):
+            ax.plot(epochs, val[:, k], color="tab:orange", alpha=0.3, lw=0.8)
+        ax.plot(epochs, val.mean(axis=1), color="tab:orange", label="validation MAE (mean; thin: members)")
     ax.set(xlabel="epoch", ylabel=f"MAE ({unit})", title=title, yscale="log")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=9)

@@ -60,3 +60,52 @@ def test_model_errors_are_one_line(small_tables, tmp_path, capsys):
         args = ["train", "--train", str(val_csv), "--out", str(tmp_path / "m"), "--device", "cuda", "--quiet"]
         assert main(args) == 2
         assert "no GPU is available; use --device cpu" in capsys.readouterr().err
+
+
+def test_final_model_on_every_row_takes_its_twins_validation(small_tables, tmp_path, capsys):
+    """The shipped-model protocol: validate a recipe on train (twin, --val), then train the same
+    recipe on train + val (--no-val, last epoch kept) and carry the twin's validation and
+    fitted uncertainty into the final model's card."""
+    train_csv, val_csv = small_tables
+    clean_val = tmp_path / "val_clean.csv"
+    pd.read_csv(val_csv).iloc[:120].to_csv(clean_val, index=False)
+    recipe = ["--arch", "irnet17", "--features", "elemfrac86", "--members", "2", "--epochs", "3", "--batch-size", "64", "--quiet"]
+    twin, final = tmp_path / "twin", tmp_path / "final"
+    assert main(["train", "--train", str(train_csv), "--val", str(clean_val), "--out", str(twin), *recipe]) == 0
+    assert main(["train", "--train", str(train_csv), str(clean_val), "--no-val", "--out", str(final), *recipe]) == 0
+    assert "on every row of" in capsys.readouterr().out
+    card = json.loads((final / "card.json").read_text())
+    assert [t["rows_used"] for t in card["data"]["train"]] == [400, 120] and card["data"]["val"]["rows_used"] == 0
+    assert card["metrics"] == {} and "uncertainty" not in card and card["training"]["best_epoch"] == [2, 2]
+    history = [json.loads(line) for line in (final / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 3 and all(h["val_mae"] is None for h in history)
+    assert "No validation" in (final / "MODEL_CARD.md").read_text()
+
+    # the last epoch is what was saved: the model reproduces its own final training MAE's scale
+    assert main(["evaluate", "--model", str(final), "--data", str(clean_val), "--plot", str(tmp_path / "p.png"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 120
+
+    assert main(["calibrate", "--model", str(final), "--like", str(twin)]) == 0
+    card = json.loads((final / "card.json").read_text())
+    twin_card = json.loads((twin / "card.json").read_text())
+    assert card["recipe_validation"]["metrics"] == twin_card["metrics"]
+    assert card["uncertainty"]["scale"] == twin_card["uncertainty"]["scale"] and card["uncertainty"]["fitted_on_model"] == str(twin)
+    text = (final / "MODEL_CARD.md").read_text()
+    assert "validated on a twin" in text and f"{twin_card['metrics']['validation']['mae']:.4f}" in text
+
+    # not twins: other settings, or a twin trained on data the final model never saw
+    other, unseen = tmp_path / "other", tmp_path / "unseen"
+    assert main(["train", "--train", str(train_csv), "--val", str(clean_val), "--out", str(other), *recipe, "--epochs", "2"]) == 0
+    elsewhere = tmp_path / "elsewhere.csv"
+    load_reference("mp_e_form", "train").iloc[400:800].to_csv(elsewhere, index=False)
+    assert main(["train", "--train", str(elsewhere), "--val", str(clean_val), "--out", str(unseen), *recipe]) == 0
+    capsys.readouterr()
+    assert main(["calibrate", "--model", str(final), "--like", str(other)]) == 2
+    assert "other settings" in (err := capsys.readouterr().err) and "epochs 2 vs 3" in err
+    assert main(["calibrate", "--model", str(final), "--like", str(unseen)]) == 2
+    assert "trained on data that" in capsys.readouterr().err
+    assert main(["calibrate", "--model", str(twin), "--like", str(twin)]) == 2
+    assert "validation metrics of its own" in capsys.readouterr().err
+    # a fixed schedule only: early stopping and the plateau schedule read the validation MAE
+    assert main(["train", "--train", str(train_csv), "--no-val", "--patience", "5", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "need validation rows" in capsys.readouterr().err

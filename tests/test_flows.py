@@ -48,6 +48,13 @@ def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
     assert model.members == 2 and model.card["data"]["val"]["split"] == "10% of train, seeded"
     assert (tmp_path / "model" / "parity_test.png").exists() and (tmp_path / "model" / "MODEL_CARD.md").exists()
 
+    # a final model on every row of two tables: no validation of its own, tested on the test table
+    final = train_models(train=[str(tmp_path / "train.csv"), str(tmp_path / "test.csv")], holdout=False, out=str(tmp_path / "final"),
+                         test=str(tmp_path / "test.csv"), arch="brnet", features="elemfrac86", members=2, epochs=2, batch_size=64, device="cpu")  # fmt: skip
+    assert set(final) == {"test"} and final["test"]["rows_rejected"] == 1
+    card = load_model(str(tmp_path / "final")).card
+    assert [t["rows_used"] for t in card["data"]["train"]] == [300, 100] and card["metrics"] == {}
+
 
 def test_flow_command_line_errors_are_one_line(capsys, monkeypatch):
     from flows._common import retry_on_io, run_from_command_line

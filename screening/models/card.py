@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from screening.featurizers import get_featurizer
 from screening.models.training import TrainConfig
 
@@ -34,29 +37,40 @@ def render_model_card(card: dict) -> str:
         f"{training.get('seconds', 0) / 60:.1f} min; best epoch per member {training.get('best_epoch')}.",
         f"Training settings different from the defaults: `{changed}`.",
         "",
-        "| data | path | sha256 | rows used | rows rejected |",
-        "|---|---|---|---|---|",
     ]
-    for name in ("train", "val"):
-        d = data.get(name, {})
-        lines.append(f"| {name} | `{d.get('path', d.get('split'))}` | `{str(d.get('sha256', ''))[:16]}` | {d.get('rows_used', '')} | {d.get('rows_rejected', '')} |")
-    lines += [
-        "",
-        "## What it scores",
-        "",
-        "| weights | validation MAE | RMSE | R² | n |",
-        "|---|---|---|---|---|",
-        f"| float32 | {val.get('mae', float('nan')):.4f} | {val.get('rmse', float('nan')):.4f} | {val.get('r2', float('nan')):.4f} | {val.get('n', '')} |",
-    ]
-    if half:
-        lines.append(f"| float16 (as shipped) | {half['mae']:.4f} | {half['rmse']:.4f} | {half['r2']:.4f} | {half['n']} |")
-    if val.get("members_mae"):
-        lines += ["", "Members alone (validation MAE): " + ", ".join(f"{m:.4f}" for m in val["members_mae"]) + "."]
+    lines += _data_rows(data)
+    lines += ["", "## What it scores", ""]
+    twin = card.get("recipe_validation")
+    if not val and twin:
+        lines += [
+            "This model was trained on every row above, so it has no validation rows of its own. Its recipe "
+            "(the same command on the training table alone, every other setting equal) was validated on a twin:",
+            "",
+            f"    {twin.get('command') or twin.get('model')}",
+            "",
+        ]
+        lines += _data_rows(twin.get("data", {}))
+        lines.append("")
+        val, half = twin.get("metrics", {}).get("validation", {}), twin.get("metrics", {}).get("validation_fp16_weights")
+    if val:
+        lines += [
+            "| weights | validation MAE | RMSE | R² | n |",
+            "|---|---|---|---|---|",
+            f"| float32 | {val['mae']:.4f} | {val['rmse']:.4f} | {val['r2']:.4f} | {val['n']} |",
+        ]
+        if half:
+            lines.append(f"| float16 (as shipped) | {half['mae']:.4f} | {half['rmse']:.4f} | {half['r2']:.4f} | {half['n']} |")
+        if val.get("members_mae"):
+            lines += ["", "Members alone (validation MAE): " + ", ".join(f"{m:.4f}" for m in val["members_mae"]) + "."]
+    else:
+        lines.append("No validation: trained on every row, and no validated twin is recorded (`screening calibrate --like`).")
     if card.get("uncertainty"):
         u = card["uncertainty"]
         lines += ["", f"Uncertainty: predictive std `sqrt(({u['scale']} x members' spread)^2 + {u['floor']}^2)` eV/atom, "
                   f"fitted (minimum mean CRPS, {u['n']:,} rows of {u['data']}"
-                  + (f", {u['rows']} rows" if u.get("rows", "all") != "all" else "") + ") for `p_below_known_hull`."]  # fmt: skip
+                  + (f", {u['rows']} rows" if u.get("rows", "all") != "all" else "")
+                  + (f", on the validated twin {u['fitted_on_model']}" if u.get("fitted_on_model") else "")
+                  + ") for `p_below_known_hull`."]  # fmt: skip
     lines += [
         "",
         "For orientation, published on a held-out fold of the same data (not this validation split): "
@@ -74,3 +88,61 @@ def render_model_card(card: dict) -> str:
         "(everything above, machine-readable), `learning_curve.png`, `parity_val.png`, `history.jsonl`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _data_rows(data: dict) -> list[str]:
+    lines = ["| data | path | sha256 | rows used | rows rejected |", "|---|---|---|---|---|"]
+    for name in ("train", "val"):
+        tables = data.get(name, {})
+        for d in tables if isinstance(tables, list) else [tables]:
+            where = d.get("path", d.get("split", d.get("none", "")))
+            lines.append(f"| {name} | `{where}` | `{str(d.get('sha256', ''))[:16]}` | {d.get('rows_used', '')} | {d.get('rows_rejected', '')} |")
+    return lines
+
+
+def write_card(model_dir: str | Path, card: dict) -> Path:
+    """Replace a model's card.json (atomically) and re-render its MODEL_CARD.md."""
+    card_path = Path(model_dir) / "card.json"
+    tmp = card_path.with_name(".card.json.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(card_path)
+    (Path(model_dir) / "MODEL_CARD.md").write_text(render_model_card(card))
+    return card_path
+
+
+# Settings that may differ between a final model and the twin that validated its recipe.
+_NOT_RECIPE = {"epochs_run", "best_epoch", "seconds", "device", "torch", "machine", "max_minutes"}
+
+
+def adopt_twin_validation(model_dir: str | Path, twin_dir: str | Path) -> dict:
+    """A final model trained on every row (``screening train --no-val``) has no held-out rows
+    to be validated or calibrated on. Its recipe can be: a twin trained the same way on a
+    subset of its data (the training table without the validation table), with validation.
+    This copies the twin's validation metrics (as ``recipe_validation``) and its fitted
+    uncertainty into the final model's card, after checking the two really are twins: same
+    network, featurizer and training settings, and the twin's training tables among the
+    model's. Returns the updated card."""
+    card = json.loads((Path(model_dir) / "card.json").read_text())
+    twin = json.loads((Path(twin_dir) / "card.json").read_text())
+    if card.get("metrics", {}).get("validation"):
+        raise ValueError(f"{model_dir} has validation metrics of its own; calibrate it on held-out data (--data) instead")
+    for key in ("architecture", "d_in", "members", "featurizer"):
+        if card.get(key) != twin.get(key):
+            raise ValueError(f"{twin_dir} is not a twin of {model_dir}: {key} {twin.get(key)!r} vs {card.get(key)!r}")
+    ours, theirs = card.get("training", {}), twin.get("training", {})
+    differ = sorted(k for k in set(ours) | set(theirs) if k not in _NOT_RECIPE and ours.get(k) != theirs.get(k))
+    if differ:
+        raise ValueError(f"{twin_dir} was trained with other settings than {model_dir}: "
+                         + ", ".join(f"{k} {theirs.get(k)!r} vs {ours.get(k)!r}" for k in differ))  # fmt: skip
+    hashes = lambda tables: {t.get("sha256") for t in (tables if isinstance(tables, list) else [tables])}  # noqa: E731
+    missing = hashes(twin.get("data", {}).get("train", {})) - hashes(card.get("data", {}).get("train", {}))
+    if missing:
+        raise ValueError(f"{twin_dir} was trained on data that {model_dir} was not (sha256 {sorted(map(str, missing))})")
+    if not twin.get("metrics", {}).get("validation"):
+        raise ValueError(f"{twin_dir} has no validation metrics: train the twin with --val")
+    card["recipe_validation"] = {"model": str(twin_dir), "command": twin.get("command"), "data": twin.get("data"),
+                                 "metrics": twin["metrics"], "created": twin.get("created")}  # fmt: skip
+    if twin.get("uncertainty"):
+        card["uncertainty"] = twin["uncertainty"] | {"fitted_on_model": str(twin_dir)}
+    write_card(model_dir, card)
+    return card

@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import platform
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,37 +58,58 @@ class TrainingData:
     rejected: dict[str, int]
 
 
-def prepare_data(train_path: str, val_path: str | None, featurizer: str, seed: int, out_dir: str) -> TrainingData:
-    """Featurize the training (and validation) table; rows that cannot be used are written to
+def prepare_data(train_path: str | Sequence[str], val_path: str | None, featurizer: str, seed: int, out_dir: str,
+                 holdout: bool = True) -> TrainingData:  # fmt: skip
+    """Featurize the training table(s) (several are concatenated, e.g. a final model on
+    train + val) and the validation table; rows that cannot be used are written to
     ``rejected_{train,val}.csv`` in ``out_dir``. Without a validation table, 10% of the
-    training rows (seeded) are held out."""
+    training rows (seeded) are held out, unless ``holdout`` is False: then every row trains
+    and there is no validation (the recipe must have been validated on another run)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    x_train, y_train, train_formulas, rejected = featurize_targets(read_formula_table(train_path), featurizer, train_path)
+    paths = [train_path] if isinstance(train_path, (str, Path)) else list(train_path)
+    if not paths:
+        raise ValueError("no training table given")
+    if val_path and not holdout:
+        raise ValueError(f"a validation table ({val_path}) was given with holdout=False")
+    parts = [featurize_targets(read_formula_table(p), featurizer, p) for p in paths]
+    x_train = np.concatenate([part[0] for part in parts])
+    y_train = np.concatenate([part[1] for part in parts])
+    train_formulas = [f for part in parts for f in part[2]]
+    rejected = [(str(p), r) for p, part in zip(paths, parts) for r in part[3]]
+    d = x_train.shape[1]
     if val_path:
         x_val, y_val, val_formulas, val_rejected = featurize_targets(read_formula_table(val_path), featurizer, val_path)
-    else:
+    elif holdout:
         order = np.random.default_rng(seed).permutation(len(x_train))
         cut = max(1, len(order) // 10)
         x_val, y_val = x_train[order[:cut]], y_train[order[:cut]]
         train_formulas = [train_formulas[i] for i in order[cut:]]
         x_train, y_train = x_train[order[cut:]], y_train[order[cut:]]
         val_formulas, val_rejected = None, []
-    for name, rows in (("train", rejected), ("val", val_rejected)):
+    else:
+        x_val, y_val, val_formulas, val_rejected = np.zeros((0, d), np.float32), np.zeros(0), None, []
+    for name, rows in (("train", rejected), ("val", [(str(val_path), r) for r in val_rejected])):
         if rows:
-            pd.DataFrame([asdict(r) for r in rows]).to_csv(out / f"rejected_{name}.csv", index=False)
+            pd.DataFrame([{"table": t} | asdict(r) for t, r in rows]).to_csv(out / f"rejected_{name}.csv", index=False)
             log.warning("%d %s rows could not be used; see %s", len(rows), name, out / f"rejected_{name}.csv")
-    data_card = {
-        "train": {"path": str(train_path), "sha256": sha256_of(train_path), "rows_used": int(len(y_train)), "rows_rejected": len(rejected)},
-        "val": {"path": str(val_path), "sha256": sha256_of(val_path), "rows_used": int(len(y_val)), "rows_rejected": len(val_rejected)}
-        if val_path else {"split": "10% of train, seeded", "rows_used": int(len(y_val))},
-    }  # fmt: skip
+    tables = [{"path": str(p), "sha256": sha256_of(p), "rows_used": int(len(part[1])), "rows_rejected": len(part[3])}
+              for p, part in zip(paths, parts)]  # fmt: skip
+    if len(paths) == 1 and holdout and not val_path:
+        tables[0]["rows_used"] = int(len(y_train))
+    if val_path:
+        val_card = {"path": str(val_path), "sha256": sha256_of(val_path), "rows_used": int(len(y_val)), "rows_rejected": len(val_rejected)}
+    elif holdout:
+        val_card = {"split": "10% of train, seeded", "rows_used": int(len(y_val))}
+    else:
+        val_card = {"none": "every row trained; no held-out rows (the recipe was validated on another run)", "rows_used": 0}
+    data_card = {"train": tables[0] if len(tables) == 1 else tables, "val": val_card}
     return TrainingData(get_featurizer(featurizer).spec(), x_train, y_train, train_formulas, x_val, y_val, val_formulas,
                         data_card, {"train": len(rejected), "val": len(val_rejected)})  # fmt: skip
 
 
 def fit(
-    train_path: str,
+    train_path: str | Sequence[str],
     val_path: str | None,
     featurizer: str,
     config: TrainConfig,
@@ -96,9 +118,12 @@ def fit(
     progress: bool = True,
     half: bool = False,
     command: str | None = None,
+    holdout: bool = True,
 ) -> tuple[Ensemble, dict]:
-    data = prepare_data(train_path, val_path, featurizer, config.seed, out_dir)
-    return fit_prepared(data, config, out_dir, device, progress, half, command, title=f"{Path(train_path).parent.name}/{Path(train_path).name}")
+    data = prepare_data(train_path, val_path, featurizer, config.seed, out_dir, holdout=holdout)
+    paths = [train_path] if isinstance(train_path, (str, Path)) else list(train_path)
+    title = " + ".join(f"{Path(p).parent.name}/{Path(p).name}" for p in paths)
+    return fit_prepared(data, config, out_dir, device, progress, half, command, title=title)
 
 
 def fit_prepared(
@@ -151,6 +176,15 @@ def fit_prepared(
         "command": command,
     }  # fmt: skip
     model = Ensemble(net, to(mean), to(std), y_mean, y_std, card)
+    if not len(y_val):  # a final model on every row: no validation, no calibration of its own
+        card["metrics"] = {}
+        model.save(out, half=half)
+        pd.DataFrame(history).to_json(out / "history.jsonl", orient="records", lines=True)
+        from screening.models.card import render_model_card
+
+        (out / "MODEL_CARD.md").write_text(render_model_card(card))
+        learning_curve(history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {title or 'training data'}")
+        return model, {}
     mean_pred, spread, members = model.predict(x_val)
     metrics = regression_metrics(y_val, mean_pred) | {
         "members_mae": [regression_metrics(y_val, m)["mae"] for m in members]

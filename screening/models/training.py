@@ -111,8 +111,16 @@ def train(
     """Train ``net`` in place on standardized tensors (already on the target device) and leave
     each member at its best validation epoch. Validation MAE is reported in target units
     (``target_std`` times the standardized MAE). Resumes from ``state_dir`` if it holds a run
-    of the same configuration."""
+    of the same configuration.
+
+    With no validation rows (``len(x_val) == 0``: a final model trained on every row, with a
+    recipe validated beforehand), the last epoch is kept; schedules and early stopping that
+    read the validation MAE are refused."""
     K, n = config.members, len(x_train)
+    validating = len(x_val) > 0
+    if not validating and (config.patience or config.schedule == "plateau"):
+        raise ValueError("early stopping (patience) and the plateau schedule need validation rows; "
+                         "train on every row only with a fixed schedule (onecycle or constant)")  # fmt: skip
     seeds = member_seeds(config)
     device = x_train.device
     optimizer = StackedAdamW if config.schedule == "plateau" else SharedAdamW
@@ -152,8 +160,12 @@ def train(
             train_abs += per_member.detach() * idx.shape[1]
             opt.step(_learning_rates(config, run, run.epoch * steps_per_epoch + step, total_steps) * ~stopped)
 
-        val_mae = (evaluate_members(net, x_val, y_val, config.bf16) * target_std).tolist()
-        _update(run, config, net, best, val_mae)
+        if validating:
+            val_mae = (evaluate_members(net, x_val, y_val, config.bf16) * target_std).tolist()
+            _update(run, config, net, best, val_mae)
+        else:
+            val_mae = None
+            run.best_epoch = [run.epoch] * K
         run.epoch += 1
         run.seconds = time.perf_counter() - started
         record = {
@@ -168,14 +180,21 @@ def train(
             _save_state(state_dir, config, run, history, net, opt, best)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(val_mae=f"{np.mean(val_mae):.4f}", best=f"{np.mean(run.best_mae):.4f}")
-        log.info("epoch %d: val MAE %s", run.epoch, np.round(val_mae, 4))
+            if validating:
+                bar.set_postfix(val_mae=f"{np.mean(val_mae):.4f}", best=f"{np.mean(run.best_mae):.4f}")
+            else:
+                bar.set_postfix(train_mae=f"{float(train_abs.mean()) / n * target_std:.4f}")
+        if validating:
+            log.info("epoch %d: val MAE %s", run.epoch, np.round(val_mae, 4))
+        else:
+            log.info("epoch %d: train MAE %s", run.epoch, np.round(record["train_mae"], 4))
         if config.max_minutes is not None and run.seconds > 60 * config.max_minutes:
             log.warning("stopping after %.1f minutes (max_minutes) at epoch %d", run.seconds / 60, run.epoch)
             break
     if bar is not None:
         bar.close()
-    net.load_state_dict(best)
+    if validating:
+        net.load_state_dict(best)
     return run, history
 
 
