@@ -19,10 +19,11 @@ import json
 import numpy as np
 
 from screening.composition import parse_formulas
-from screening.datasets import load_reference
+from screening.datasets import load_reference, reference_path
 from screening.discovery import classification_metrics, reliability, top_k_recall
 from screening.hull import ReferenceHull
 from screening.models.calibration import predictive_std, probability_below
+from screening.models.card import trained_on
 from screening.models.fit import featurize_targets, load_model
 
 
@@ -31,6 +32,11 @@ def main() -> None:
     parser.add_argument("--model", default="data/models/default")
     args = parser.parse_args()
     model = load_model(args.model, "cpu")
+    hidden_path = reference_path("mp_e_form", "val")
+    if trained_on(model.card, hidden_path):
+        twin = model.card.get("recipe_validation", {})
+        raise SystemExit(f"{args.model} was trained on {hidden_path}, the hidden set of this test; run it on the model's "
+                         f"train-only twin{' (' + twin['model'] + ', made by: ' + str(twin.get('command')) + ')' if twin else ''}")  # fmt: skip
     known, hidden = load_reference("mp_e_form", "train"), load_reference("mp_e_form", "val")
     known_batch, rejected = parse_formulas(known["formula"].tolist())
     hull = ReferenceHull(known_batch, known["target"].to_numpy()[known_batch.index])

@@ -76,6 +76,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"MAE {metrics['mae']:.4f}  RMSE {metrics['rmse']:.4f}  R2 {metrics['r2']:.4f}  "
               f"n={metrics['n']:,} ({metrics['rows_rejected']} rows rejected)")  # fmt: skip
+        if metrics["trained_on_these_rows"]:
+            print(f"note: {args.model} was trained on {args.data}; these are training errors, not a validation")
         print(f"parity plot: {plot}")
     return 0
 
@@ -83,7 +85,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from screening.datasets import read_formula_table, sha256_of
     from screening.models.calibration import fit_spread
-    from screening.models.card import adopt_twin_validation, write_card
+    from screening.models.card import adopt_twin_validation, trained_on, write_card
     from screening.models.fit import featurize_targets, load_model
 
     if args.like:
@@ -94,6 +96,9 @@ def _calibrate(args: argparse.Namespace) -> int:
               + f" written to {Path(args.model) / 'card.json'}")  # fmt: skip
         return 0
     model = load_model(args.model, args.device)
+    if trained_on(model.card, args.data):
+        raise ValueError(f"{args.model} was trained on {args.data}: its errors there say nothing about its uncertainty; "
+                         "calibrate on held-out rows, or with --like on a twin trained without them")  # fmt: skip
     frame = read_formula_table(args.data)
     rows = {"all": slice(None), "even": slice(0, None, 2), "odd": slice(1, None, 2)}[args.rows]
     x, y, _, rejected = featurize_targets(frame.iloc[rows].reset_index(drop=True), model.featurizer, args.data)

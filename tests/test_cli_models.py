@@ -38,7 +38,7 @@ def test_train_evaluate_predict(small_tables, tmp_path, capsys):
     assert main(["evaluate", "--model", str(model_dir), "--data", str(val_csv), "--plot", str(plot), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["n"] == 120 and metrics["rows_rejected"] == 2 and plot.stat().st_size > 10_000
-    assert metrics["mae"] == pytest.approx(card["metrics"]["validation"]["mae"], rel=1e-5)
+    assert metrics["mae"] == pytest.approx(card["metrics"]["validation"]["mae"], rel=1e-5) and not metrics["trained_on_these_rows"]
 
     out = tmp_path / "pred.parquet"
     assert main(["predict", "--model", str(model_dir), "--data", str(val_csv), "--out", str(out), "--members"]) == 0
@@ -83,7 +83,10 @@ def test_final_model_on_every_row_takes_its_twins_validation(small_tables, tmp_p
 
     # the last epoch is what was saved: the model reproduces its own final training MAE's scale
     assert main(["evaluate", "--model", str(final), "--data", str(clean_val), "--plot", str(tmp_path / "p.png"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["n"] == 120
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["n"] == 120 and evaluated["trained_on_these_rows"]
+    assert main(["calibrate", "--model", str(final), "--data", str(clean_val)]) == 2  # in-sample errors say nothing
+    assert "was trained on" in capsys.readouterr().err
 
     assert main(["calibrate", "--model", str(final), "--like", str(twin)]) == 0
     card = json.loads((final / "card.json").read_text())

@@ -110,6 +110,14 @@ def write_card(model_dir: str | Path, card: dict) -> Path:
     return card_path
 
 
+def trained_on(card: dict, path: str | Path) -> bool:
+    """Whether the table at ``path`` (by content hash) is one the model was trained on."""
+    from screening.datasets import sha256_of
+
+    tables = card.get("data", {}).get("train", {})
+    return sha256_of(path) in {t.get("sha256") for t in (tables if isinstance(tables, list) else [tables])}
+
+
 # Settings that may differ between a final model and the twin that validated its recipe.
 _NOT_RECIPE = {"epochs_run", "best_epoch", "seconds", "device", "torch", "machine", "max_minutes"}
 

@@ -217,7 +217,9 @@ def evaluate(model: Ensemble, data_path: str, plot: str | Path | None = None) ->
     if not len(y):
         raise ValueError(f"no usable rows in {data_path} ({len(rejected)} rejected)")
     mean, _, _ = model.predict(x)
-    metrics = regression_metrics(y, mean) | {"rows_rejected": len(rejected)}
+    from screening.models.card import trained_on
+
+    metrics = regression_metrics(y, mean) | {"rows_rejected": len(rejected), "trained_on_these_rows": trained_on(model.card, data_path)}
     if plot is not None:
         parity_plot(y, mean, plot, f"{model.card['architecture']} x{model.members} on {Path(data_path).name}", metrics=metrics)
     return metrics
