@@ -7,7 +7,7 @@ import torch
 from screening.models import Ensemble, ModelLoadError, StackedNet, parameters_per_member
 from screening.models.ensemble import check_featurizer
 from screening.models.metrics import regression_metrics
-from screening.models.training import TrainConfig, one_cycle, train
+from screening.models.training import TrainConfig, batches_per_epoch, one_cycle, train
 
 PAPER_COUNTS = [
     ("elemnet", 86, 4_631_361),
@@ -126,6 +126,47 @@ def test_early_stopping_keeps_best_weights():
     net.eval()
     final = (net(xv) - yv).abs().mean(dim=1).detach().numpy()
     np.testing.assert_allclose(final, val.min(axis=0), rtol=1e-5)
+
+
+def test_no_batch_of_a_handful_of_rows():
+    """BatchNorm trains on each batch's statistics: a last batch of 2 rows (78,850 rows in 512s)
+    made training diverge. Such a remainder is skipped (different rows each epoch); one of at
+    least half a batch, or the only batch, is kept."""
+    assert [batches_per_epoch(n, 512) for n in (78_850, 72_082, 400, 512, 513, 768)] == [154, 141, 1, 1, 1, 2]
+    x, y, xv, yv = (t.float() for t in toy_data())  # 300 training rows
+    seen: list[int] = []
+    net = StackedNet("irnet17", 12, 2)
+    net.reset_parameters([1, 2])
+    net.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-2]) if module.training else None)
+    _, history = train(net, x, y, xv, yv, TrainConfig(architecture="irnet17", members=2, epochs=2, batch_size=149))
+    assert seen == [149, 149] * 2  # 300 = 2 x 149 + 2: the 2 are left out
+    assert len(history) == 2 and all(np.isfinite(h["train_mae"]).all() for h in history)
+    seen.clear()
+    train(net, x, y, xv, yv, TrainConfig(architecture="irnet17", members=2, epochs=1, batch_size=200))
+    assert seen == [200, 100]  # 100 is half a batch: kept
+
+
+def test_training_without_validation_rows_keeps_the_last_epoch(tmp_path):
+    from safetensors.torch import load_file
+
+    x, y, xv, yv = (t.float() for t in toy_data())
+    none = torch.zeros(0, 12), torch.zeros(0)
+    config = TrainConfig(architecture="srnet17", members=2, epochs=3, batch_size=64)
+    net = StackedNet("srnet17", 12, 2)
+    net.reset_parameters([1, 2])
+    run, history = train(net, x, y, *none, config)
+    assert run.best_epoch == [2, 2] and [h["val_mae"] for h in history] == [None] * 3
+    # the same training with validation rows: its last epoch (saved in the state) is this net
+    twin = StackedNet("srnet17", 12, 2)
+    twin.reset_parameters([1, 2])
+    train(twin, x, y, xv, yv, config, state_dir=tmp_path)
+    last = load_file(str(tmp_path / "state.safetensors"))
+    for name, tensor in net.state_dict().items():
+        torch.testing.assert_close(tensor, last[f"net.{name}"], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="need validation rows"):
+        train(net, x, y, *none, TrainConfig(architecture="srnet17", members=2, epochs=1, patience=3))
+    with pytest.raises(ValueError, match="need validation rows"):
+        train(net, x, y, *none, TrainConfig.for_architecture("ibrnet", members=2, epochs=1))
 
 
 def test_plateau_reduces_member_learning_rates():

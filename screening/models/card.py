@@ -34,7 +34,8 @@ def render_model_card(card: dict) -> str:
         "",
         f"Code version {card.get('code_version')}, {card.get('created')}; {training.get('device')} "
         f"({training.get('machine')}), torch {training.get('torch')}; {training.get('epochs_run')} epochs in "
-        f"{training.get('seconds', 0) / 60:.1f} min; best epoch per member {training.get('best_epoch')}.",
+        f"{training.get('seconds', 0) / 60:.1f} min; "
+        + (f"best epoch per member {training.get('best_epoch')}." if val else "the last epoch kept (no validation rows)."),
         f"Training settings different from the defaults: `{changed}`.",
         "",
     ]
@@ -85,7 +86,8 @@ def render_model_card(card: dict) -> str:
         f"- Elements seen in fewer than 50 training compositions (screening flags them): {', '.join(rare) or 'none'}.",
         "",
         "Files: `model.safetensors` (weights, feature and target standardization), `card.json` "
-        "(everything above, machine-readable), `learning_curve.png`, `parity_val.png`, `history.jsonl`.",
+        "(everything above, machine-readable), `learning_curve.png`, " + ("`parity_val.png`, " if card.get("metrics", {}).get("validation") else "")
+        + "`history.jsonl`.",
     ]
     return "\n".join(lines) + "\n"
 
