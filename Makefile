@@ -19,8 +19,11 @@ install: $(STAMP)
 
 # The main job: the screen-candidates flow (embedded Prefect API, local Dask cluster) over the
 # lithium/sodium transition-metal oxides up to quaternaries (11,641 candidates), scored by the
-# shipped default ensemble against the ~95k known compounds of mp_e_form. Re-running resumes.
-MAIN_OUT ?= runs/screen-Li-Na-Mn-Fe-Co-Ni-O
+# shipped default ensemble against the 78,850 known compounds of mp_e_form. Re-running resumes;
+# the folder is named after the model's weights, so a new default model starts a new run (a run
+# folder refuses to mix the outputs of two models).
+MODEL_ID := $(shell python3 -c "import hashlib; print(hashlib.sha256(open('data/models/default/model.safetensors', 'rb').read()).hexdigest()[:8])")
+MAIN_OUT ?= runs/screen-Li-Na-Mn-Fe-Co-Ni-O-$(MODEL_ID)
 run: $(STAMP)
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/bin/python -m flows.screen_candidates \
 		--elements Li,Na,Mn,Fe,Co,Ni,O --max-arity 4 --max-atoms 10 --chunk-size 2000 \
