@@ -95,11 +95,16 @@ def render_model_card(card: dict) -> str:
 def _data_rows(data: dict) -> list[str]:
     lines = ["| data | path | sha256 | rows used | rows rejected |", "|---|---|---|---|---|"]
     for name in ("train", "val"):
-        tables = data.get(name, {})
-        for d in tables if isinstance(tables, list) else [tables]:
+        for d in _tables(data, name):
             where = d.get("path", d.get("split", d.get("none", "")))
             lines.append(f"| {name} | `{where}` | `{str(d.get('sha256', ''))[:16]}` | {d.get('rows_used', '')} | {d.get('rows_rejected', '')} |")
     return lines
+
+
+def _tables(data: dict, name: str = "train") -> list[dict]:
+    """The table entries of a card's ``data[name]``: one dict, or a list when several tables were concatenated."""
+    tables = data.get(name, {})
+    return tables if isinstance(tables, list) else [tables]
 
 
 def write_card(model_dir: str | Path, card: dict) -> Path:
@@ -116,8 +121,7 @@ def trained_on(card: dict, path: str | Path) -> bool:
     """Whether the table at ``path`` (by content hash) is one the model was trained on."""
     from screening.datasets import sha256_of
 
-    tables = card.get("data", {}).get("train", {})
-    return sha256_of(path) in {t.get("sha256") for t in (tables if isinstance(tables, list) else [tables])}
+    return sha256_of(path) in {t.get("sha256") for t in _tables(card.get("data", {}))}
 
 
 # Settings that may differ between a final model and the twin that validated its recipe.
@@ -144,8 +148,8 @@ def adopt_twin_validation(model_dir: str | Path, twin_dir: str | Path) -> dict:
     if differ:
         raise ValueError(f"{twin_dir} was trained with other settings than {model_dir}: "
                          + ", ".join(f"{k} {theirs.get(k)!r} vs {ours.get(k)!r}" for k in differ))  # fmt: skip
-    hashes = lambda tables: {t.get("sha256") for t in (tables if isinstance(tables, list) else [tables])}  # noqa: E731
-    missing = hashes(twin.get("data", {}).get("train", {})) - hashes(card.get("data", {}).get("train", {}))
+    hashes = lambda c: {t.get("sha256") for t in _tables(c.get("data", {}))}  # noqa: E731
+    missing = hashes(twin) - hashes(card)
     if missing:
         raise ValueError(f"{twin_dir} was trained on data that {model_dir} was not (sha256 {sorted(map(str, missing))})")
     if not twin.get("metrics", {}).get("validation"):

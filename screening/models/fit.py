@@ -58,6 +58,10 @@ class TrainingData:
     rejected: dict[str, int]
 
 
+def _as_paths(train_path: str | Path | Sequence[str]) -> list:
+    return [train_path] if isinstance(train_path, (str, Path)) else list(train_path)
+
+
 def prepare_data(train_path: str | Sequence[str], val_path: str | None, featurizer: str, seed: int, out_dir: str,
                  holdout: bool = True) -> TrainingData:  # fmt: skip
     """Featurize the training table(s) (several are concatenated, e.g. a final model on
@@ -67,7 +71,7 @@ def prepare_data(train_path: str | Sequence[str], val_path: str | None, featuriz
     and there is no validation (the recipe must have been validated on another run)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [train_path] if isinstance(train_path, (str, Path)) else list(train_path)
+    paths = _as_paths(train_path)
     if not paths:
         raise ValueError("no training table given")
     if val_path and not holdout:
@@ -121,8 +125,7 @@ def fit(
     holdout: bool = True,
 ) -> tuple[Ensemble, dict]:
     data = prepare_data(train_path, val_path, featurizer, config.seed, out_dir, holdout=holdout)
-    paths = [train_path] if isinstance(train_path, (str, Path)) else list(train_path)
-    title = " + ".join(f"{Path(p).parent.name}/{Path(p).name}" for p in paths)
+    title = " + ".join(f"{Path(p).parent.name}/{Path(p).name}" for p in _as_paths(train_path))
     return fit_prepared(data, config, out_dir, device, progress, half, command, title=title)
 
 
