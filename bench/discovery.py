@@ -64,7 +64,11 @@ def main() -> None:
         held = ~used[np.setdiff1d(np.arange(len(hidden)), [r.index for r in rejected])]  # featurized rows
     elif uncertainty:
         held[:] = False  # calibrated on data we cannot separate from the hidden set: no honest check
-    report["p_below_reliability_raw_spread"] = reliability(true_above[held], probability_below(pred_above, std)[held])
+    if not held.any():
+        report["p_below_reliability"] = ("not checked: the model's uncertainty was fitted on rows of the hidden set; "
+                                         "fit it on half of them (screening calibrate --data val.csv --rows even)")  # fmt: skip
+    else:
+        report["p_below_reliability_raw_spread"] = reliability(true_above[held], probability_below(pred_above, std)[held])
     if uncertainty and held.any():
         sigma = predictive_std(std, uncertainty)
         report["p_below_reliability_calibrated"] = reliability(true_above[held], probability_below(pred_above, sigma)[held])

@@ -58,6 +58,7 @@ def train_models(
     epochs: Annotated[int, Field(ge=1)] = 200,
     batch_size: Annotated[int, Field(ge=1)] = 512,
     lr: Annotated[float, Field(gt=0)] = 1e-3,
+    weight_decay: Annotated[float | None, Field(ge=0)] = None,
     bf16: bool = False,
     torch_compile: bool = False,
     half: bool = True,
@@ -72,6 +73,7 @@ def train_models(
     ``{date}`` becomes the run's UTC date)."""
     out = out.replace("{date}", dt.datetime.now(dt.timezone.utc).date().isoformat())
     config = TrainConfig.for_architecture(arch, members=members, epochs=epochs, batch_size=batch_size, lr=lr,
+                                          weight_decay=weight_decay,
                                           bf16=bf16, compile=torch_compile, seed=seed, max_minutes=max_minutes)  # fmt: skip
     data = featurize_task(train, val, features, seed, out, holdout)
     result = train_task(quote(data), config, out, device, half)
@@ -118,7 +120,8 @@ if __name__ == "__main__":
     parser.add_argument("--features", default="magpie145+elemfrac86+mat2vec200")
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (the recipe: 0.1)")
     args = parser.parse_args()
     sys.exit(run_from_command_line("train-models", lambda: train_models(
         train=args.train if len(args.train) > 1 else args.train[0], val=args.val, holdout=not args.no_val, test=args.test, out=args.out, arch=args.arch, features=args.features,
-        members=args.members, epochs=args.epochs)))
+        members=args.members, epochs=args.epochs, weight_decay=args.weight_decay)))

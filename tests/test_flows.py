@@ -50,10 +50,11 @@ def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
 
     # a final model on every row of two tables: no validation of its own, tested on the test table
     final = train_models(train=[str(tmp_path / "train.csv"), str(tmp_path / "test.csv")], holdout=False, out=str(tmp_path / "final"),
-                         test=str(tmp_path / "test.csv"), arch="brnet", features="elemfrac86", members=2, epochs=2, batch_size=64, device="cpu")  # fmt: skip
+                         test=str(tmp_path / "test.csv"), arch="brnet", features="elemfrac86", members=2, epochs=2, batch_size=64, weight_decay=0.1, device="cpu")  # fmt: skip
     assert set(final) == {"test"} and final["test"]["rows_rejected"] == 1
     card = load_model(str(tmp_path / "final")).card
     assert [t["rows_used"] for t in card["data"]["train"]] == [300, 100] and card["metrics"] == {}
+    assert card["training"]["weight_decay"] == 0.1 and model.card["training"]["weight_decay"] == 1e-5  # the library default
 
 
 def test_flow_command_line_errors_are_one_line(capsys, monkeypatch):
