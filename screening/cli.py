@@ -236,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive_int, default=None)
     train.add_argument("--batch-size", type=_positive_int, default=None)
     train.add_argument("--lr", type=float, default=None)
-    train.add_argument("--weight-decay", type=float, default=None)
+    train.add_argument("--weight-decay", type=float, default=None,
+                       help="AdamW decoupled weight decay (default 1e-5; the shipped recipe: 0.1)")
     train.add_argument("--schedule", choices=["onecycle", "plateau", "constant"], default=None)
     train.add_argument("--patience", type=_positive_int, default=None, help="early stopping, epochs")
     train.add_argument("--bf16", action="store_true", help="bfloat16 autocast for matmuls")
