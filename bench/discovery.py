@@ -69,10 +69,10 @@ def main() -> None:
                                          "fit it on half of them (screening calibrate --data val.csv --rows even)")  # fmt: skip
     else:
         report["p_below_reliability_raw_spread"] = reliability(true_above[held], probability_below(pred_above, std)[held])
-    if uncertainty and held.any():
-        sigma = predictive_std(std, uncertainty)
-        report["p_below_reliability_calibrated"] = reliability(true_above[held], probability_below(pred_above, sigma)[held])
-        report["calibration"] = {k: uncertainty[k] for k in ("scale", "floor", "rows")} | {"checked_on_rows": int(held.sum())}
+        if uncertainty:
+            sigma = predictive_std(std, uncertainty)
+            report["p_below_reliability_calibrated"] = reliability(true_above[held], probability_below(pred_above, sigma)[held])
+            report["calibration"] = {k: uncertainty[k] for k in ("scale", "floor", "rows")} | {"checked_on_rows": int(held.sum())}
     print(json.dumps(report, indent=2))
     print(f"reproduce: .venv/bin/python bench/discovery.py --model {args.model}")
 
