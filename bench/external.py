@@ -64,6 +64,8 @@ def main() -> None:
             "mae": float(np.abs(error).mean()), "median_abs_error": float(np.median(np.abs(error))),
             "mean_error": float(error.mean()),
             "members_mae": [float(np.abs(m - y).mean()) for m in members],
+            # what a smaller ensemble of the same recipe would score: the mean of its first k members
+            "first_k_members_mae": [float(np.abs(members[:k].mean(axis=0) - y).mean()) for k in range(1, len(members) + 1)],
             "seconds": round(time.perf_counter() - start, 1),
         }  # fmt: skip
     if len(predictions) == 2 and np.array_equal(*(y for _, y in predictions.values())):

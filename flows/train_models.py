@@ -70,7 +70,8 @@ def train_models(
     tables are concatenated), validated on ``val`` (default: 10% of train; ``holdout=False``:
     none, every row trains and the last epoch is kept, for a final model whose recipe was
     validated on another run), optionally tested on ``test``; writes ``out`` (where
-    ``{date}`` becomes the run's UTC date)."""
+    ``{date}`` becomes the run's UTC date). ``max_minutes`` fits the one-cycle schedule to a
+    wall-time budget (as many of ``epochs`` as the machine's pace allows, ending annealed)."""
     out = out.replace("{date}", dt.datetime.now(dt.timezone.utc).date().isoformat())
     config = TrainConfig.for_architecture(arch, members=members, epochs=epochs, batch_size=batch_size, lr=lr,
                                           weight_decay=weight_decay,

@@ -244,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--compile", action="store_true", help="torch.compile the training forward (~2.3x on CPU after ~40 s)")
     train.add_argument("--half", action="store_true", help="store weights as float16")
     train.add_argument("--seed", type=int, default=None)
-    train.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
+    train.add_argument("--max-minutes", type=float, default=None,
+                       help="wall-time budget; one-cycle is fitted to it (as many epochs as fit, at most --epochs, "
+                            "measured after the second epoch); other schedules stop there")  # fmt: skip
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(handler=_train)

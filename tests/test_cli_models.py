@@ -112,3 +112,15 @@ def test_final_model_on_every_row_takes_its_twins_validation(small_tables, tmp_p
     # a fixed schedule only: early stopping and the plateau schedule read the validation MAE
     assert main(["train", "--train", str(train_csv), "--no-val", "--patience", "5", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "need validation rows" in capsys.readouterr().err
+
+    # a final model whose one-cycle was fitted to a time budget (--max-minutes) is the twin of
+    # one trained for the epochs that schedule spanned, and of no other
+    card = json.loads((final / "card.json").read_text())
+    assert card["training"]["schedule_epochs"] == 3
+    card["training"] |= {"epochs": 200, "max_minutes": 120.0, "schedule_epochs": 3}
+    (final / "card.json").write_text(json.dumps(card))
+    assert main(["calibrate", "--model", str(final), "--like", str(twin)]) == 0
+    card["training"]["schedule_epochs"] = 2
+    (final / "card.json").write_text(json.dumps(card))
+    assert main(["calibrate", "--model", str(final), "--like", str(twin)]) == 2
+    assert "epochs 3 vs 2" in capsys.readouterr().err

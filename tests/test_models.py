@@ -7,7 +7,7 @@ import torch
 from screening.models import Ensemble, ModelLoadError, StackedNet, parameters_per_member
 from screening.models.ensemble import check_featurizer
 from screening.models.metrics import regression_metrics
-from screening.models.training import TrainConfig, batches_per_epoch, one_cycle, train
+from screening.models.training import TrainConfig, batches_per_epoch, epochs_within_budget, one_cycle, train
 
 PAPER_COUNTS = [
     ("elemnet", 86, 4_631_361),
@@ -112,6 +112,45 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, float64, m
     wider = StackedNet("srnet17", 13, 2)  # same configuration, another featurizer's width
     with pytest.raises(ValueError, match="different network .*shape"):
         train(wider, torch.cat([x, x[:, :1]], 1), y, torch.cat([xv, xv[:, :1]], 1), yv, config, state_dir=tmp_path)
+
+
+def test_epochs_within_budget():
+    assert epochs_within_budget(200, 2, elapsed_s=100, epoch_s=50, budget_s=7200) == 2 + 142
+    assert epochs_within_budget(200, 2, elapsed_s=100, epoch_s=10, budget_s=7200) == 200  # at most the epochs asked for
+    assert epochs_within_budget(200, 2, elapsed_s=8000, epoch_s=10, budget_s=7200) == 2  # over budget: stop now
+
+
+def test_one_cycle_is_fitted_to_the_time_budget(tmp_path, monkeypatch):
+    """--max-minutes with one-cycle: a slow machine gets fewer epochs, but a whole schedule
+    (warm-up, then annealed to the end), planned from the pace of the second epoch; the plan is
+    kept when the run resumes. A fake clock makes the pace exact: a training step takes 1 s, so
+    an epoch of 300 rows in batches of 64 (5 steps) 5 s."""
+    import screening.models.training as training
+
+    class Clock:
+        t = 0.0
+
+        def perf_counter(self):
+            return self.t
+
+    clock = Clock()
+    monkeypatch.setattr(training, "time", clock)
+    x, y, xv, yv = (t.float() for t in toy_data())
+    config = TrainConfig(architecture="irnet17", members=2, epochs=50, batch_size=64, max_minutes=1.0)
+    net = StackedNet("irnet17", 12, 2)
+    net.reset_parameters([1, 2])
+    net.register_forward_pre_hook(lambda module, args: setattr(clock, "t", clock.t + 1.0) if module.training else None)
+    run, history = train(net, x, y, xv, yv, config, state_dir=tmp_path)
+    assert run.epoch == run.planned_epochs == len(history) == 2 + (60 - 10) // (1.02 * 5)  # 11 of 50
+    assert history[-1]["lr"][0] < 1e-3 / 500  # annealed at the end of the fitted schedule
+    assert max(h["lr"][0] for h in history) == pytest.approx(1e-3, rel=0.05)  # the whole warm-up ran
+    epochs_unbounded = [one_cycle(s, 50 * 5, 1e-3) for s in range(0, 50 * 5, 5)]
+    assert epochs_unbounded[run.epoch - 1] > 1e-4  # the 50-epoch schedule cut at this point would not be
+    again = StackedNet("irnet17", 12, 2)  # resuming a finished run keeps its plan, trains no more
+    rerun, _ = train(again, x, y, xv, yv, config, state_dir=tmp_path)
+    assert rerun.epoch == run.epoch and rerun.planned_epochs == run.planned_epochs
+    roomy = TrainConfig(architecture="irnet17", members=2, epochs=4, batch_size=64, max_minutes=60)
+    assert train(net, x, y, xv, yv, roomy)[0].epoch == 4  # a budget that holds every epoch changes nothing
 
 
 def test_early_stopping_keeps_best_weights():

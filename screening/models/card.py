@@ -128,6 +128,14 @@ def trained_on(card: dict, path: str | Path) -> bool:
 _NOT_RECIPE = {"epochs_run", "best_epoch", "seconds", "device", "torch", "machine", "max_minutes"}
 
 
+def _recipe(training: dict) -> dict:
+    """The settings that make a recipe; a schedule fitted to a time budget (``max_minutes``)
+    counts as the number of epochs it spanned."""
+    recipe = {k: v for k, v in training.items() if k not in _NOT_RECIPE}
+    recipe["epochs"] = recipe.pop("schedule_epochs", recipe.get("epochs"))
+    return recipe
+
+
 def adopt_twin_validation(model_dir: str | Path, twin_dir: str | Path) -> dict:
     """A final model trained on every row (``screening train --no-val``) has no held-out rows
     to be validated or calibrated on. Its recipe can be: a twin trained the same way on a
@@ -143,7 +151,7 @@ def adopt_twin_validation(model_dir: str | Path, twin_dir: str | Path) -> dict:
     for key in ("architecture", "d_in", "members", "featurizer"):
         if card.get(key) != twin.get(key):
             raise ValueError(f"{twin_dir} is not a twin of {model_dir}: {key} {twin.get(key)!r} vs {card.get(key)!r}")
-    ours, theirs = card.get("training", {}), twin.get("training", {})
+    ours, theirs = _recipe(card.get("training", {})), _recipe(twin.get("training", {}))
     differ = sorted(k for k in set(ours) | set(theirs) if k not in _NOT_RECIPE and ours.get(k) != theirs.get(k))
     if differ:
         raise ValueError(f"{twin_dir} was trained with other settings than {model_dir}: "

@@ -169,6 +169,7 @@ def fit_prepared(
         "target": {"mean": y_mean, "std": y_std},
         "training": asdict(config) | {
             "epochs_run": run.epoch, "best_epoch": run.best_epoch, "seconds": round(run.seconds, 1),
+            "schedule_epochs": run.planned_epochs or config.epochs,
             "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
             "torch": torch.__version__, "machine": platform.machine(),
         },

@@ -40,7 +40,10 @@ class TrainConfig:
     min_lr: float = 1e-8
     bf16: bool = False  # bfloat16 autocast for the matmuls (CPU with AVX-512 bf16, or GPU)
     seed: int = 0
-    max_minutes: float | None = None  # stop after this much wall time, keeping the best weights
+    # Wall-time budget. With one-cycle, the schedule is fitted to it: after the second epoch (the
+    # first one compiles) as many epochs as the measured pace allows, at most ``epochs``, so the
+    # run still ends annealed. Other schedules stop there, keeping the best weights.
+    max_minutes: float | None = None
     compile: bool = False  # torch.compile the training forward (fuses element-wise passes: ~2.3x on CPU; ~40 s to compile)
 
     def __post_init__(self):
@@ -83,6 +86,15 @@ class Progress:
     plateau_best: list[float] = field(default_factory=list)
     plateau_wait: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    planned_epochs: int | None = None  # the one-cycle length fitted to ``max_minutes``, once measured
+
+
+def epochs_within_budget(max_epochs: int, done: int, elapsed_s: float, epoch_s: float, budget_s: float) -> int:
+    """How many epochs a schedule can span and still end within ``budget_s``: those done plus as
+    many more as the remaining time holds at ``epoch_s`` each (at least those done, at most
+    ``max_epochs``)."""
+    more = int(max(0.0, budget_s - elapsed_s) // max(epoch_s, 1e-9))
+    return max(done, min(max_epochs, done + more))
 
 
 def batches_per_epoch(n: int, batch_size: int) -> int:
@@ -144,11 +156,14 @@ def train(
 
     steps_per_epoch = batches_per_epoch(n, config.batch_size)
     rows_per_epoch = min(n, steps_per_epoch * config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    fit_to_budget = config.max_minutes is not None and config.schedule == "onecycle"
+    epochs = run.planned_epochs or config.epochs
+    total_steps = steps_per_epoch * epochs
     started = time.perf_counter() - run.seconds
-    bar = _bar(progress, config.epochs, run.epoch)
+    last_save_s = 0.0
+    bar = _bar(progress, epochs, run.epoch)
     forward = torch.compile(net) if config.compile else net
-    while run.epoch < config.epochs:
+    while run.epoch < epochs:
         stopped = torch.tensor([b >= config.patience for b in run.bad_epochs]) if config.patience else torch.zeros(K, dtype=torch.bool)
         if bool(stopped.all()):
             break
@@ -186,8 +201,17 @@ def train(
             "seconds": round(time.perf_counter() - epoch_start, 2),
         }
         history.append(record)
+        if fit_to_budget and run.planned_epochs is None and run.epoch >= 2:
+            pace = 1.02 * (record["seconds"] + last_save_s)
+            epochs = run.planned_epochs = epochs_within_budget(config.epochs, run.epoch, run.seconds, pace, 60 * config.max_minutes)
+            total_steps = steps_per_epoch * epochs
+            log.info("one-cycle fitted to %.0f minutes: %d epochs at %.1f s each", config.max_minutes, epochs, pace)
+            if bar is not None:
+                bar.total = epochs
         if state_dir is not None:
+            saving = time.perf_counter()
             _save_state(state_dir, config, run, history, net, opt, best)
+            last_save_s = time.perf_counter() - saving
         if bar is not None:
             bar.update(1)
             if validating:
