@@ -152,7 +152,7 @@ def adopt_twin_validation(model_dir: str | Path, twin_dir: str | Path) -> dict:
         if card.get(key) != twin.get(key):
             raise ValueError(f"{twin_dir} is not a twin of {model_dir}: {key} {twin.get(key)!r} vs {card.get(key)!r}")
     ours, theirs = _recipe(card.get("training", {})), _recipe(twin.get("training", {}))
-    differ = sorted(k for k in set(ours) | set(theirs) if k not in _NOT_RECIPE and ours.get(k) != theirs.get(k))
+    differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
     if differ:
         raise ValueError(f"{twin_dir} was trained with other settings than {model_dir}: "
                          + ", ".join(f"{k} {theirs.get(k)!r} vs {ours.get(k)!r}" for k in differ))  # fmt: skip
