@@ -75,9 +75,17 @@ def test_training_together_equals_training_apart(arch, schedule, float64, monkey
         torch.testing.assert_close(net(xv)[k], single(xv)[0], rtol=1e-9, atol=1e-9)
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, float64, monkeypatch):
+@pytest.mark.parametrize("save_share", [1e12, 1e-12])  # every epoch; only the first and last
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, float64, monkeypatch, save_share):
+    """With checkpoints spaced out (a tiny SAVE_SHARE: written after the first epoch and at the
+    end only, as on a GPU whose epochs are faster than a write), the crash loses the unsaved
+    epochs, which are trained again to the same result."""
     import screening.models.training as training
 
+    monkeypatch.setattr(training, "SAVE_SHARE", save_share)
+    writes = []
+    real_save = training._save_state
+    monkeypatch.setattr(training, "_save_state", lambda *a: (writes.append(a[2].epoch), real_save(*a)))
     x, y, xv, yv = toy_data()
     config = TrainConfig(architecture="srnet17", members=2, epochs=4, batch_size=64, seed=3)
 
@@ -102,9 +110,11 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, float64, m
     with pytest.raises(KeyboardInterrupt):
         train(fresh(), x, y, xv, yv, config, state_dir=tmp_path)
     monkeypatch.setattr(training, "evaluate_members", real)
+    assert writes == ([1, 2] if save_share > 1 else [1])  # died in the 3rd epoch
     resumed = fresh()
     run, history = train(resumed, x, y, xv, yv, config, state_dir=tmp_path)
     assert run.epoch == 4 and [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert writes[-1] == 4  # a finished run is always saved
     torch.testing.assert_close(resumed(xv), reference(xv), rtol=1e-9, atol=1e-9)
 
     with pytest.raises(ValueError, match="different configuration"):
@@ -325,3 +335,16 @@ def _randomize_batchnorm(net, seed=0):
                     tensor.copy_(low + torch.rand(tensor.shape, generator=g, dtype=tensor.dtype))
                 for tensor in (module.bias, module.running_mean):
                     tensor.copy_(0.3 * torch.randn(tensor.shape, generator=g, dtype=tensor.dtype))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_predictions_equal_the_cpu_ones():
+    """The GPU path (pinned, overlapped copies; predictions kept on the GPU) computes the same
+    thing as the CPU path, batch by batch."""
+    net = StackedNet("irnet17", 12, 3)
+    net.reset_parameters([0, 1, 2])
+    model = Ensemble(net, torch.zeros(12), torch.ones(12), 0.5, 2.0, {"featurizer": "columns:a"})
+    x = np.random.default_rng(0).normal(size=(1001, 12)).astype(np.float32)
+    cpu = model.predict_members(x)
+    gpu = model.to("cuda").predict_members(x, batch_size=300)
+    np.testing.assert_allclose(gpu, cpu, atol=1e-4)
