@@ -54,8 +54,8 @@ def train_models(
     test: str | None = None,
     arch: str = "irnet17",
     features: str = "magpie145+elemfrac86+mat2vec200",
-    members: Annotated[int, Field(ge=1, le=64)] = 5,
-    epochs: Annotated[int, Field(ge=1)] = 200,
+    members: Annotated[int, Field(ge=1, le=64)] = 3,
+    epochs: Annotated[int, Field(ge=1)] = 175,
     batch_size: Annotated[int, Field(ge=1)] = 512,
     lr: Annotated[float, Field(gt=0)] = 1e-3,
     weight_decay: Annotated[float | None, Field(ge=0)] = None,
@@ -119,8 +119,8 @@ if __name__ == "__main__":
     parser.add_argument("--out", required=True)
     parser.add_argument("--arch", default="irnet17")
     parser.add_argument("--features", default="magpie145+elemfrac86+mat2vec200")
-    parser.add_argument("--members", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--members", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=175)
     parser.add_argument("--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (the recipe: 0.1)")
     args = parser.parse_args()
     sys.exit(run_from_command_line("train-models", lambda: train_models(

@@ -95,6 +95,8 @@ def test_final_model_on_every_row_takes_its_twins_validation(small_tables, tmp_p
     assert card["uncertainty"]["scale"] == twin_card["uncertainty"]["scale"] and card["uncertainty"]["fitted_on_model"] == str(twin)
     text = (final / "MODEL_CARD.md").read_text()
     assert "validated on a twin" in text and f"{twin_card['metrics']['validation']['mae']:.4f}" in text
+    assert card["recipe_validation"]["trained_on"]["device"] == twin_card["training"]["device"] == "cpu"
+    assert "The twin ran on cpu (torch" in text  # a twin may run elsewhere (a GPU): the card says where
 
     # not twins: other settings, or a twin trained on data the final model never saw
     other, unseen = tmp_path / "other", tmp_path / "unseen"

@@ -347,4 +347,4 @@ def test_cuda_predictions_equal_the_cpu_ones():
     x = np.random.default_rng(0).normal(size=(1001, 12)).astype(np.float32)
     cpu = model.predict_members(x)
     gpu = model.to("cuda").predict_members(x, batch_size=300)
-    np.testing.assert_allclose(gpu, cpu, atol=1e-4)
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-3)  # outputs up to ~200 here

@@ -50,6 +50,9 @@ def render_model_card(card: dict) -> str:
             f"    {twin.get('command') or twin.get('model')}",
             "",
         ]
+        ran = twin.get("trained_on") or {}
+        if ran.get("device") and ran.get("seconds") is not None:  # the recipe, not the machine, is what a twin validates
+            lines += [f"The twin ran on {ran['device']} (torch {ran.get('torch')}, {ran['seconds'] / 60:.1f} min).", ""]
         lines += _data_rows(twin.get("data", {}))
         lines.append("")
         val, half = twin.get("metrics", {}).get("validation", {}), twin.get("metrics", {}).get("validation_fp16_weights")
@@ -163,7 +166,8 @@ def adopt_twin_validation(model_dir: str | Path, twin_dir: str | Path) -> dict:
     if not twin.get("metrics", {}).get("validation"):
         raise ValueError(f"{twin_dir} has no validation metrics: train the twin with --val")
     card["recipe_validation"] = {"model": str(twin_dir), "command": twin.get("command"), "data": twin.get("data"),
-                                 "metrics": twin["metrics"], "created": twin.get("created")}  # fmt: skip
+                                 "metrics": twin["metrics"], "created": twin.get("created"),
+                                 "trained_on": {k: twin.get("training", {}).get(k) for k in ("device", "torch", "seconds")}}  # fmt: skip
     if twin.get("uncertainty"):
         card["uncertainty"] = twin["uncertainty"] | {"fitted_on_model": str(twin_dir)}
     write_card(model_dir, card)
