@@ -16,12 +16,13 @@ from screening.featurizers.element_embedding import ElementEmbeddingMean
 from screening.featurizers.element_fraction import ElementFraction86
 from screening.featurizers.magpie import Magpie145
 
-FEATURIZER_NAMES = ("magpie145", "elemfrac86", "mat2vec200", "megnet16", "columns:NAME[,NAME...]", "A+B (concatenation)")
+FEATURIZER_NAMES = ("magpie145", "elemfrac86", "mat2vec200", "megnet16", "mat2vec200dev", "megnet16dev", "columns:NAME[,NAME...]", "A+B (concatenation)")
 
 
 @lru_cache(maxsize=16)
 def get_featurizer(spec: str) -> Featurizer:
-    """``magpie145``, ``elemfrac86``, ``mat2vec200``, ``megnet16``, ``columns:a,b,c``, or several joined by ``+``.
+    """``magpie145``, ``elemfrac86``, ``mat2vec200``, ``megnet16`` (means of element embeddings;
+    ``mat2vec200dev``, ``megnet16dev``: their mean absolute deviations), ``columns:a,b,c``, or several joined by ``+``.
     Cached: one instance per process."""
     if "+" in spec:
         from screening.featurizers.concat import Concatenation
@@ -33,6 +34,8 @@ def get_featurizer(spec: str) -> Featurizer:
         return ElementFraction86()
     if spec in ("mat2vec200", "megnet16"):
         return ElementEmbeddingMean(spec)
+    if spec in ("mat2vec200dev", "megnet16dev"):
+        return ElementEmbeddingMean(spec[: -len("dev")], statistic="dev")
     if spec.startswith("columns:"):
         return NumericColumns([c.strip() for c in spec[len("columns:"):].split(",") if c.strip()])
     raise ValueError(f"unknown featurizer {spec!r}; choose one of {', '.join(FEATURIZER_NAMES)}")

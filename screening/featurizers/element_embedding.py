@@ -54,25 +54,36 @@ def embedding_table(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ElementEmbeddingMean(CompositionFeaturizer):
-    """The fraction-weighted mean of an element embedding over a composition's elements."""
+    """The fraction-weighted mean of an element embedding over a composition's elements, or
+    (``statistic="dev"``, spec ``NAMEdev``) the fraction-weighted mean absolute deviation from
+    that mean — Magpie's ``avg_dev`` applied to every embedding dimension: how unlike each other
+    the elements are, which the mean alone cannot say (a unary and a mixture can share a mean)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, statistic: str = "mean"):
         if name not in _SOURCES:
             raise ValueError(f"unknown element embedding {name!r}; choose one of {', '.join(_SOURCES)}")
-        self.name = name
+        if statistic not in ("mean", "dev"):
+            raise ValueError(f"unknown statistic {statistic!r}: mean or dev")
+        self.embedding, self.statistic = name, statistic
+        self.name = name if statistic == "mean" else name + "dev"
         self._table, self._known = embedding_table(name)
 
     def feature_labels(self) -> list[str]:
-        return [f"{self.name} mean {k}" for k in range(self._table.shape[1])]
+        return [f"{self.embedding} {self.statistic} {k}" for k in range(self._table.shape[1])]
 
     def citations(self) -> list[str]:
-        return [_SOURCES[self.name][1]]
+        return [_SOURCES[self.embedding][1]]
 
     def unsupported(self, batch: CompositionBatch) -> list[str | None]:
-        return self.element_reasons(batch, ~self._known[batch.z] & batch.mask, f"have no {self.name} embedding")
+        return self.element_reasons(batch, ~self._known[batch.z] & batch.mask, f"have no {self.embedding} embedding")
 
     def compute(self, batch: CompositionBatch) -> np.ndarray:
-        out = np.zeros((len(batch), self._table.shape[1]))
+        mean = np.zeros((len(batch), self._table.shape[1]))
         for slot in range(batch.z.shape[1]):
-            out += batch.fraction[:, slot, None] * self._table[batch.z[:, slot]]  # padding: row 0 = 0
-        return out
+            mean += batch.fraction[:, slot, None] * self._table[batch.z[:, slot]]  # padding: row 0 = 0
+        if self.statistic == "mean":
+            return mean
+        dev = np.zeros_like(mean)
+        for slot in range(batch.z.shape[1]):  # padding slots have fraction 0
+            dev += batch.fraction[:, slot, None] * np.abs(self._table[batch.z[:, slot]] - mean)
+        return dev
