@@ -154,6 +154,8 @@ def test_one_cycle_is_fitted_to_the_time_budget(tmp_path, monkeypatch):
     assert run.epoch == run.planned_epochs == len(history) == 2 + (60 - 10) // (1.02 * 5)  # 11 of 50
     assert history[-1]["lr"][0] < 1e-3 / 500  # annealed at the end of the fitted schedule
     assert max(h["lr"][0] for h in history) == pytest.approx(1e-3, rel=0.05)  # the whole warm-up ran
+    fitted = [one_cycle(e * 5 - 1, run.epoch * 5, 1e-3) for e in range(1, run.epoch + 1)]
+    assert [h["lr"][0] for h in history][1:] == pytest.approx(fitted[1:])  # logged from the plan's schedule (epoch 2 too)
     epochs_unbounded = [one_cycle(s, 50 * 5, 1e-3) for s in range(0, 50 * 5, 5)]
     assert epochs_unbounded[run.epoch - 1] > 1e-4  # the 50-epoch schedule cut at this point would not be
     again = StackedNet("irnet17", 12, 2)  # resuming a finished run keeps its plan, trains no more

@@ -214,6 +214,7 @@ def train(
             pace = 1.02 * (record["seconds"] + min(last_save_s, SAVE_SHARE * record["seconds"]))
             epochs = run.planned_epochs = epochs_within_budget(config.epochs, run.epoch, run.seconds, pace, 60 * config.max_minutes)
             total_steps = steps_per_epoch * epochs
+            record["lr"] = [_learning_rates(config, run, run.epoch * steps_per_epoch - 1, total_steps)[k].item() for k in range(K)]
             log.info("one-cycle fitted to %.0f minutes: %d epochs at %.1f s each", config.max_minutes, epochs, pace)
             if bar is not None:
                 bar.total = epochs
