@@ -206,7 +206,7 @@ def train(
             "epoch": run.epoch,
             "train_mae": (train_abs / rows_per_epoch * target_std).tolist(),
             "val_mae": val_mae,
-            "lr": [_learning_rates(config, run, run.epoch * steps_per_epoch - 1, total_steps)[k].item() for k in range(K)],
+            "lr": _learning_rates(config, run, run.epoch * steps_per_epoch - 1, total_steps).tolist(),
             "seconds": round(time.perf_counter() - epoch_start, 2),
         }
         history.append(record)
@@ -214,7 +214,7 @@ def train(
             pace = 1.02 * (record["seconds"] + min(last_save_s, SAVE_SHARE * record["seconds"]))
             epochs = run.planned_epochs = epochs_within_budget(config.epochs, run.epoch, run.seconds, pace, 60 * config.max_minutes)
             total_steps = steps_per_epoch * epochs
-            record["lr"] = [_learning_rates(config, run, run.epoch * steps_per_epoch - 1, total_steps)[k].item() for k in range(K)]
+            record["lr"] = _learning_rates(config, run, run.epoch * steps_per_epoch - 1, total_steps).tolist()
             log.info("one-cycle fitted to %.0f minutes: %d epochs at %.1f s each", config.max_minutes, epochs, pace)
             if bar is not None:
                 bar.total = epochs
