@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from screening.composition import parse_formulas
-from screening.datasets import load_reference
+from screening.datasets import load_reference, reference_path
+from screening.models.card import trained_on
 from screening.models.fit import featurize_targets, load_model
 
 
@@ -54,6 +55,8 @@ def main() -> None:
     predictions = {}
     for path in args.models:
         model = load_model(path, "cpu")
+        if trained_on(model.card, reference_path("oqmd_hf", "train")):
+            raise SystemExit(f"{path} was trained on oqmd_hf/train.csv (--aux): these rows are not unseen by it")
         start = time.perf_counter()
         x, y, _, rejected = featurize_targets(rows, model.featurizer, "oqmd_hf/train.csv")
         mean, _, members = model.predict(x)

@@ -21,13 +21,14 @@ from pydantic import Field
 
 from flows._common import library_logs, picture_artifact, retry_on_io, run_from_command_line
 
-from screening.models.fit import TrainingData, evaluate, fit_prepared, prepare_data
+from screening.models.fit import TrainingData, add_auxiliary, evaluate, fit_prepared, prepare_data
 from screening.models.training import TrainConfig
 
 
 @task(name="featurize", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
-def featurize_task(train: str | list[str], val: str | None, features: str, seed: int, out: str, holdout: bool) -> TrainingData:
-    return prepare_data(train, val, features, seed, out, holdout=holdout)
+def featurize_task(train: str | list[str], val: str | None, features: str, seed: int, out: str, holdout: bool,
+                   aux: list[str] | None = None) -> TrainingData:  # fmt: skip
+    return add_auxiliary(prepare_data(train, val, features, seed, out, holdout=holdout), aux or [], out)
 
 
 @task(name="train", cache_policy=NO_CACHE)
@@ -52,6 +53,7 @@ def train_models(
     val: str | None = None,
     holdout: bool = True,
     test: str | None = None,
+    aux: list[str] | None = None,
     arch: str = "irnet17",
     features: str = "magpie145+elemfrac86+mat2vec200",
     members: Annotated[int, Field(ge=1, le=64)] = 3,
@@ -69,14 +71,15 @@ def train_models(
     """Train a ``members``-member ensemble of ``arch`` on ``train`` (formula,target; several
     tables are concatenated), validated on ``val`` (default: 10% of train; ``holdout=False``:
     none, every row trains and the last epoch is kept, for a final model whose recipe was
-    validated on another run), optionally tested on ``test``; writes ``out`` (where
+    validated on another run), optionally tested on ``test``; ``aux``: tables of other sources
+    (e.g. OQMD) that train the network through an output unit of their own; writes ``out`` (where
     ``{date}`` becomes the run's UTC date). ``max_minutes`` fits the one-cycle schedule to a
     wall-time budget (as many of ``epochs`` as the machine's pace allows, ending annealed)."""
     out = out.replace("{date}", dt.datetime.now(dt.timezone.utc).date().isoformat())
     config = TrainConfig.for_architecture(arch, members=members, epochs=epochs, batch_size=batch_size, lr=lr,
                                           weight_decay=weight_decay,
                                           bf16=bf16, compile=torch_compile, seed=seed, max_minutes=max_minutes)  # fmt: skip
-    data = featurize_task(train, val, features, seed, out, holdout)
+    data = featurize_task(train, val, features, seed, out, holdout, aux)
     result = train_task(quote(data), config, out, device, half)
     metrics = {"validation": result["validation"]} if result["validation"] else {}
     if test:
@@ -116,6 +119,7 @@ if __name__ == "__main__":
     parser.add_argument("--val")
     parser.add_argument("--no-val", action="store_true", help="train on every row (a recipe validated elsewhere)")
     parser.add_argument("--test")
+    parser.add_argument("--aux", nargs="+", help="tables of other sources (e.g. OQMD), through an output unit of their own")
     parser.add_argument("--out", required=True)
     parser.add_argument("--arch", default="irnet17")
     parser.add_argument("--features", default="magpie145+elemfrac86+mat2vec200")
@@ -124,5 +128,5 @@ if __name__ == "__main__":
     parser.add_argument("--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (the recipe: 0.1)")
     args = parser.parse_args()
     sys.exit(run_from_command_line("train-models", lambda: train_models(
-        train=args.train if len(args.train) > 1 else args.train[0], val=args.val, holdout=not args.no_val, test=args.test, out=args.out, arch=args.arch, features=args.features,
+        train=args.train if len(args.train) > 1 else args.train[0], val=args.val, holdout=not args.no_val, test=args.test, aux=args.aux, out=args.out, arch=args.arch, features=args.features,
         members=args.members, epochs=args.epochs, weight_decay=args.weight_decay)))

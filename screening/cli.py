@@ -51,7 +51,8 @@ def _train(args: argparse.Namespace) -> int:
     )  # fmt: skip
     command = "screening " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
     model, metrics = fit(args.train, args.val, args.features, config, args.out, device=args.device,
-                         progress=not args.quiet, half=args.half, command=command, holdout=not args.no_val)  # fmt: skip
+                         progress=not args.quiet, half=args.half, command=command, holdout=not args.no_val,
+                         auxiliary=args.aux or ())  # fmt: skip
     if not metrics:
         print(f"trained {model.card['architecture']} x{model.members} on {model.featurizer} on every row of "
               f"{' + '.join(args.train)} (no validation: evaluate the recipe on a run with --val)")  # fmt: skip
@@ -223,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train an ensemble of residual networks")
     train.add_argument("--train", required=True, nargs="+", metavar="CSV",
                        help="formula,target table(s); several are concatenated (a final model on train + val)")
+    train.add_argument("--aux", nargs="+", metavar="CSV",
+                       help="formula,target table(s) of other sources (e.g. OQMD beside MP): they train the "
+                            "network through an output unit of their own; the model predicts --train's source")  # fmt: skip
     held_out = train.add_mutually_exclusive_group()
     held_out.add_argument("--val", metavar="CSV", help="validation table (default: 10%% of --train)")
     held_out.add_argument("--no-val", action="store_true",

@@ -126,3 +126,33 @@ def test_final_model_on_every_row_takes_its_twins_validation(small_tables, tmp_p
     (final / "card.json").write_text(json.dumps(card))
     assert main(["calibrate", "--model", str(final), "--like", str(twin)]) == 2
     assert "epochs 3 vs 2" in capsys.readouterr().err
+
+
+def test_auxiliary_tables_train_through_their_own_output_unit(small_tables, tmp_path, capsys):
+    """--aux: another source's rows (OQMD) join training through a head of their own; rows of a
+    validation composition are dropped and counted; the saved model is an ordinary one."""
+    train_csv, val_csv = small_tables
+    clean_val = tmp_path / "val_clean.csv"
+    pd.read_csv(val_csv).iloc[:120].to_csv(clean_val, index=False)
+    oqmd = load_reference("oqmd_hf", "train").iloc[:300]
+    leaking = pd.DataFrame({"formula": pd.read_csv(clean_val)["formula"].iloc[:7], "target": 0.0})
+    aux = tmp_path / "aux.csv"
+    pd.concat([oqmd, leaking, pd.DataFrame({"formula": ["Qq2"], "target": [0.1]})]).to_csv(aux, index=False)
+    recipe = ["--arch", "irnet17", "--features", "elemfrac86", "--members", "2", "--epochs", "2", "--batch-size", "64", "--quiet"]
+    out = tmp_path / "model"
+    assert main(["train", "--train", str(train_csv), "--val", str(clean_val), "--aux", str(aux), "--out", str(out), *recipe]) == 0
+    card = json.loads((out / "card.json").read_text())
+    (table,) = card["data"]["auxiliary"]
+    assert table["rows_dropped_as_validation_compositions"] >= 7 and table["rows_rejected"] == 1
+    assert table["rows_used"] + table["rows_dropped_as_validation_compositions"] == 307 and table["sha256"]
+    assert card["training"]["auxiliary"] == [str(aux)] and (out / "rejected_auxiliary.csv").exists()
+    assert main(["evaluate", "--model", str(out), "--data", str(clean_val), "--plot", str(tmp_path / "p.png"), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["mae"] == pytest.approx(card["metrics"]["validation"]["mae"], rel=1e-5)
+    assert main(["evaluate", "--model", str(out), "--data", str(aux), "--plot", str(tmp_path / "q.png"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["trained_on_these_rows"]  # the network learnt from them
+    plain = tmp_path / "plain"  # without the auxiliary table it is another recipe, not a twin
+    assert main(["train", "--train", str(train_csv), str(clean_val), "--no-val", "--out", str(plain), *recipe]) == 0
+    capsys.readouterr()
+    assert main(["calibrate", "--model", str(plain), "--like", str(out)]) == 2
+    assert "auxiliary" in capsys.readouterr().err

@@ -48,12 +48,16 @@ def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
     assert model.members == 2 and model.card["data"]["val"]["split"] == "10% of train, seeded"
     assert (tmp_path / "model" / "parity_test.png").exists() and (tmp_path / "model" / "MODEL_CARD.md").exists()
 
-    # a final model on every row of two tables: no validation of its own, tested on the test table
+    # a final model on every row of two tables (and of an auxiliary source, through its own
+    # output unit): no validation of its own, tested on the test table
+    pd.read_csv(data_dir / "oqmd_hf" / "train.csv").head(200).to_csv(tmp_path / "oqmd.csv", index=False)
     final = train_models(train=[str(tmp_path / "train.csv"), str(tmp_path / "test.csv")], holdout=False, out=str(tmp_path / "final"),
-                         test=str(tmp_path / "test.csv"), arch="brnet", features="elemfrac86", members=2, epochs=2, batch_size=64, weight_decay=0.1, device="cpu")  # fmt: skip
+                         test=str(tmp_path / "test.csv"), aux=[str(tmp_path / "oqmd.csv")],
+                         arch="brnet", features="elemfrac86", members=2, epochs=2, batch_size=64, weight_decay=0.1, device="cpu")  # fmt: skip
     assert set(final) == {"test"} and final["test"]["rows_rejected"] == 1
     card = load_model(str(tmp_path / "final")).card
     assert [t["rows_used"] for t in card["data"]["train"]] == [300, 100] and card["metrics"] == {}
+    assert card["data"]["auxiliary"][0]["rows_used"] == 200 and card["training"]["auxiliary"] == [str(tmp_path / "oqmd.csv")]
     assert card["training"]["weight_decay"] == 0.1 and model.card["training"]["weight_decay"] == 1e-5  # the library default
 
 

@@ -220,6 +220,42 @@ def test_training_without_validation_rows_keeps_the_last_epoch(tmp_path):
         train(net, x, y, *none, TrainConfig.for_architecture("ibrnet", members=2, epochs=1))
 
 
+def test_an_auxiliary_source_trains_through_its_own_output_unit():
+    """Rows of another source whose values sit 2 units above the primary's (another database's
+    reference energies) teach the shared network without shifting the primary predictions;
+    pooled into one output they would pull them up by about their share (here half) of 2."""
+    from screening.models.inference import FoldedNet
+
+    x, y, xv, yv = (t.float() for t in toy_data(n=1200))
+    xa, ya = torch.randn(900, 12, generator=torch.Generator().manual_seed(5)), None
+    ya = xa[:, 0] * 2 + xa[:, 1] ** 2 - xa[:, 2] * xa[:, 3] + 2.0
+    x_all, y_all = torch.cat([x, xa]), torch.cat([y, ya])
+    source = torch.cat([torch.zeros(len(x), dtype=torch.long), torch.ones(len(xa), dtype=torch.long)])
+    config = TrainConfig(architecture="irnet17", members=2, epochs=8, batch_size=128, weight_decay=0.0)
+    bias = {}
+    for heads in (1, 2):
+        net = StackedNet("irnet17", 12, 2, heads=heads)
+        net.reset_parameters([1, 2])
+        train(net, x_all, y_all, xv, yv, config, source=source if heads == 2 else None)
+        net.eval()
+        if heads == 2:
+            with torch.no_grad():
+                both = net(xv)
+            assert both.shape == (2, len(xv), 2)
+            assert float((both[..., 1] - both[..., 0]).mean()) == pytest.approx(2.0, abs=0.5)  # the offset is the head's
+            folded = FoldedNet(net)(xv)
+            net.keep_primary_head()
+            with torch.no_grad():
+                torch.testing.assert_close(net(xv), both[..., 0])  # the ordinary network, same primary predictions
+            torch.testing.assert_close(folded, both[..., 0], rtol=1e-4, atol=1e-4)  # validation reads head 0
+            assert net.output.weight.shape[-1] == 1 and net.heads == 1
+        with torch.no_grad():
+            bias[heads] = float((net(xv) - yv).mean())
+    assert abs(bias[2]) < 0.15 < 0.4 < bias[1], bias
+    with pytest.raises(ValueError, match="output head"):
+        train(StackedNet("irnet17", 12, 2, heads=2), x, y, xv, yv, config)  # no sources given
+
+
 def test_plateau_reduces_member_learning_rates():
     x, y, xv, yv = (t.float() for t in toy_data())
     config = TrainConfig.for_architecture("ibrnet", members=2, epochs=6, batch_size=64, lr=1e-3, plateau_patience=1, plateau_min_delta=10.0)

@@ -12,7 +12,8 @@
   addition, no BatchNorm. iBRNet (2024) is the same network with a plateau schedule and early
   stopping (see :mod:`screening.models.training`).
 
-Every network takes any input width and ends in a linear layer of width 1.
+Every network takes any input width and ends in a linear layer of width 1 (one more unit per
+auxiliary data source while training on several, see ``heads``).
 """
 
 from __future__ import annotations
@@ -105,12 +106,14 @@ class StackedNet(nn.Module):
     """``members`` independent networks of one architecture, evaluated as one computation.
 
     ``forward`` takes ``[batch, d_in]`` (the same inputs for every member) or
-    ``[members, batch, d_in]`` and returns ``[members, batch]``."""
+    ``[members, batch, d_in]`` and returns ``[members, batch]``; with ``heads`` > 1,
+    ``[members, batch, heads]``: one output unit per data source sharing the network (training
+    with auxiliary data; head 0 is the primary source, the only one a saved model keeps)."""
 
-    def __init__(self, arch: Architecture | str, d_in: int, members: int = 1):
+    def __init__(self, arch: Architecture | str, d_in: int, members: int = 1, heads: int = 1):
         super().__init__()
         self.arch = get_architecture(arch) if isinstance(arch, str) else arch
-        self.d_in, self.members = d_in, members
+        self.d_in, self.members, self.heads = d_in, members, heads
         width = d_in
         if self.arch.branches:
             self.branches = nn.ModuleList(
@@ -125,7 +128,7 @@ class StackedNet(nn.Module):
             stages.append(_Stage(self.arch, members, width, stage_width, n_layers, s == 0, p))
             width = stage_width
         self.stages = nn.ModuleList(stages)
-        self.output = StackedLinear(members, width, 1)
+        self.output = StackedLinear(members, width, heads)
 
     def reset_parameters(self, seeds: list[int]) -> None:
         if len(seeds) != self.members:
@@ -142,7 +145,19 @@ class StackedNet(nn.Module):
             x = sum(branch(x) for branch in self.branches)
         for stage in self.stages:
             x = stage(x)
-        return self.output(x).squeeze(-1)
+        out = self.output(x)
+        return out.squeeze(-1) if self.heads == 1 else out
+
+    def keep_primary_head(self) -> None:
+        """Drop the auxiliary sources' output units: what remains is the ordinary network."""
+        if self.heads == 1:
+            return
+        out = self.output
+        self.output = StackedLinear(self.members, out.weight.shape[1], 1).to(out.weight.device)
+        with torch.no_grad():
+            self.output.weight.copy_(out.weight[..., :1])
+            self.output.bias.copy_(out.bias[..., :1])
+        self.heads = 1
 
 
 def parameters_per_member(net: StackedNet) -> int:

@@ -97,7 +97,9 @@ def render_model_card(card: dict) -> str:
 
 def _data_rows(data: dict) -> list[str]:
     lines = ["| data | path | sha256 | rows used | rows rejected |", "|---|---|---|---|---|"]
-    for name in ("train", "val"):
+    for name in ("train", "val", "auxiliary"):
+        if name not in data:
+            continue
         for d in _tables(data, name):
             where = d.get("path", d.get("split", d.get("none", "")))
             lines.append(f"| {name} | `{where}` | `{str(d.get('sha256', ''))[:16]}` | {d.get('rows_used', '')} | {d.get('rows_rejected', '')} |")
@@ -121,10 +123,13 @@ def write_card(model_dir: str | Path, card: dict) -> Path:
 
 
 def trained_on(card: dict, path: str | Path) -> bool:
-    """Whether the table at ``path`` (by content hash) is one the model was trained on."""
+    """Whether the table at ``path`` (by content hash) is one the model was trained on (as
+    primary or auxiliary data: either way the network has learnt from its rows)."""
     from screening.datasets import sha256_of
 
-    return sha256_of(path) in {t.get("sha256") for t in _tables(card.get("data", {}))}
+    data = card.get("data", {})
+    tables = _tables(data) + (_tables(data, "auxiliary") if "auxiliary" in data else [])
+    return sha256_of(path) in {t.get("sha256") for t in tables}
 
 
 # Settings that may differ between a final model and the twin that validated its recipe.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,6 +56,8 @@ class TrainingData:
     val_formulas: list[str] | None  # None: the validation rows are a split of train
     data_card: dict
     rejected: dict[str, int]
+    held_out_formulas: list[str] = field(default_factory=list)  # the validation rows' formulas, however chosen
+    auxiliary: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (x, y) per auxiliary source
 
 
 def _as_paths(train_path: str | Path | Sequence[str]) -> list:
@@ -82,12 +84,15 @@ def prepare_data(train_path: str | Sequence[str], val_path: str | None, featuriz
     train_formulas = [f for part in parts for f in part[2]]
     rejected = [(str(p), r) for p, part in zip(paths, parts) for r in part[3]]
     d = x_train.shape[1]
+    held_out: list[str] = []
     if val_path:
         x_val, y_val, val_formulas, val_rejected = featurize_targets(read_formula_table(val_path), featurizer, val_path)
+        held_out = val_formulas
     elif holdout:
         order = np.random.default_rng(seed).permutation(len(x_train))
         cut = max(1, len(order) // 10)
         x_val, y_val = x_train[order[:cut]], y_train[order[:cut]]
+        held_out = [train_formulas[i] for i in order[:cut]]
         train_formulas = [train_formulas[i] for i in order[cut:]]
         x_train, y_train = x_train[order[cut:]], y_train[order[cut:]]
         val_formulas, val_rejected = None, []
@@ -109,7 +114,36 @@ def prepare_data(train_path: str | Sequence[str], val_path: str | None, featuriz
         val_card = {"none": "every row trained; no held-out rows (the recipe was validated on another run)", "rows_used": 0}
     data_card = {"train": tables[0] if len(tables) == 1 else tables, "val": val_card}
     return TrainingData(get_featurizer(featurizer).spec(), x_train, y_train, train_formulas, x_val, y_val, val_formulas,
-                        data_card, {"train": len(rejected), "val": len(val_rejected)})  # fmt: skip
+                        data_card, {"train": len(rejected), "val": len(val_rejected)},
+                        held_out_formulas=held_out)  # fmt: skip
+
+
+def add_auxiliary(data: TrainingData, paths: Sequence[str], out_dir: str) -> TrainingData:
+    """Tables of other data sources (e.g. OQMD beside Materials Project formation energies):
+    they train the shared network through an output unit of their own, so the network learns
+    from their chemistry without taking on their offsets from the primary source (another
+    functional, other reference energies); the saved model keeps the primary unit only.
+    Auxiliary rows whose composition is among the validation rows are dropped (and counted):
+    another database's value for the same composition would leak into the validation score."""
+    if not paths:
+        return data
+    from screening.composition import parse_formulas
+
+    held_out = set(parse_formulas(data.held_out_formulas)[0].composition_keys()) if data.held_out_formulas else set()
+    auxiliary, tables, rejected = [], [], []
+    for path in paths:
+        x, y, formulas, rejections = featurize_targets(read_formula_table(path), data.featurizer, path)
+        keep = np.array([k not in held_out for k in parse_formulas(formulas)[0].composition_keys()], dtype=bool)
+        auxiliary.append((x[keep], y[keep]))
+        rejected += [(str(path), r) for r in rejections]
+        tables.append({"path": str(path), "sha256": sha256_of(path), "rows_used": int(keep.sum()),
+                       "rows_rejected": len(rejections), "rows_dropped_as_validation_compositions": int((~keep).sum())})  # fmt: skip
+    if rejected:
+        target = Path(out_dir) / "rejected_auxiliary.csv"
+        pd.DataFrame([{"table": t} | asdict(r) for t, r in rejected]).to_csv(target, index=False)
+        log.warning("%d auxiliary rows could not be used; see %s", len(rejected), target)
+    return replace(data, auxiliary=auxiliary, data_card=data.data_card | {"auxiliary": tables},
+                   rejected=data.rejected | {"auxiliary": len(rejected)})  # fmt: skip
 
 
 def fit(
@@ -123,8 +157,10 @@ def fit(
     half: bool = False,
     command: str | None = None,
     holdout: bool = True,
+    auxiliary: Sequence[str] = (),
 ) -> tuple[Ensemble, dict]:
     data = prepare_data(train_path, val_path, featurizer, config.seed, out_dir, holdout=holdout)
+    data = add_auxiliary(data, auxiliary, out_dir)
     title = " + ".join(f"{Path(p).parent.name}/{Path(p).name}" for p in _as_paths(train_path))
     return fit_prepared(data, config, out_dir, device, progress, half, command, title=title)
 
@@ -145,19 +181,26 @@ def fit_prepared(
     out.mkdir(parents=True, exist_ok=True)
     x_train, y_train, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
     dev = resolve_device(device)
+    y_mean, y_std = float(y_train.mean()), float(y_train.std())  # the primary source's
+    source = None
+    if data.auxiliary:  # every source's rows train; source k > 0 through output unit k
+        source = np.concatenate([np.full(len(y), k, np.int64) for k, (_, y) in enumerate([(x_train, y_train)] + data.auxiliary)])
+        x_train = np.concatenate([x_train] + [x for x, _ in data.auxiliary])
+        y_train = np.concatenate([y_train] + [y for _, y in data.auxiliary])
     mean = x_train.astype(np.float64).mean(axis=0)
     std = x_train.astype(np.float64).std(axis=0)
     std[std < 1e-8] = 1.0  # constant features (an element absent from training) stay at 0
-    y_mean, y_std = float(y_train.mean()), float(y_train.std())
     to = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)  # noqa: E731
-    net = StackedNet(config.architecture, x_train.shape[1], config.members)
+    net = StackedNet(config.architecture, x_train.shape[1], config.members, heads=1 + len(data.auxiliary))
     net.reset_parameters(member_seeds(config))
     net.to(dev)
     run, history = train(
         net, (to(x_train) - to(mean)) / to(std), (to(y_train) - y_mean) / y_std,
         (to(x_val) - to(mean)) / to(std), (to(y_val) - y_mean) / y_std,
         config, out / STATE_DIR, target_std=y_std, progress=progress,
+        source=None if source is None else torch.as_tensor(source, device=dev),
     )  # fmt: skip
+    net.keep_primary_head()
 
     card = {
         "format": "screening-ensemble/1",
@@ -172,7 +215,7 @@ def fit_prepared(
             "schedule_epochs": run.planned_epochs or config.epochs,
             "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
             "torch": torch.__version__, "machine": platform.machine(),
-        },
+        } | ({"auxiliary": [t["path"] for t in data.data_card["auxiliary"]]} if data.auxiliary else {}),
         "data": data.data_card,
         "training_element_counts": element_counts(data.train_formulas),
         "code_version": __version__,

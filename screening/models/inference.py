@@ -45,7 +45,8 @@ class FoldedNet:
             layers = [_affine(lin, norm, dtype) for lin, norm in zip(stage.linears, stage.norms)]
             projection = _affine(stage.projection, None, dtype) if stage.projection is not None else None
             self.stages.append((stage.shortcut, layers, projection))
-        self.output = _affine(net.output, None, dtype)
+        weight, bias = _affine(net.output, None, dtype)
+        self.output = weight[..., :1].contiguous(), bias[..., :1].contiguous()  # the primary head
 
     def _act(self, x: torch.Tensor) -> torch.Tensor:
         return x.relu_() if self.slope is None else F.leaky_relu_(x, self.slope)

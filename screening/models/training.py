@@ -133,11 +133,14 @@ def train(
     state_dir: Path | None = None,
     target_std: float = 1.0,
     progress: bool = False,
+    source: torch.Tensor | None = None,
 ) -> tuple[Progress, list[dict]]:
     """Train ``net`` in place on standardized tensors (already on the target device) and leave
     each member at its best validation epoch. Validation MAE is reported in target units
     (``target_std`` times the standardized MAE). Resumes from ``state_dir`` if it holds a run
-    of the same configuration.
+    of the same configuration. ``source`` (``[n]`` integers, with a net of as many ``heads``)
+    says which data source, and so which output unit, each training row belongs to; validation
+    rows are the primary source's (head 0).
 
     With no validation rows (``len(x_val) == 0``: a final model trained on every row, with a
     recipe validated beforehand), the last epoch is kept; schedules and early stopping that
@@ -147,6 +150,9 @@ def train(
     if not validating and (config.patience or config.schedule == "plateau"):
         raise ValueError("early stopping (patience) and the plateau schedule need validation rows; "
                          "train on every row only with a fixed schedule (onecycle or constant)")  # fmt: skip
+    if (source is None) != (net.heads == 1) or (source is not None and int(source.max()) >= net.heads):
+        raise ValueError(f"a network with {net.heads} output head(s) needs a source index below {net.heads} "
+                         "for every training row (and one head without sources)")  # fmt: skip
     seeds = member_seeds(config)
     device = x_train.device
     optimizer = StackedAdamW if config.schedule == "plateau" else SharedAdamW
@@ -188,6 +194,8 @@ def train(
             idx = order[:, step * config.batch_size : (step + 1) * config.batch_size]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                 pred = forward(x_train[idx])
+            if source is not None:  # each row's own source's output unit
+                pred = pred.gather(-1, source[idx].unsqueeze(-1)).squeeze(-1)
             per_member = (pred.float() - y_train[idx]).abs().mean(dim=1)
             net.zero_grad(set_to_none=True)
             per_member.sum().backward()
