@@ -57,7 +57,7 @@ def train_models(
     arch: str = "irnet17",
     features: str = "magpie145+elemfrac86+mat2vec200",
     members: Annotated[int, Field(ge=1, le=64)] = 3,
-    epochs: Annotated[int, Field(ge=1)] = 175,
+    epochs: Annotated[int, Field(ge=1)] = 140,
     batch_size: Annotated[int, Field(ge=1)] = 512,
     lr: Annotated[float, Field(gt=0)] = 1e-3,
     weight_decay: Annotated[float | None, Field(ge=0)] = None,
@@ -124,7 +124,7 @@ if __name__ == "__main__":
     parser.add_argument("--arch", default="irnet17")
     parser.add_argument("--features", default="magpie145+elemfrac86+mat2vec200")
     parser.add_argument("--members", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=175)
+    parser.add_argument("--epochs", type=int, default=140)
     parser.add_argument("--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (the recipe: 0.1)")
     args = parser.parse_args()
     sys.exit(run_from_command_line("train-models", lambda: train_models(

@@ -26,9 +26,10 @@ def test_prefect_yaml_deployments_match_the_flows():
         assert deployment["work_pool"]["name"] == "screening-pool"
         for schedule in deployment.get("schedules", []):
             assert len(schedule["cron"].split()) == 5
-        for key in ("model", "train"):
-            if key in deployment["parameters"]:
-                assert (PROJECT_ROOT / deployment["parameters"][key]).exists()
+        for key in ("model", "train", "aux"):
+            paths = deployment["parameters"].get(key, [])
+            for path in [paths] if isinstance(paths, str) else paths:
+                assert (PROJECT_ROOT / path).exists(), path
     assert names == {"screen-candidates/default", "screen-candidates/nightly", "train-models/weekly"}
 
 

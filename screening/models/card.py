@@ -87,6 +87,12 @@ def render_model_card(card: dict) -> str:
         "functional are inherited, and hull distances from predicted energies are less certain than "
         "the formation energies themselves (errors do not cancel between competing phases).",
         f"- Elements seen in fewer than 50 training compositions (screening flags them): {', '.join(rare) or 'none'}.",
+    ]
+    if card.get("data", {}).get("auxiliary"):
+        lines.append("- The auxiliary tables above trained the shared network through output units of their own; the "
+                     "saved model keeps the primary table's unit, so its predictions are on that table's scale. The "
+                     "auxiliary rows are training rows: errors measured on them say nothing about the model.")  # fmt: skip
+    lines += [
         "",
         "Files: `model.safetensors` (weights, feature and target standardization), `card.json` "
         "(everything above, machine-readable), `learning_curve.png`, " + ("`parity_val.png`, " if card.get("metrics", {}).get("validation") else "")
