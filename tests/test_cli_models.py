@@ -156,3 +156,10 @@ def test_auxiliary_tables_train_through_their_own_output_unit(small_tables, tmp_
     capsys.readouterr()
     assert main(["calibrate", "--model", str(plain), "--like", str(out)]) == 2
     assert "auxiliary" in capsys.readouterr().err
+    moved = tmp_path / "elsewhere" / "oqmd.csv"  # the same table at another path (another machine): same recipe
+    moved.parent.mkdir()
+    moved.write_bytes(aux.read_bytes())
+    final = tmp_path / "final"
+    assert main(["train", "--train", str(train_csv), str(clean_val), "--no-val", "--aux", str(moved), "--out", str(final), *recipe]) == 0
+    assert main(["calibrate", "--model", str(final), "--like", str(out)]) == 0
+    assert json.loads((final / "card.json").read_text())["recipe_validation"]["model"] == str(out)

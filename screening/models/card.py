@@ -142,11 +142,14 @@ def trained_on(card: dict, path: str | Path) -> bool:
 _NOT_RECIPE = {"epochs_run", "best_epoch", "seconds", "device", "torch", "machine", "max_minutes"}
 
 
-def _recipe(training: dict) -> dict:
+def _recipe(card: dict) -> dict:
     """The settings that make a recipe; a schedule fitted to a time budget (``max_minutes``)
-    counts as the number of epochs it spanned."""
-    recipe = {k: v for k, v in training.items() if k not in _NOT_RECIPE}
+    counts as the number of epochs it spanned, and auxiliary tables count by content (hash), not
+    by where they lay on the machine that trained."""
+    recipe = {k: v for k, v in card.get("training", {}).items() if k not in _NOT_RECIPE}
     recipe["epochs"] = recipe.pop("schedule_epochs", recipe.get("epochs"))
+    if recipe.pop("auxiliary", None):
+        recipe["auxiliary"] = sorted(str(t.get("sha256")) for t in _tables(card.get("data", {}), "auxiliary"))
     return recipe
 
 
@@ -165,7 +168,7 @@ def adopt_twin_validation(model_dir: str | Path, twin_dir: str | Path) -> dict:
     for key in ("architecture", "d_in", "members", "featurizer"):
         if card.get(key) != twin.get(key):
             raise ValueError(f"{twin_dir} is not a twin of {model_dir}: {key} {twin.get(key)!r} vs {card.get(key)!r}")
-    ours, theirs = _recipe(card.get("training", {})), _recipe(twin.get("training", {}))
+    ours, theirs = _recipe(card), _recipe(twin)
     differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
     if differ:
         raise ValueError(f"{twin_dir} was trained with other settings than {model_dir}: "
