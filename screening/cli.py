@@ -83,6 +83,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from screening.models.merge import merge_models
+
+    if Path(args.out).exists() and any(Path(args.out).iterdir()):
+        raise FileExistsError(f"{args.out} exists and is not empty: choose a new folder for the pooled model")
+    model, metrics = merge_models(args.models, args.out, command=" ".join(["screening", *sys.argv[1:]]) if sys.argv else None)
+    parts = " + ".join(str(p["members"]) for p in model.card["merged_from"])
+    print(f"pooled {model.card['architecture']} x{model.members} ({parts}) into {args.out}"
+          + (f": validation MAE {metrics['mae']:.4f}, RMSE {metrics['rmse']:.4f}, R2 {metrics['r2']:.4f} on {metrics['n']:,} rows"
+             if metrics else " (the parts share no validation table here: evaluate it yourself)")
+          + "; re-fit its uncertainty with screening calibrate")  # fmt: skip
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from screening.datasets import read_formula_table, sha256_of
     from screening.models.calibration import fit_spread
@@ -254,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(handler=_train)
+
+    merge = commands.add_parser("merge", help="pool the members of models trained on the same tables into one")
+    merge.add_argument("--models", required=True, nargs="+", metavar="DIR", help="two or more model folders")
+    merge.add_argument("--out", required=True, metavar="DIR")
+    merge.set_defaults(handler=_merge)
 
     evaluate = commands.add_parser("evaluate", help="MAE, RMSE, R2 and a parity plot of a model on a table")
     evaluate.add_argument("--model", required=True, metavar="DIR")

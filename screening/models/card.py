@@ -32,13 +32,24 @@ def render_model_card(card: dict) -> str:
         "",
         f"    {card.get('command') or '(command not recorded)'}",
         "",
-        f"Code version {card.get('code_version')}, {card.get('created')}; {training.get('device')} "
-        f"({training.get('machine')}), torch {training.get('torch')}; {training.get('epochs_run')} epochs in "
-        f"{training.get('seconds', 0) / 60:.1f} min; "
-        + (f"best epoch per member {training.get('best_epoch')}." if val else "the last epoch kept (no validation rows)."),
-        f"Training settings different from the defaults: `{changed}`.",
-        "",
     ]
+    if card.get("merged_from"):
+        lines += [f"Code version {card.get('code_version')}, {card.get('created')}: the members of these models, pooled "
+                  "(each computes what it did in its own model):", "",
+                  "| model | members | validation MAE alone | made by |", "|---|---|---|---|"]  # fmt: skip
+        for part in card["merged_from"]:
+            mae = part.get("validation_mae")
+            lines.append(f"| `{part['model']}` | {part['members']} | {'' if mae is None else f'{mae:.4f}'} | `{part.get('command') or ''}` |")
+        lines += ["", f"Settings the parts share: `{changed}`.", ""]
+    else:
+        lines += [
+            f"Code version {card.get('code_version')}, {card.get('created')}; {training.get('device')} "
+            f"({training.get('machine')}), torch {training.get('torch')}; {training.get('epochs_run')} epochs in "
+            f"{training.get('seconds', 0) / 60:.1f} min; "
+            + (f"best epoch per member {training.get('best_epoch')}." if val else "the last epoch kept (no validation rows)."),
+            f"Training settings different from the defaults: `{changed}`.",
+            "",
+        ]
     lines += _data_rows(data)
     lines += ["", "## What it scores", ""]
     twin = card.get("recipe_validation")
