@@ -53,7 +53,7 @@ def test_pooled_members_compute_what_they_did_alone(parts, tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("other, why", [("brnet", "architecture"), ("other_rows", "other train tables")])
+@pytest.mark.parametrize("other, why", [("brnet", "architecture"), ("other_rows", "other train tables"), ("a", "same weights")])
 def test_models_that_cannot_be_pooled_are_refused_by_name(parts, tmp_path, other, why):
     made, _ = parts
     with pytest.raises(ValueError, match=why) as err:

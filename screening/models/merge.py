@@ -53,6 +53,10 @@ def merge_models(model_dirs: Sequence[str], out_dir: str, half: bool | None = No
     validation metrics (empty when the parts share no validation table that is still there)."""
     if len(model_dirs) < 2:
         raise ValueError("give at least two models to pool")
+    digests = [sha256_of(Path(d) / WEIGHTS) if (Path(d) / WEIGHTS).exists() else d for d in model_dirs]
+    for i, digest in enumerate(digests):
+        if digest in digests[:i]:  # the same members twice would fake agreement
+            raise ValueError(f"{model_dirs[i]} holds the same weights as {model_dirs[digests.index(digest)]}: pool different runs")
     parts = [Ensemble.load(d, "cpu") for d in model_dirs]
     for d, part in zip(model_dirs[1:], parts[1:]):
         check_poolable(parts[0], part, model_dirs[0], d)
@@ -73,10 +77,10 @@ def merge_models(model_dirs: Sequence[str], out_dir: str, half: bool | None = No
         "target": first.card.get("target"),
         "training": common | {"members": members},
         "merged_from": [{
-            "model": str(d), "members": p.members, "weights_sha256": sha256_of(Path(d) / WEIGHTS),
+            "model": str(d), "members": p.members, "weights_sha256": digest,
             "command": p.card.get("command"), "created": p.card.get("created"), "training": p.card.get("training"),
             "validation_mae": p.card.get("metrics", {}).get("validation", {}).get("mae"),
-        } for d, p in zip(model_dirs, parts)],  # fmt: skip
+        } for d, p, digest in zip(model_dirs, parts, digests)],  # fmt: skip
         "data": first.card.get("data"),
         "training_element_counts": first.card.get("training_element_counts", {}),
         "code_version": __version__,
