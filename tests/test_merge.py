@@ -42,7 +42,8 @@ def test_pooled_members_compute_what_they_did_alone(parts, tmp_path, capsys):
     pooled, a, b = (load_model(str(d), "cpu") for d in (out, made["a"], made["b"]))
     x, y, _, _ = featurize_targets(pd.read_csv(val), "elemfrac86", str(val))
     together = pooled.predict_members(x)
-    np.testing.assert_allclose(together, np.concatenate([a.predict_members(x), b.predict_members(x)]), rtol=1e-6, atol=1e-6)
+    # float32 reductions over batches of other shapes differ by ~1e-4 between CPUs (AMX, AVX-512, AVX2)
+    np.testing.assert_allclose(together, np.concatenate([a.predict_members(x), b.predict_members(x)]), rtol=1e-4, atol=5e-4)
     card = json.loads((out / "card.json").read_text())
     assert card["members"] == 3 and [p["members"] for p in card["merged_from"]] == [2, 1]
     assert card["metrics"]["validation"]["mae"] == pytest.approx(np.abs(together.mean(0) - y).mean(), rel=1e-5)
