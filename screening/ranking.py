@@ -52,6 +52,10 @@ class Col(StrEnum):
     p_below_known_hull = "p_below_known_hull"
     known_decomposition = "known_decomposition"
     rare_element = "rare_element"
+    evidence_logit = "evidence_logit"
+    log_system_known = "log_system_known"
+    log_sub_hull_compounds = "log_sub_hull_compounds"
+    p_stable = "p_stable"
     e_above_combined_hull = "e_above_combined_hull"
     stable_combined = "stable_combined"
     rank_in_system = "rank_in_system"
@@ -71,10 +75,13 @@ class Ranking:
 
 
 def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provenance: dict, top_k: int = 50,
-         per_system: int = 5, systems: int = 3, memory_limit: str = "1GB") -> Ranking:  # fmt: skip
+         per_system: int = 5, systems: int = 3, memory_limit: str = "1GB", stability=None,
+         uncertainty: dict | None = None) -> Ranking:  # fmt: skip
     """All scored candidates with their distance to the hull of known and predicted compounds
-    together, ranked by distance to the known hull (most negative first), then by the
-    probability of lying below it, then by candidate id (a total, reproducible order)."""
+    together, ranked by ``p_stable`` (with a stability model, :mod:`screening.stability`;
+    ``uncertainty`` is the ensemble's calibration of its spread), then by distance to the known
+    hull (most negative first), then by the probability of lying below it, then by candidate id
+    (a total, reproducible order)."""
     parts = sorted((out / "scored").glob("part-*.parquet"))  # complete parts only
     if not parts:
         raise FileNotFoundError(f"no scored parts in {out / 'scored'}: nothing to rank")
@@ -82,9 +89,13 @@ def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provena
     shutil.rmtree(scratch, ignore_errors=True)  # a crashed ranking's leftovers
     (scratch / "combined").mkdir(parents=True)
     hull = combined_hull(parts, ref_batch, ref_energy)
+    stats = _system_stats(parts) if stability is not None else None
     for part in parts:
-        write_parquet_atomic(combined_columns(part, hull), str(scratch / "combined" / part.name))
-    _sort_into(out / "ranked.parquet", parts, scratch, provenance, memory_limit)
+        table = combined_columns(part, hull)
+        if stability is not None:
+            table = table.append_column(Col.p_stable, pa.array(_p_stable(part, table, stats, stability, uncertainty)))
+        write_parquet_atomic(table, str(scratch / "combined" / part.name))
+    _sort_into(out / "ranked.parquet", parts, scratch, provenance, memory_limit, by_p_stable=stability is not None)
     shutil.rmtree(scratch, ignore_errors=True)
     return read_ranking(out / "ranked.parquet", top_k, per_system, systems)
 
@@ -112,10 +123,37 @@ def combined_columns(part: Path, hull: ReferenceHull) -> pa.Table:
                      Col.stable_combined: e_above <= STABLE_TOL})  # fmt: skip
 
 
-def _sort_into(path: Path, parts: list[Path], scratch: Path, provenance: dict, memory_limit: str) -> None:
+def _system_stats(parts: list[Path]) -> pd.DataFrame:
+    """:func:`screening.stability.system_stats` over all parts (systems may span parts)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        return con.execute(f"""
+            SELECT {Col.chemsys}, max({Col.evidence_logit}) AS best_evidence_logit,
+                   min({Col.e_above_known_hull}) AS best_e_above_known_hull,
+                   avg(CASE WHEN {Col.e_above_known_hull} < 0 THEN 1.0 ELSE 0.0 END) AS share_below_known_hull
+            FROM read_parquet(?) GROUP BY {Col.chemsys}""", [[str(p) for p in parts]]).df().set_index(Col.chemsys)  # fmt: skip
+    finally:
+        con.close()
+
+
+def _p_stable(part: Path, combined: pa.Table, stats: pd.DataFrame, stability, uncertainty: dict | None) -> np.ndarray:
+    from screening.stability import stacker_inputs
+
+    frame = pq.read_table(part).to_pandas()
+    if Col.evidence_logit not in frame.columns:
+        raise RuntimeError(f"{part} was scored without the evidence columns the stability model needs; rescore into a new folder")
+    frame[Col.e_above_combined_hull] = combined.column(Col.e_above_combined_hull).to_numpy()
+    return stability.probability(stacker_inputs(frame, stats, uncertainty))
+
+
+def _sort_into(path: Path, parts: list[Path], scratch: Path, provenance: dict, memory_limit: str, by_p_stable: bool = False) -> None:
     import duckdb
 
     order = f"{Col.e_above_known_hull}, {Col.p_below_known_hull} DESC, {Col.candidate_id}"
+    if by_p_stable:
+        order = f"{Col.p_stable} DESC, " + order
     scored = ", ".join(f's."{c}"' for c in pq.read_schema(parts[0]).names)
     tmp = path.with_name(f".{path.name}.tmp")
     metadata = json.dumps(provenance).replace("'", "''")

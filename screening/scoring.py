@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from screening.enumerate import CandidateChunk
+from screening.evidence import FEATURES as EVIDENCE_FEATURES
+from screening.evidence import KnownCompounds
 from screening.featurizers import get_featurizer
 from screening.hull import ReferenceHull, decomposition_strings
 from screening.models.calibration import predictive_std, probability_below
@@ -43,9 +45,23 @@ class ScoringContext:
     rare: frozenset[int] = frozenset()  # atomic numbers the model saw few training rows of
     provenance: dict = field(default_factory=dict)
     reference_names: list[str] | None = None  # reduced formulas of the hull's compounds (decompositions)
+    evidence: KnownCompounds | None = None  # all known compounds (with a stability model: its evidence stage runs per chunk)
+    stability_sha256: str | None = None
 
 
 _MODELS: dict[tuple[str, str, str], Ensemble] = {}
+_STABILITY: dict[tuple[str, str], object] = {}
+
+
+def worker_stability(context: ScoringContext):
+    """The model directory's stability model, loaded once per process (checked against its hash)."""
+    from screening.stability import StabilityModel
+
+    key = (context.model_dir, context.stability_sha256 or "")
+    if key not in _STABILITY:
+        _STABILITY.clear()
+        _STABILITY[key] = StabilityModel.load(context.model_dir)
+    return _STABILITY[key]
 
 
 def worker_model(context: ScoringContext) -> Ensemble:
@@ -112,6 +128,14 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
         "rare_element": np.isin(batch.z, rare).any(axis=1) if rare else np.zeros(len(batch), bool),
     })  # fmt: skip
     clock("hull")
+    if context.evidence is not None:
+        from screening.stability import logit
+
+        features = context.evidence.features(batch)
+        scored["evidence_logit"] = logit(worker_stability(context).evidence_probability(features))
+        for name in ("log_system_known", "log_sub_hull_compounds"):
+            scored[name] = features[:, EVIDENCE_FEATURES.index(name)]
+        clock("evidence")
     return scored, rejected, removed
 
 

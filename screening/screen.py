@@ -29,6 +29,7 @@ from screening import __version__
 from screening.cluster import map_bounded
 from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import read_formula_table, sha256_of
+from screening.evidence import KnownCompounds
 from screening.enumerate import CandidateSpace, Grid, reduced_formulas, space
 from screening.hull import ReferenceHull, restrict
 from screening.hull_plot import hull_picture
@@ -98,6 +99,7 @@ class ScreenPlan:
     ref_batch: CompositionBatch
     ref_energy: np.ndarray
     seconds: float = 0.0  # time taken to plan
+    stability: object | None = None  # the model's StabilityModel: p_stable orders the ranking
 
     @property
     def n_chunks(self) -> int:
@@ -118,9 +120,13 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     inputs = {"model_sha256": model_hash, "reference_sha256": [sha256_of(p) for p in request.reference]}
     if model.card.get("uncertainty"):
         inputs["model_uncertainty"] = {k: model.card["uncertainty"][k] for k in ("scale", "floor")}
+    stability = load_stability(model_dir)
+    if stability is not None:
+        inputs["stability_sha256"] = stability.record["sha256"]
     _prepare(out, request, inputs)
-    ref_batch, ref_energy = load_reference(request.reference, out)
-    ref_batch, ref_energy = restrict(ref_batch, ref_energy, {z for s in candidates.systems for z in s})
+    elements = frozenset(z for s in candidates.systems for z in s)
+    all_known, all_energy = load_reference(request.reference, out)
+    ref_batch, ref_energy = restrict(all_known, all_energy, elements)
     provenance = {
         "model": str(request.model), "model_sha256": model_hash, "model_card": {k: model.card.get(k) for k in ("architecture", "members", "featurizer", "created", "uncertainty")},
         "featurizer": model.featurizer, "code_version": __version__, "request": asdict(request),
@@ -131,10 +137,22 @@ def plan(request: ScreenRequest) -> ScreenPlan:
         hull=ReferenceHull(ref_batch, ref_energy), known=frozenset(ref_batch.composition_keys()),
         charge_neutral=request.charge_neutral, exclude_known=request.exclude_known, rare=frozenset(_rare_elements(model)),
         provenance=provenance, reference_names=reduced_formulas(ref_batch),
+        evidence=KnownCompounds(all_known, all_energy, elements) if stability is not None else None,
+        stability_sha256=stability.record["sha256"] if stability is not None else None,
     )  # fmt: skip
     keep_model(context, model)  # scoring in this process reuses it; workers load their own
     log.info("screening %s candidates in %d chemical systems against %d known compounds", f"{total:,}", len(candidates.systems), len(ref_batch))
-    return ScreenPlan(request, out, candidates, total, context, ref_batch, ref_energy, time.perf_counter() - started)
+    return ScreenPlan(request, out, candidates, total, context, ref_batch, ref_energy, time.perf_counter() - started, stability)
+
+
+def load_stability(model_dir: Path):
+    """The model directory's stability model (``stability.json``/``.pkl``), or ``None`` if it
+    has none (then the ranking is by energy above the known hull)."""
+    from screening.stability import StabilityModel
+
+    if not (model_dir / "stability.json").exists():
+        return None
+    return StabilityModel.load(model_dir)
 
 
 def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = None, progress: bool = True,
@@ -181,7 +199,8 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
     """Rank, write the top tables and the summary (``seconds``: the run's time so far)."""
     started = time.perf_counter()
     ranking = rank(plan.out, plan.ref_batch, plan.ref_energy, plan.context.provenance,
-                   top_k=plan.request.top_k, per_system=min(plan.request.top_k, 5), systems=HULL_PICTURES)  # fmt: skip
+                   top_k=plan.request.top_k, per_system=min(plan.request.top_k, 5), systems=HULL_PICTURES,
+                   stability=plan.stability, uncertainty=plan.context.provenance["model_card"].get("uncertainty"))  # fmt: skip
     ranking.top.to_csv(plan.out / "top.csv", index=False)
     (plan.out / "top.md").write_text(markdown_table(ranking.top))
     ranking.by_system.to_csv(plan.out / "top_by_system.csv", index=False)

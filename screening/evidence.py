@@ -1,0 +1,234 @@
+"""What a composition's chemistry says about whether it hosts a stable compound, before any
+energy is predicted: how known compounds use its stoichiometry, its elements' roles and
+analogous elements, whether it can be charge balanced, and where it sits among the stable
+compounds of its sub-systems.
+
+Every count is over known compounds *other than the composition itself* (a known composition
+does not vote for itself), so the same features describe a known compound used for training
+and an unknown candidate being screened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from screening.composition import CompositionBatch
+from screening.hull import ReferenceHull
+
+RESOLUTION = 10_000  # atom fractions are compared at 1e-4
+WIDTH = 4  # element positions described (candidates of up to 4 elements; a 5th is summarized)
+ELEMENT_PROPERTIES = ("Electronegativity", "Column", "Row", "MendeleevNumber", "CovalentRadius")
+
+FEATURES: tuple[str, ...] = (
+    "n_elements", "atoms", "max_fraction", "min_fraction",
+    "log_same_anonymous", "log_same_anonymous_by_electronegativity", "log_same_group_pattern",
+    "log_same_group_row_pattern", "log_element_site_min", "log_element_site_mean",
+    "charge_balanced", "charge_balanced_ordered", "all_metal",
+    "sub_hull_energy", "sub_hull_phases", "sub_hull_min_phase_fraction", "sub_hull_elements",
+    "log_sub_hull_compounds", "log_system_known",
+    *(f"{p}_{j}" for j in range(WIDTH) for p in ("fraction", *ELEMENT_PROPERTIES)),
+)  # fmt: skip
+
+
+@dataclass
+class KnownCompounds:
+    """The known compounds evidence is counted against (with their formation energies, for
+    the hull of sub-systems)."""
+
+    batch: CompositionBatch
+    energy: np.ndarray
+    hull_elements: frozenset[int] | None = None  # the sub-system hulls need only these elements (a screen's)
+
+    def __post_init__(self):
+        self._keys = {name: _Counter(_keys(name, self.batch)) for name in _KEYS}
+        self._composition = _Counter(_composition_key(self.batch))
+        self._sites = _Counter(_site_keys(self.batch))
+        self._systems = _Counter(_padded(self.batch.z.astype(np.int64)))
+        self._hulls: dict[int, ReferenceHull] = {}
+
+    def features(self, batch: CompositionBatch) -> np.ndarray:
+        """``(len(batch), len(FEATURES))`` float64, columns as :data:`FEATURES`."""
+        n = len(batch)
+        fraction = batch.fraction
+        itself = self._composition(_composition_key(batch)).astype(np.float64)  # 0 or 1
+        columns = [batch.n_elements.astype(np.float64), _atoms(batch), fraction.max(axis=1),
+                   np.where(batch.mask, fraction, 1.0).min(axis=1)]  # fmt: skip
+        for name in _KEYS:
+            columns.append(np.log1p(self._keys[name](_keys(name, batch)) - itself))
+        site_rows, site_keys = _site_keys(batch, with_rows=True)
+        site = np.log1p(self._sites(site_keys) - itself[site_rows])
+        columns.append(_reduce_rows(site, site_rows, n, np.minimum, np.inf))
+        columns.append(np.bincount(site_rows, site, n) / np.maximum(batch.n_elements, 1))
+        columns += list(_charge_columns(batch))
+        columns += list(self._sub_hull_columns(batch))
+        columns.append(np.log1p(self._systems(_padded(batch.z.astype(np.int64))) - itself))
+        columns += list(_element_columns(batch))
+        return np.column_stack(columns)
+
+    def _sub_hull_columns(self, batch: CompositionBatch):
+        """Against the stable known compounds of the composition's proper sub-systems only (its
+        own system's compounds are what is being predicted): the hull energy there, how many
+        phases it splits into, the smallest phase's share, how many of them are pure elements,
+        and how many compounds the sub-systems hold."""
+        n = len(batch)
+        energy, phases, smallest, elements, compounds = (np.zeros(n) for _ in range(5))
+        arity = batch.n_elements
+        for k in np.unique(arity):
+            rows = np.flatnonzero(arity == k)
+            hull = self._sub_hull(int(k))
+            e, decomposition = hull.energy_at(batch.select(rows))
+            energy[rows] = e
+            phases[rows] = [len(r) for r, _ in decomposition]
+            smallest[rows] = [f.min(initial=1.0) for _, f in decomposition]
+            elements[rows] = [(r < 0).sum() for r, _ in decomposition]
+            compounds[rows] = _sub_system_counts(hull.batch, batch.select(rows))
+        return energy, phases, smallest, elements, np.log1p(compounds)
+
+    def _sub_hull(self, arity: int) -> ReferenceHull:
+        if arity not in self._hulls:
+            fewer = self.batch.n_elements < arity
+            if self.hull_elements is not None:
+                fewer &= np.isin(self.batch.z, [0, *self.hull_elements]).all(axis=1)
+            self._hulls[arity] = ReferenceHull(self.batch.select(fewer), self.energy[fewer])
+        return self._hulls[arity]
+
+
+def _atoms(batch: CompositionBatch) -> np.ndarray:
+    """Atoms per reduced formula unit (integer amounts; others count at 1e-4 resolution)."""
+    amount = np.where(batch.mask, batch.amount, 0.0)
+    integral = np.all(np.abs(amount - np.round(amount)) < 1e-8, axis=1)
+    whole = np.round(np.where(integral[:, None], amount, batch.fraction * RESOLUTION)).astype(np.int64)
+    return (whole.sum(axis=1) // np.gcd.reduce(whole, axis=1)).astype(np.float64)
+
+
+def _fraction_ints(batch: CompositionBatch) -> np.ndarray:
+    return np.where(batch.mask, np.round(batch.fraction * RESOLUTION), 0).astype(np.int64)
+
+
+def _padded(a: np.ndarray) -> np.ndarray:
+    return np.pad(a, ((0, 0), (0, max(0, 5 - a.shape[1]))))[:, :5]
+
+
+def _order_by_electronegativity(batch: CompositionBatch) -> np.ndarray:
+    from screening.featurizers.element_data import pymatgen_ion_data
+
+    chi = pymatgen_ion_data()[0]
+    return np.argsort(np.where(batch.mask, chi[batch.z] * 1000 + batch.z, np.inf), axis=1, kind="stable")
+
+
+def _group_table() -> np.ndarray:
+    from screening.featurizers.element_data import magpie_table
+
+    return magpie_table(("Column", "Row")).astype(np.int64)
+
+
+def _keys(name: str, batch: CompositionBatch) -> np.ndarray:
+    f = _fraction_ints(batch)
+    if name == "anonymous":
+        return _padded(-np.sort(-f, axis=1))
+    if name == "anonymous_by_electronegativity":
+        return _padded(np.take_along_axis(f, _order_by_electronegativity(batch), axis=1))
+    groups = _group_table()[batch.z]
+    code = groups[..., 0] * 100 + (groups[..., 1] if name == "group_row_pattern" else 0)
+    return _padded(-np.sort(-np.where(batch.mask, code * (RESOLUTION + 1) + f, 0), axis=1))
+
+
+_KEYS = ("anonymous", "anonymous_by_electronegativity", "group_pattern", "group_row_pattern")
+
+
+def _composition_key(batch: CompositionBatch) -> np.ndarray:
+    return np.hstack([_padded(batch.z.astype(np.int64)), _padded(_fraction_ints(batch))])
+
+
+def _site_keys(batch: CompositionBatch, with_rows: bool = False):
+    """(element, its atom fraction, number of elements) of every element of every row."""
+    rows, cols = np.nonzero(batch.mask)
+    keys = np.column_stack([batch.z[rows, cols].astype(np.int64), _fraction_ints(batch)[rows, cols], batch.n_elements[rows]])
+    return (rows, keys) if with_rows else keys
+
+
+class _Counter:
+    """How many known rows equal each query row: rows are hashed to one uint64 (a collision
+    among the ~1e5 known keys and a query is ~1e-9 likely) and looked up in the sorted hashes."""
+
+    def __init__(self, known: np.ndarray):
+        self.keys, self.counts = np.unique(_hash_rows(known), return_counts=True)
+
+    def __call__(self, query: np.ndarray) -> np.ndarray:
+        h = _hash_rows(query)
+        at = np.minimum(np.searchsorted(self.keys, h), max(len(self.keys) - 1, 0))
+        if len(self.keys) == 0:
+            return np.zeros(len(h), np.int64)
+        return np.where(self.keys[at] == h, self.counts[at], 0)
+
+
+_MULTIPLIERS = np.random.default_rng(20261129).integers(1, 2**63, size=16, dtype=np.uint64) | np.uint64(1)
+
+
+def _hash_rows(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, np.int64).view(np.uint64)
+    h = np.full(len(a), np.uint64(0x9E3779B97F4A7C15))
+    with np.errstate(over="ignore"):
+        for j in range(a.shape[1]):
+            h = (h ^ (a[:, j] * _MULTIPLIERS[j])) * np.uint64(0xBF58476D1CE4E5B9)
+            h ^= h >> np.uint64(31)
+    return h
+
+
+def _count(known: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """How many rows of ``known`` equal each row of ``query``."""
+    return _Counter(known)(query)
+
+
+def _reduce_rows(values: np.ndarray, rows: np.ndarray, n: int, ufunc, initial: float) -> np.ndarray:
+    out = np.full(n, initial)
+    ufunc.at(out, rows, values)
+    return np.where(np.isfinite(out), out, 0.0)
+
+
+def _charge_columns(batch: CompositionBatch):
+    from screening.featurizers.element_data import metal_flags, pymatgen_ion_data
+    from screening.oxidation import neutral_assignment_exists
+
+    chi, states, n_states = pymatgen_ion_data()
+    balanced = neutral_assignment_exists(batch.z, batch.amount, states, n_states)
+    ordered = neutral_assignment_exists(batch.z, batch.amount, states, n_states, chi)
+    metal = (metal_flags()[batch.z] | ~batch.mask).all(axis=1)
+    return balanced.astype(np.float64), ordered.astype(np.float64), metal.astype(np.float64)
+
+
+def _element_columns(batch: CompositionBatch):
+    """Atom fraction and properties of each element, elements by increasing electronegativity
+    (the cation-like first), zeros past the last element."""
+    from screening.featurizers.element_data import magpie_table
+
+    order = _order_by_electronegativity(batch)[:, :WIDTH]
+    z = np.take_along_axis(batch.z, order, axis=1).astype(np.int64)
+    present = z > 0
+    fraction = np.where(present, np.take_along_axis(batch.fraction, order, axis=1), 0.0)
+    table = magpie_table(ELEMENT_PROPERTIES)
+    z = np.pad(z, ((0, 0), (0, WIDTH - z.shape[1])))
+    fraction = np.pad(fraction, ((0, 0), (0, WIDTH - fraction.shape[1])))
+    for j in range(WIDTH):
+        yield fraction[:, j]
+        for p in range(len(ELEMENT_PROPERTIES)):
+            yield table[z[:, j], p]
+
+
+def _sub_system_counts(known: CompositionBatch, batch: CompositionBatch) -> np.ndarray:
+    """Known compounds (of fewer elements) inside each row's chemical system."""
+    from collections import Counter
+
+    held = Counter(tuple(int(v) for v in zr if v) for zr in known.z.tolist() if sum(1 for v in zr if v) > 1)
+    cache: dict[tuple[int, ...], int] = {}
+    out = np.zeros(len(batch))
+    for i, zr in enumerate(batch.z.tolist()):
+        system = tuple(int(v) for v in zr if v)
+        if system not in cache:
+            from itertools import combinations
+
+            cache[system] = sum(held.get(s, 0) for k in range(2, len(system)) for s in combinations(system, k))
+        out[i] = cache[system]
+    return out

@@ -1,0 +1,178 @@
+"""P(stable): the probability that a screened candidate is a stable compound, learned where
+screening happens (every composition of a chemical system, about 1 in 100 stable).
+
+Two stages, each a gradient-boosted classifier:
+
+1. **Evidence** (:mod:`screening.evidence`, no energies): trained on *rediscovery
+   situations* made from the known compounds alone: a random tenth of them is hidden, every
+   composition of the hidden stable compounds' systems is enumerated, and the classifier learns
+   which of those are the hidden stable ones, from what the remaining known compounds say.
+   Repeated over several random tenths, this gives many thousand positives without any energy
+   model.
+2. **Stacker**: the evidence score beside the ensemble's energy against the known hull, its
+   calibrated spread, the energy against the hull of known and predicted compounds, and each
+   candidate's standing in its own system (gap to the system's best), fitted on the enumerated
+   grids of compounds the energy model did not train on (its train-only twin's predictions), so
+   that energies are as uncertain as they will be when screening. Its probability is then
+   mapped by isotonic regression fitted on cross-fitted predictions (systems never scored by a
+   model that saw them), so that it is a frequency on the grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from screening.evidence import FEATURES as EVIDENCE_FEATURES
+
+FORMAT = "screening-stability/1"
+EPS = 1e-6
+# Stacker inputs, computed from a scored table by :func:`stacker_inputs`.
+STACK_FEATURES: tuple[str, ...] = (
+    "evidence_logit", "evidence_gap_to_system_best", "e_above_known_hull", "e_above_known_gap_to_system_best",
+    "e_above_combined_hull", "sigma", "z_known", "e_form_pred", "known_hull_energy", "n_elements",
+    "log_system_known", "log_sub_hull_compounds", "system_share_below_known",
+)  # fmt: skip
+GBM = dict(max_iter=300, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0, random_state=0)
+STACK_GBM = dict(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0, random_state=0)
+
+
+class StabilityModelError(ValueError):
+    """A stability model that cannot be used (missing, corrupt, or of another format)."""
+
+
+def new_classifier(**settings):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(**settings)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+SYSTEM_STATS = ("best_evidence_logit", "best_e_above_known_hull", "share_below_known_hull")
+
+
+def system_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per chemical system (index ``chemsys``): the best evidence, the lowest energy above the
+    known hull, and the share of candidates below it (every candidate of a system needed)."""
+    grouped = frame.assign(_below=frame["e_above_known_hull"] < 0).groupby("chemsys")
+    return pd.DataFrame({"best_evidence_logit": grouped["evidence_logit"].max(),
+                         "best_e_above_known_hull": grouped["e_above_known_hull"].min(),
+                         "share_below_known_hull": grouped["_below"].mean()})  # fmt: skip
+
+
+def stacker_inputs(frame: pd.DataFrame, systems: pd.DataFrame, uncertainty: dict | None) -> np.ndarray:
+    """Stacker features of scored candidates: ``frame`` holds the scored columns (with
+    ``evidence_logit``, ``log_system_known``, ``log_sub_hull_compounds`` and
+    ``e_above_combined_hull``), ``systems`` the :func:`system_stats` of their systems (over
+    all their candidates), ``uncertainty`` the ensemble card's calibration of its spread."""
+    from screening.models.calibration import predictive_std
+
+    stats = systems.reindex(frame["chemsys"].to_numpy())
+    if stats.isna().any().any():
+        raise ValueError("system statistics are missing for some candidates' systems")
+
+    def col(name: str) -> np.ndarray:
+        return frame[name].to_numpy(np.float64)
+
+    e, ev = col("e_above_known_hull"), col("evidence_logit")
+    sigma = predictive_std(col("e_form_std"), uncertainty)
+    columns = {
+        "evidence_logit": ev, "evidence_gap_to_system_best": stats["best_evidence_logit"].to_numpy() - ev,
+        "e_above_known_hull": e, "e_above_known_gap_to_system_best": e - stats["best_e_above_known_hull"].to_numpy(),
+        "e_above_combined_hull": col("e_above_combined_hull"), "sigma": sigma, "z_known": e / np.maximum(sigma, 1e-3),
+        "e_form_pred": col("e_form_pred"), "known_hull_energy": col("known_hull_energy"), "n_elements": col("n_elements"),
+        "log_system_known": col("log_system_known"), "log_sub_hull_compounds": col("log_sub_hull_compounds"),
+        "system_share_below_known": stats["share_below_known_hull"].to_numpy(),
+    }  # fmt: skip
+    return np.column_stack([columns[name] for name in STACK_FEATURES])
+
+
+@dataclass
+class StabilityModel:
+    """Both stages and the isotonic map, with a record of how they were fitted."""
+
+    evidence: object  # classifier on EVIDENCE_FEATURES
+    stacker: object  # classifier on STACK_FEATURES
+    calibration: tuple[np.ndarray, np.ndarray]  # isotonic map: stacker probability -> frequency (x, y knots)
+    record: dict = field(default_factory=dict)
+
+    def evidence_probability(self, evidence_features: np.ndarray) -> np.ndarray:
+        return self.evidence.predict_proba(evidence_features)[:, 1]
+
+    def probability(self, stack_features: np.ndarray) -> np.ndarray:
+        raw = self.stacker.predict_proba(stack_features)[:, 1]
+        return np.interp(raw, *self.calibration)
+
+    def save(self, directory: str | Path) -> Path:
+        """``stability.pkl`` (both classifiers and the map) and ``stability.json`` (the record,
+        with the pickle's sha256, checked on load)."""
+        import sklearn
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        blob = pickle.dumps({"format": FORMAT, "evidence": self.evidence, "stacker": self.stacker,
+                             "calibration": [a.tolist() for a in self.calibration]})  # fmt: skip
+        (directory / "stability.pkl").write_bytes(blob)
+        record = self.record | {"format": FORMAT, "sha256": hashlib.sha256(blob).hexdigest(), "sklearn": sklearn.__version__,
+                                "evidence_features": list(EVIDENCE_FEATURES), "stack_features": list(STACK_FEATURES)}  # fmt: skip
+        (directory / "stability.json").write_text(json.dumps(record, indent=2, default=float))
+        return directory / "stability.pkl"
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "StabilityModel":
+        directory = Path(directory)
+        blob_path, record_path = directory / "stability.pkl", directory / "stability.json"
+        if not blob_path.exists() or not record_path.exists():
+            raise StabilityModelError(f"{directory} holds no stability model (stability.pkl and stability.json)")
+        try:
+            record = json.loads(record_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise StabilityModelError(f"{record_path} is not valid JSON: {err}") from None
+        blob = blob_path.read_bytes()
+        if hashlib.sha256(blob).hexdigest() != record.get("sha256"):
+            raise StabilityModelError(f"{blob_path} does not match the sha256 recorded in {record_path}: the file is corrupt or was replaced")
+        if record.get("format") != FORMAT or record.get("evidence_features") != list(EVIDENCE_FEATURES) or record.get("stack_features") != list(STACK_FEATURES):
+            raise StabilityModelError(f"{blob_path} was made for other features or format ({record.get('format')}); refit it with this version")
+        parts = pickle.load(io.BytesIO(blob))  # the hash above guards against a changed file
+        return cls(parts["evidence"], parts["stacker"], tuple(np.asarray(a) for a in parts["calibration"]), record)
+
+
+def isotonic_map(raw: np.ndarray, stable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knots of the isotonic regression of ``stable`` on ``raw`` (a step function, used with
+    linear interpolation between knots; clipped to [0, 1])."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, stable.astype(np.float64))
+    return np.asarray(iso.X_thresholds_, np.float64), np.asarray(iso.y_thresholds_, np.float64)
+
+
+def fold_of(systems: np.ndarray, folds: int, salt: str = "") -> np.ndarray:
+    """A fold per row by a hash of its chemical system: the same system always falls in the
+    same fold, whatever else is in the table."""
+    codes = pd.Series(systems).astype(str)
+    unique = codes.unique()
+    fold = {s: int(hashlib.sha256((salt + s).encode()).hexdigest()[:8], 16) % folds for s in unique}
+    return codes.map(fold).to_numpy()
+
+
+def cross_fitted(features: np.ndarray, stable: np.ndarray, systems: np.ndarray, folds: int = 5,
+                 settings: dict | None = None) -> np.ndarray:  # fmt: skip
+    """Out-of-fold probabilities: each system scored by a classifier fitted on the others."""
+    fold = fold_of(systems, folds)
+    out = np.zeros(len(stable))
+    for f in range(folds):
+        test = fold == f
+        model = new_classifier(**(settings or STACK_GBM)).fit(features[~test], stable[~test])
+        out[test] = model.predict_proba(features[test])[:, 1]
+    return out
