@@ -294,7 +294,7 @@ def test_checkpoint_round_trip_and_fp16(tmp_path):
     np.testing.assert_allclose(Ensemble.load(tmp_path / "fp16").predict(x)[0], mean, rtol=0, atol=0.01 * scale)
 
 
-def test_bad_checkpoints_give_clear_errors(tmp_path):
+def test_bad_checkpoints_give_clear_errors(tmp_path, capsys):
     model = make_ensemble()
     good = model.save(tmp_path / "good")
     weights = (good / "model.safetensors").read_bytes()
@@ -304,12 +304,16 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     truncated = tmp_path / "truncated"
     model.save(truncated)
     (truncated / "model.safetensors").write_bytes(weights[: len(weights) // 3])
-    with pytest.raises(ModelLoadError, match="corrupt or truncated"):
+    with pytest.raises(ModelLoadError, match="sha256 recorded in .*card.json: the weights are corrupt"):
         Ensemble.load(truncated)
     garbage = tmp_path / "garbage"
     model.save(garbage)
     (garbage / "model.safetensors").write_bytes(b"\x80\x04pickle!" * 10)
-    with pytest.raises(ModelLoadError, match="corrupt or truncated"):
+    with pytest.raises(ModelLoadError, match="weights are corrupt"):
+        Ensemble.load(garbage)
+    card = json.loads((garbage / "card.json").read_text())
+    (garbage / "card.json").write_text(json.dumps({k: v for k, v in card.items() if k != "weights_sha256"}))
+    with pytest.raises(ModelLoadError, match="corrupt or truncated"):  # a card without the hash: safetensors' own check
         Ensemble.load(garbage)
     unknown = tmp_path / "unknown"
     model.save(unknown)
@@ -322,6 +326,19 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     (mismatch / "card.json").write_text(json.dumps(card | {"d_in": 145}))
     with pytest.raises(ModelLoadError, match="does not match its card"):
         Ensemble.load(mismatch)
+    flipped = tmp_path / "flipped"  # header intact, 400 bytes of weights changed: plausible numbers, wrong model
+    model.save(flipped)
+    damaged = bytearray(weights)
+    damaged[-1000:-600] = bytes(b ^ 0x5A for b in damaged[-1000:-600])
+    (flipped / "model.safetensors").write_bytes(bytes(damaged))
+    with pytest.raises(ModelLoadError, match=f"{flipped / 'model.safetensors'} does not match the sha256"):
+        Ensemble.load(flipped)
+    from screening.cli import main
+
+    (tmp_path / "in.csv").write_text("formula\nFe2O3\n")
+    assert main(["predict", "--model", str(flipped), "--data", str(tmp_path / "in.csv"), "--out", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.safetensors does not match the sha256" in err[0] and not (tmp_path / "p.csv").exists()
     wrong_width = make_ensemble(featurizer="magpie145")
     with pytest.raises(ModelLoadError, match="gives 145 features but the model expects 231"):
         check_featurizer(wrong_width)
