@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from screening import __version__
+from screening import __version__, run_lock
 from screening.cluster import map_bounded
 from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import read_formula_table, sha256_of
@@ -61,13 +61,14 @@ class ScreenRequest:
     bf16: bool = False
 
 
-def load_reference(paths: list[str], out: Path) -> tuple[CompositionBatch, np.ndarray]:
-    """Known compounds: ``formula,target`` tables, lowest energy per composition. Bad rows are
-    written to ``reference_rejected.csv`` and counted, never silently dropped."""
+def read_reference(paths: list[str]) -> tuple[CompositionBatch, np.ndarray, pd.DataFrame]:
+    """Known compounds: ``formula,target`` tables, lowest energy per composition; and the rows
+    that could not be used (row, formula, reason, source), which the run writes to
+    ``reference_rejected.csv`` (never silently dropped)."""
     frames = [read_formula_table(p).assign(source=p) for p in paths]
     if not frames:
         batch, _ = parse_formulas([])
-        return batch, np.zeros(0)
+        return batch, np.zeros(0), pd.DataFrame(columns=["row", "formula", "reason", "source"])
     frame = pd.concat(frames, ignore_index=True)
     if "target" not in frame.columns:
         raise KeyError("reference tables need a 'target' column (formation energy per atom, eV/atom)")
@@ -76,14 +77,18 @@ def load_reference(paths: list[str], out: Path) -> tuple[CompositionBatch, np.nd
     bad = ~np.isfinite(energy)
     reasons = [(r.index, r.formula, r.reason) for r in rejected]
     reasons += [(int(i), str(f), f"energy {frame['target'].iloc[i]!r} is not a finite number") for i, f in zip(batch.index[bad], batch.formula[bad])]
-    if reasons:
-        path = out / "reference_rejected.csv"
-        pd.DataFrame(reasons, columns=["row", "formula", "reason"]).assign(source=lambda d: frame["source"].iloc[d["row"]].to_numpy()).to_csv(path, index=False)
-        log.warning("%d reference rows rejected; see %s", len(reasons), path)
+    table = pd.DataFrame(reasons, columns=["row", "formula", "reason"])
+    table["source"] = frame["source"].iloc[table["row"]].to_numpy() if len(table) else []
     batch, energy = batch.select(~bad), energy[~bad]
     keys = pd.Series(batch.composition_keys())
     lowest = pd.DataFrame({"key": keys, "e": energy}).sort_values("e", kind="stable").drop_duplicates("key").index.sort_values()
-    return batch.select(lowest.to_numpy()), energy[lowest.to_numpy()]
+    return batch.select(lowest.to_numpy()), energy[lowest.to_numpy()], table
+
+
+def write_rejections(rejected: pd.DataFrame, out: Path) -> None:
+    path = out / "reference_rejected.csv"
+    rejected.to_csv(path, index=False)
+    log.warning("%d reference rows rejected; see %s", len(rejected), path)
 
 
 @dataclass
@@ -113,6 +118,9 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     out = Path(request.out)
     candidates = space(request.elements, request.max_arity, Grid(request.max_atoms, request.max_amount), request.systems)
     total = candidates.size()
+    if total == 0:
+        raise ValueError(f"the request enumerates no candidates ({len(candidates.systems)} chemical systems of 2 to "
+                         f"{request.max_arity} elements on this grid): give at least two elements or a system")  # fmt: skip
     model_dir = Path(request.model)
     model = load_model(str(model_dir), request.device)  # checks checkpoint and device before any work
     model_hash = sha256_of(model_dir / "model.safetensors")
@@ -123,9 +131,9 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     stability = load_stability(model_dir)
     if stability is not None:
         inputs["stability_sha256"] = stability.record["sha256"]
-    _prepare(out, request, inputs)
+    manifest = _check_folder(out, request, inputs)
     elements = frozenset(z for s in candidates.systems for z in s)
-    all_known, all_energy = load_reference(request.reference, out)
+    all_known, all_energy, rejected = read_reference(request.reference)
     ref_batch, ref_energy = restrict(all_known, all_energy, elements)
     provenance = {
         "model": str(request.model), "model_sha256": model_hash, "model_card": {k: model.card.get(k) for k in ("architecture", "members", "featurizer", "created", "uncertainty")},
@@ -141,6 +149,10 @@ def plan(request: ScreenRequest) -> ScreenPlan:
         stability_sha256=stability.record["sha256"] if stability is not None else None,
     )  # fmt: skip
     keep_model(context, model)  # scoring in this process reuses it; workers load their own
+    run_lock.acquire(out)  # released by finish(), or by the OS when this process ends
+    _start_folder(out, manifest)  # only now, with every input validated, is the folder a run's
+    if len(rejected):
+        write_rejections(rejected, out)
     log.info("screening %s candidates in %d chemical systems against %d known compounds", f"{total:,}", len(candidates.systems), len(ref_batch))
     return ScreenPlan(request, out, candidates, total, context, ref_batch, ref_energy, time.perf_counter() - started, stability)
 
@@ -217,6 +229,7 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
         "provenance": plan.context.provenance,
     }  # fmt: skip
     (plan.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    run_lock.release(plan.out)
     return summary
 
 
@@ -224,8 +237,11 @@ def screen(request: ScreenRequest, progress: bool = True, scheduler: str | None 
     """The whole pipeline: :func:`plan`, :func:`score`, :func:`finish`."""
     started = time.perf_counter()
     prepared = plan(request)
-    counts = score(prepared, scheduler, workers, progress)
-    return finish(prepared, counts, time.perf_counter() - started)
+    try:
+        counts = score(prepared, scheduler, workers, progress)
+        return finish(prepared, counts, time.perf_counter() - started)
+    finally:
+        run_lock.release(prepared.out)
 
 
 def _rare_elements(model: Ensemble) -> set[int]:
@@ -242,21 +258,33 @@ def remove_stale_temporaries(directory: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _prepare(out: Path, request: ScreenRequest, inputs: dict) -> None:
+def _check_folder(out: Path, request: ScreenRequest, inputs: dict) -> dict:
+    """The manifest this request needs; refuses a folder that holds another run or other files.
+    Writes nothing (a start that fails later leaves the folder as it was)."""
     manifest = out / "_manifest.json"
     wanted = {k: v for k, v in asdict(request).items() if k not in ("out", "device", "top_k")} | inputs
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a folder; choose another --out")
     if manifest.exists():
         previous = json.loads(manifest.read_text())
         if previous != wanted:
             changed = sorted(k for k in wanted if wanted[k] != previous.get(k))
-            raise FileExistsError(f"{out} holds a screening run with different {', '.join(changed)}; choose another --out")
-    elif out.exists() and any(out.iterdir()):
+            raise FileExistsError(f"{out} holds a screening run with different {', '.join(changed)}; rerun with the same "
+                                  f"request to resume it, or choose another --out")  # fmt: skip
+    elif out.exists() and any(p.name != run_lock.LOCK_NAME for p in out.iterdir()):
         raise FileExistsError(f"output directory {out} exists and is not a screening run; choose another --out")
+    return wanted
+
+
+def _start_folder(out: Path, wanted: dict) -> None:
     for name in ("scored", "rejected"):
         (out / name).mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(out / name)
+    manifest = out / "_manifest.json"
     if not manifest.exists():
-        manifest.write_text(json.dumps(wanted, indent=2))
+        tmp = out / "._manifest.json.tmp"
+        tmp.write_text(json.dumps(wanted, indent=2))
+        tmp.replace(manifest)
 
 
 def _bar(enabled: bool, total: int):

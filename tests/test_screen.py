@@ -121,3 +121,40 @@ def test_calibrated_uncertainty_sets_the_probabilities(toy_model, reference, tmp
     (model / "card.json").write_text(json.dumps(card | {"uncertainty": {"scale": 3.0, "floor": 0.1}}))
     with pytest.raises(FileExistsError, match="model_uncertainty"):
         screen(request, progress=False)
+
+
+def test_a_second_run_into_a_busy_folder_is_refused_at_once_and_a_dead_holder_blocks_nothing(toy_model, reference, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from screening import run_lock; "
+        f"run_lock.acquire(Path({str(out)!r})); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.perf_counter()
+        code = main(["screen", "--elements", "Li,O", "--max-arity", "2", "--model", toy_model, "--reference", reference,
+                     "--out", str(out), "--quiet"])  # fmt: skip
+        assert code == 2 and time.perf_counter() - started < 30
+    finally:
+        holder.kill()  # a killed run: its lock goes with it
+        holder.wait()
+    assert main(["screen", "--elements", "Li,O", "--max-arity", "2", "--model", toy_model, "--reference", reference,
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert (out / "ranked.parquet").exists()
+
+
+def test_a_failed_start_leaves_the_folder_reusable(toy_model, reference, tmp_path, capsys):
+    out = tmp_path / "run"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("formula,energy\nLi2O,-2\n")  # no target column
+    args = ["screen", "--elements", "Li,O", "--max-arity", "2", "--model", toy_model, "--out", str(out), "--quiet"]
+    assert main([*args, "--reference", str(bad)]) == 2
+    assert "'target' column" in capsys.readouterr().err
+    assert not (out / "_manifest.json").exists()
+    assert main([*args, "--reference", reference]) == 0  # the corrected command is not refused
+    assert main(["screen", "--elements", "Li", "--model", toy_model, "--out", str(tmp_path / "one"), "--quiet"]) == 2
+    assert not (tmp_path / "one").exists()  # a request refused before any work creates nothing
