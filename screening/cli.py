@@ -44,6 +44,8 @@ def _train(args: argparse.Namespace) -> int:
     from screening.models.fit import fit
     from screening.models.training import TrainConfig
 
+    if args.ranking and not args.val:
+        raise ValueError("--ranking needs --val: the stability model is fitted on the validation table's screening situation")
     config = TrainConfig.for_architecture(
         args.arch, members=args.members, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, patience=args.patience,
@@ -64,7 +66,28 @@ def _train(args: argparse.Namespace) -> int:
         f"(members {', '.join(f'{m:.4f}' for m in metrics['members_mae'])})"
     )
     print(f"model: {args.out} (card.json, model.safetensors, learning_curve.png, parity_val.png)")
+    if args.ranking:
+        _fit_ranking(args.out, args.train, args.val, quiet=args.quiet)
     return 0
+
+
+def _fit_ranking(model_dir: str, known: list[str], hidden: str, quiet: bool = False) -> None:
+    """Fit the model folder's stability model on the screening situation of ``hidden``."""
+    from screening.models.card import record_stability
+    from screening.stability_fit import fit_stability
+
+    def log(message: str) -> None:
+        if not quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    fitted = fit_stability(model_dir, known, hidden, Path(model_dir) / "rediscovery", log=log)
+    fitted.model.record["command"] = "screening " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
+    fitted.model.save(model_dir)
+    record_stability(model_dir, fitted.model.record)
+    for k, m in fitted.model.record["benchmark"].items():
+        print(f"p_stable, {k}-element systems ({m['candidates']:,} candidates, {m['prevalence']:.2%} stable): top-N precision "
+              f"{m['precision_top_n']:.3f} ({m['enrichment_top_n']:.0f}x), recall in the top 5% {m['recall_top_5pct']:.3f}, "
+              f"AUC {m['auc']:.3f}, first of system {m['first_of_system']:.3f}, ECE {m['ece']:.4f}")  # fmt: skip
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -108,6 +131,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         u = card.get("uncertainty")
         print(f"recipe validation of {args.like} (MAE {card['recipe_validation']['metrics']['validation']['mae']:.4f})"
               + (f" and its uncertainty (scale {u['scale']}, floor {u['floor']})" if u else "")
+              + (" and its stability model (p_stable)" if card.get("stability") else "")
               + f" written to {Path(args.model) / 'card.json'}")  # fmt: skip
         return 0
     model = load_model(args.model, args.device)
@@ -258,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="AdamW decoupled weight decay (default 1e-5; the shipped recipe: 0.1)")
     train.add_argument("--schedule", choices=["onecycle", "plateau", "constant"], default=None)
     train.add_argument("--patience", type=_positive_int, default=None, help="early stopping, epochs")
+    train.add_argument("--ranking", action="store_true",
+                       help="with --val: also fit the stability model (p_stable) on the screening situation of the "
+                            "validation table (its compounds' systems enumerated and screened with this model)")  # fmt: skip
     train.add_argument("--bf16", action="store_true", help="bfloat16 autocast for matmuls")
     train.add_argument("--compile", action="store_true", help="torch.compile the training forward (~2.3x on CPU after ~40 s)")
     train.add_argument("--half", action="store_true", help="store weights as float16")

@@ -75,12 +75,10 @@ class Ranking:
 
 
 def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provenance: dict, top_k: int = 50,
-         per_system: int = 5, systems: int = 3, memory_limit: str = "1GB", stability=None,
-         uncertainty: dict | None = None) -> Ranking:  # fmt: skip
+         per_system: int = 5, systems: int = 3, memory_limit: str = "1GB", stability=None) -> Ranking:  # fmt: skip
     """All scored candidates with their distance to the hull of known and predicted compounds
-    together, ranked by ``p_stable`` (with a stability model, :mod:`screening.stability`;
-    ``uncertainty`` is the ensemble's calibration of its spread), then by distance to the known
-    hull (most negative first), then by the probability of lying below it, then by candidate id
+    together, ranked by ``p_stable`` (with a stability model, :mod:`screening.stability`),
+    then by distance to the known hull (most negative first), then by the probability of lying below it, then by candidate id
     (a total, reproducible order)."""
     parts = sorted((out / "scored").glob("part-*.parquet"))  # complete parts only
     if not parts:
@@ -93,7 +91,7 @@ def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provena
     for part in parts:
         table = combined_columns(part, hull)
         if stability is not None:
-            table = table.append_column(Col.p_stable, pa.array(_p_stable(part, table, stats, stability, uncertainty)))
+            table = table.append_column(Col.p_stable, pa.array(_p_stable(part, table, stats, stability)))
         write_parquet_atomic(table, str(scratch / "combined" / part.name))
     _sort_into(out / "ranked.parquet", parts, scratch, provenance, memory_limit, by_p_stable=stability is not None)
     shutil.rmtree(scratch, ignore_errors=True)
@@ -138,14 +136,14 @@ def _system_stats(parts: list[Path]) -> pd.DataFrame:
         con.close()
 
 
-def _p_stable(part: Path, combined: pa.Table, stats: pd.DataFrame, stability, uncertainty: dict | None) -> np.ndarray:
+def _p_stable(part: Path, combined: pa.Table, stats: pd.DataFrame, stability) -> np.ndarray:
     from screening.stability import stacker_inputs
 
     frame = pq.read_table(part).to_pandas()
     if Col.evidence_logit not in frame.columns:
         raise RuntimeError(f"{part} was scored without the evidence columns the stability model needs; rescore into a new folder")
     frame[Col.e_above_combined_hull] = combined.column(Col.e_above_combined_hull).to_numpy()
-    return stability.probability(stacker_inputs(frame, stats, uncertainty))
+    return stability.probability(stacker_inputs(frame, stats))
 
 
 def _sort_into(path: Path, parts: list[Path], scratch: Path, provenance: dict, memory_limit: str, by_p_stable: bool = False) -> None:
@@ -163,7 +161,7 @@ def _sort_into(path: Path, parts: list[Path], scratch: Path, provenance: dict, m
         con.execute(f"""
             COPY (
               SELECT row_number() OVER (ORDER BY {order}) AS {Col.rank}, {scored},
-                     c.{Col.e_above_combined_hull}, c.{Col.stable_combined},
+                     c.{Col.e_above_combined_hull}, c.{Col.stable_combined},{f" c.{Col.p_stable}," if by_p_stable else ""}
                      row_number() OVER (PARTITION BY s.{Col.chemsys} ORDER BY {order}) AS {Col.rank_in_system}
               FROM read_parquet(?, union_by_name = true) s
               JOIN read_parquet(?) c USING ({Col.candidate_id})

@@ -32,6 +32,7 @@ class Situation:
     positives: CompositionBatch  # the hidden stable compounds on the grid
     candidates: CandidateChunk  # the grid of the positives' systems, known compositions removed
     stable: np.ndarray  # bool per candidate
+    n_known_table: int = 0  # the first rows of ``known`` are the known table; the rest, hidden compounds of fewer elements
 
     @property
     def systems(self) -> list[tuple[int, ...]]:
@@ -40,8 +41,8 @@ class Situation:
 
 def situations(known: CompositionBatch, known_energy: np.ndarray, hidden: CompositionBatch, hidden_energy: np.ndarray,
                arities=ARITIES, max_atoms: int = MAX_ATOMS) -> list[Situation]:  # fmt: skip
-    """One situation per number of elements (see the module's docstring). ``hidden`` must not
-    repeat compositions of ``known``."""
+    """One situation per number of elements that has positives (see the module's docstring).
+    ``hidden`` must not repeat compositions of ``known``."""
     everything = CompositionBatch.concat(known, hidden)
     stable = hull_distances(everything, np.concatenate([known_energy, hidden_energy])).stable[len(known) :]
     atoms = _atoms(hidden)
@@ -51,13 +52,16 @@ def situations(known: CompositionBatch, known_energy: np.ndarray, hidden: Compos
         fewer = hidden.n_elements < k
         given = CompositionBatch.concat(known, hidden.select(fewer))
         given_energy = np.concatenate([known_energy, hidden_energy[fewer]])
+        if not positive.any():
+            continue  # nothing hidden of this many elements to rediscover
         positives = hidden.select(positive)
         systems = sorted({tuple(int(z) for z in zr if z) for zr in positives.z.tolist()})
         grid = enumerate_systems(systems, Grid(max_atoms))
         keys = _composition_key(grid.batch)
         new = _Counter(_composition_key(given))(keys) == 0
         candidates = CandidateChunk(grid.candidate_id[new], grid.chemsys[new], grid.batch.select(new))
-        out.append(Situation(k, given, given_energy, positives, candidates, _Counter(_composition_key(positives))(keys[new]) > 0))
+        labels = _Counter(_composition_key(positives))(keys[new]) > 0
+        out.append(Situation(k, given, given_energy, positives, candidates, labels, len(known)))
     return out
 
 

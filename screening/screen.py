@@ -212,7 +212,7 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
     started = time.perf_counter()
     ranking = rank(plan.out, plan.ref_batch, plan.ref_energy, plan.context.provenance,
                    top_k=plan.request.top_k, per_system=min(plan.request.top_k, 5), systems=HULL_PICTURES,
-                   stability=plan.stability, uncertainty=plan.context.provenance["model_card"].get("uncertainty"))  # fmt: skip
+                   stability=plan.stability)  # fmt: skip
     ranking.top.to_csv(plan.out / "top.csv", index=False)
     (plan.out / "top.md").write_text(markdown_table(ranking.top))
     ranking.by_system.to_csv(plan.out / "top_by_system.csv", index=False)

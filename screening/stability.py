@@ -10,7 +10,7 @@ Two stages, each a gradient-boosted classifier:
    Repeated over several random tenths, this gives many thousand positives without any energy
    model.
 2. **Stacker**: the evidence score beside the ensemble's energy against the known hull, its
-   calibrated spread, the energy against the hull of known and predicted compounds, and each
+   members' spread, the energy against the hull of known and predicted compounds, and each
    candidate's standing in its own system (gap to the system's best), fitted on the enumerated
    grids of compounds the energy model did not train on (its train-only twin's predictions), so
    that energies are as uncertain as they will be when screening. Its probability is then
@@ -37,7 +37,7 @@ EPS = 1e-6
 # Stacker inputs, computed from a scored table by :func:`stacker_inputs`.
 STACK_FEATURES: tuple[str, ...] = (
     "evidence_logit", "evidence_gap_to_system_best", "e_above_known_hull", "e_above_known_gap_to_system_best",
-    "e_above_combined_hull", "sigma", "z_known", "e_form_pred", "known_hull_energy", "n_elements",
+    "e_above_combined_hull", "spread", "z_known", "e_form_pred", "known_hull_energy", "n_elements",
     "log_system_known", "log_sub_hull_compounds", "system_share_below_known",
 )  # fmt: skip
 GBM = dict(max_iter=300, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0, random_state=0)
@@ -71,13 +71,13 @@ def system_stats(frame: pd.DataFrame) -> pd.DataFrame:
                          "share_below_known_hull": grouped["_below"].mean()})  # fmt: skip
 
 
-def stacker_inputs(frame: pd.DataFrame, systems: pd.DataFrame, uncertainty: dict | None) -> np.ndarray:
+def stacker_inputs(frame: pd.DataFrame, systems: pd.DataFrame) -> np.ndarray:
     """Stacker features of scored candidates: ``frame`` holds the scored columns (with
     ``evidence_logit``, ``log_system_known``, ``log_sub_hull_compounds`` and
     ``e_above_combined_hull``), ``systems`` the :func:`system_stats` of their systems (over
-    all their candidates), ``uncertainty`` the ensemble card's calibration of its spread."""
-    from screening.models.calibration import predictive_std
-
+    all their candidates). The spread is the members' raw one (``e_form_std``): a model card's
+    calibration of it would change ``z_known`` between the twin the stacker was fitted with and
+    the model it is used with."""
     stats = systems.reindex(frame["chemsys"].to_numpy())
     if stats.isna().any().any():
         raise ValueError("system statistics are missing for some candidates' systems")
@@ -86,11 +86,11 @@ def stacker_inputs(frame: pd.DataFrame, systems: pd.DataFrame, uncertainty: dict
         return frame[name].to_numpy(np.float64)
 
     e, ev = col("e_above_known_hull"), col("evidence_logit")
-    sigma = predictive_std(col("e_form_std"), uncertainty)
+    sigma = col("e_form_std")
     columns = {
         "evidence_logit": ev, "evidence_gap_to_system_best": stats["best_evidence_logit"].to_numpy() - ev,
         "e_above_known_hull": e, "e_above_known_gap_to_system_best": e - stats["best_e_above_known_hull"].to_numpy(),
-        "e_above_combined_hull": col("e_above_combined_hull"), "sigma": sigma, "z_known": e / np.maximum(sigma, 1e-3),
+        "e_above_combined_hull": col("e_above_combined_hull"), "spread": sigma, "z_known": e / np.maximum(sigma, 1e-3),
         "e_form_pred": col("e_form_pred"), "known_hull_energy": col("known_hull_energy"), "n_elements": col("n_elements"),
         "log_system_known": col("log_system_known"), "log_sub_hull_compounds": col("log_sub_hull_compounds"),
         "system_share_below_known": stats["share_below_known_hull"].to_numpy(),
@@ -127,6 +127,7 @@ class StabilityModel:
         record = self.record | {"format": FORMAT, "sha256": hashlib.sha256(blob).hexdigest(), "sklearn": sklearn.__version__,
                                 "evidence_features": list(EVIDENCE_FEATURES), "stack_features": list(STACK_FEATURES)}  # fmt: skip
         (directory / "stability.json").write_text(json.dumps(record, indent=2, default=float))
+        self.record = record
         return directory / "stability.pkl"
 
     @classmethod

@@ -86,6 +86,7 @@ def render_model_card(card: dict) -> str:
                   + (f", {u['rows']} rows" if u.get("rows", "all") != "all" else "")
                   + (f", on the validated twin {u['fitted_on_model']}" if u.get("fitted_on_model") else "")
                   + ") for `p_below_known_hull`."]  # fmt: skip
+    lines += _stability_lines(card.get("stability"))
     lines += [
         "",
         "For orientation, published on a held-out fold of the same data (not this validation split): "
@@ -110,6 +111,30 @@ def render_model_card(card: dict) -> str:
         + "`history.jsonl`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _stability_lines(stability: dict | None) -> list[str]:
+    """The ranking part: how p_stable was fitted and what it scores in the screening situation."""
+    if not stability:
+        return []
+    fitted, evidence = stability.get("fitted_on", {}), stability.get("evidence_stage", {})
+    lines = ["", "## Ranking: p_stable", "",
+             "`p_stable` orders a screen's `ranked.parquet`: the probability that a candidate is a stable compound, "
+             "calibrated on enumerated grids (every composition of <= 10 atoms of a chemical system that holds a "
+             "stable compound unknown to the model's data). Evidence stage fitted on "
+             f"{evidence.get('situations', '?')} rediscovery situations made from the known table alone "
+             f"({evidence.get('candidates', 0):,} candidates, {evidence.get('stable', 0):,} stable); stacker (with "
+             f"the energies of `{fitted.get('energy_model', '?')}`) and its isotonic calibration fitted on the screening "
+             f"situation of `{fitted.get('hidden', '?')}` ({fitted.get('candidates', 0):,} candidates, "
+             f"{fitted.get('stable', 0):,} stable, {fitted.get('systems', 0):,} systems)"
+             + (f", adopted from the twin `{stability['fitted_on_model']}`" if stability.get("fitted_on_model") else "") + ".",
+             "", "Cross-fitted by chemical system (`bench/rediscovery.py`):", "",
+             "| elements | candidates | prevalence | top-N precision | enrichment | recall top 1% | recall top 5% | AUC | first of system | ECE |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for k, m in sorted(stability.get("benchmark", {}).items()):
+        lines.append(f"| {k} | {m['candidates']:,} | {m['prevalence']:.2%} | {m['precision_top_n']:.3f} | {m['enrichment_top_n']:.0f}x | "
+                     f"{m['recall_top_1pct']:.3f} | {m['recall_top_5pct']:.3f} | {m['auc']:.3f} | {m['first_of_system']:.3f} | {m['ece']:.4f} |")  # fmt: skip
+    return lines
 
 
 def _data_rows(data: dict) -> list[str]:
@@ -195,5 +220,23 @@ def adopt_twin_validation(model_dir: str | Path, twin_dir: str | Path) -> dict:
                                  "trained_on": {k: twin.get("training", {}).get(k) for k in ("device", "torch", "seconds")}}  # fmt: skip
     if twin.get("uncertainty"):
         card["uncertainty"] = twin["uncertainty"] | {"fitted_on_model": str(twin_dir)}
+    if (Path(twin_dir) / "stability.json").exists():  # the ranking fitted with the twin's energies
+        import shutil
+
+        from screening.stability import StabilityModel
+
+        StabilityModel.load(twin_dir)  # verified before it is copied
+        for name in ("stability.pkl", "stability.json"):
+            shutil.copyfile(Path(twin_dir) / name, Path(model_dir) / name)
+        card["stability"] = twin.get("stability", {}) | {"fitted_on_model": str(twin_dir)}
+    write_card(model_dir, card)
+    return card
+
+
+def record_stability(model_dir: str | Path, record: dict) -> dict:
+    """Note a model folder's stability model (how it was fitted, its benchmark figures) in its
+    card and MODEL_CARD.md."""
+    card = json.loads((Path(model_dir) / "card.json").read_text())
+    card["stability"] = {k: record[k] for k in ("sha256", "fitted_on", "evidence_stage", "benchmark", "command") if k in record}
     write_card(model_dir, card)
     return card

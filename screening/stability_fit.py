@@ -1,0 +1,186 @@
+"""Fitting the stability model (:mod:`screening.stability`) and measuring it in the screening
+situation, from a known table, a hidden table and an energy model that did not train on the
+hidden one (the shipped recipe's train-only twin).
+
+The hidden compounds' systems are screened by our own :func:`screening.screen.screen`; the
+evidence stage is fitted on rediscovery situations made from the known table alone; the
+stacker and its isotonic calibration are measured by cross-fitting by chemical system (each
+system scored by models that never saw it, the calibration nested inside), then fitted on
+every row for use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from screening.composition import CompositionBatch, parse_formulas
+from screening.datasets import read_formula_table
+from screening.elements import SYMBOLS
+from screening.evidence import FEATURES, KnownCompounds, _composition_key, _Counter
+from screening.rank_metrics import reliability, screening_metrics
+from screening.rediscovery import Situation, evidence_table, simulated, situations
+from screening.stability import (GBM, STACK_GBM, StabilityModel, cross_fitted, fold_of, isotonic_map, logit,
+                                 new_classifier, stacker_inputs, system_stats)  # fmt: skip
+
+FOLDS = 5
+SEEDS = 3  # random tenths of the known table hidden to fit the evidence stage
+
+
+@dataclass
+class Fitted:
+    model: StabilityModel
+    frame: pd.DataFrame  # every screened candidate: scored columns, stable, evidence, cross-fitted p_stable
+    features: np.ndarray  # their evidence features
+    report: dict
+
+
+def read_table(path: str) -> tuple[CompositionBatch, np.ndarray]:
+    frame = read_formula_table(path)
+    if "target" not in frame.columns:
+        raise KeyError(f"{path} needs a 'target' column (formation energy per atom, eV/atom)")
+    batch, rejected = parse_formulas(frame["formula"].tolist())
+    energy = pd.to_numeric(frame["target"], errors="coerce").to_numpy(np.float64)[batch.index]
+    if rejected or not np.isfinite(energy).all():
+        raise ValueError(f"{path}: {len(rejected)} formulas cannot be parsed and {int((~np.isfinite(energy)).sum())} "
+                         f"energies are not numbers; clean the table first")  # fmt: skip
+    return batch, energy
+
+
+def screened(situation: Situation, model: str, work: Path, known_paths: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Screen the situation's systems with our own pipeline: its ranked table, labelled, and
+    the candidates' evidence features."""
+    from screening.screen import ScreenRequest, screen
+
+    given = work / f"given-{situation.arity}.csv"  # hidden compounds of fewer elements, given as known
+    extra = np.arange(situation.n_known_table, len(situation.known))
+    pd.DataFrame({"formula": situation.known.formula[extra], "target": situation.known_energy[extra]}).to_csv(given, index=False)
+    out = work / f"screen-{situation.arity}"
+    if not (out / "ranked.parquet").exists():
+        systems = [[SYMBOLS[z - 1] for z in s] for s in situation.systems]
+        request = ScreenRequest(model=model, out=str(out), systems=systems, max_arity=situation.arity, max_atoms=10,
+                                reference=[*known_paths, str(given)], chunk_size=50_000, device="cpu")  # fmt: skip
+        screen(request, progress=False, workers=0)
+    frame = pd.read_parquet(out / "ranked.parquet")
+    batch, rejected = parse_formulas(frame["formula"].tolist())
+    if rejected or len(frame) != len(situation.candidates):
+        raise RuntimeError(f"the screen in {out} gave {len(frame):,} candidates, the situation has {len(situation.candidates):,}")
+    frame["stable"] = _Counter(_composition_key(situation.positives))(_composition_key(batch)) > 0
+    if frame["stable"].sum() != situation.stable.sum():
+        raise RuntimeError(f"the screen in {out} does not hold the situation's positives")
+    return frame, KnownCompounds(situation.known, situation.known_energy).features(batch)
+
+
+def fit_evidence(batch: CompositionBatch, energy: np.ndarray, seeds: int = SEEDS, log: Callable[[str], None] = print):
+    tables, labels = [], []
+    for seed, situation in simulated(batch, energy, seeds=range(seeds)):
+        tables.append(evidence_table(situation))
+        labels.append(situation.stable)
+        log(f"evidence situation {seed}, {situation.arity} elements: {len(situation.stable):,} candidates, {int(situation.stable.sum())} stable")
+    x, y = np.vstack(tables), np.concatenate(labels)
+    record = {"seeds": seeds, "hidden_share": 0.1, "situations": len(tables), "candidates": int(len(y)), "stable": int(y.sum())}
+    return new_classifier(**GBM).fit(x, y), record
+
+
+def nested_p_stable(s: np.ndarray, y: np.ndarray, systems: np.ndarray) -> np.ndarray:
+    """Stacker + isotonic map, both fitted without the scored systems (the calibration on the
+    inner cross-fitted predictions of the outer training systems)."""
+    fold = fold_of(systems, FOLDS, salt="outer")
+    p = np.zeros(len(y))
+    for f in range(FOLDS):
+        test = fold == f
+        knots = isotonic_map(cross_fitted(s[~test], y[~test], systems[~test], folds=3), y[~test])
+        model = new_classifier(**STACK_GBM).fit(s[~test], y[~test])
+        p[test] = np.interp(model.predict_proba(s[test])[:, 1], *knots)
+    return p
+
+
+def fit_stability(energy_model: str, known_paths: list[str], hidden_path: str, work: str | Path,
+                  seeds: int = SEEDS, log: Callable[[str], None] = print) -> Fitted:  # fmt: skip
+    """Screen the hidden table's situations with ``energy_model``, fit both stages, measure
+    them cross-fitted, and fit the stacker on every row (see the module's docstring)."""
+    from screening.models.fit import load_model
+
+    started = time.perf_counter()
+    model = load_model(energy_model, "cpu")
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    parts = [read_table(p) for p in known_paths]
+    kb = parts[0][0] if len(parts) == 1 else _concat([b for b, _ in parts])
+    ke = np.concatenate([e for _, e in parts])
+    hb, he = read_table(hidden_path)
+    frames, tables = [], []
+    for situation in situations(kb, ke, hb, he):
+        frame, features = screened(situation, energy_model, work, known_paths)
+        log(f"screened the {situation.arity}-element systems: {len(frame):,} candidates in {len(situation.systems)} systems, {int(frame['stable'].sum())} stable")
+        frames.append(frame)
+        tables.append(features)
+    frame, features = pd.concat(frames, ignore_index=True), np.vstack(tables)
+    evidence, evidence_record = fit_evidence(kb, ke, seeds, log)
+    frame["evidence"] = evidence.predict_proba(features)[:, 1]
+    frame["evidence_logit"] = logit(frame["evidence"].to_numpy())
+    for name in ("log_system_known", "log_sub_hull_compounds"):
+        frame[name] = features[:, FEATURES.index(name)]
+    s = stacker_inputs(frame, system_stats(frame))
+    y, systems = frame["stable"].to_numpy(), frame["chemsys"].to_numpy()
+    frame["p_stable"] = nested_p_stable(s, y, systems)
+    log("stacker measured (cross-fitted by system)")
+    report = benchmark_report(frame, features)
+    knots = isotonic_map(cross_fitted(s, y, systems, folds=FOLDS), y)
+    stacker = new_classifier(**STACK_GBM).fit(s, y)
+    record = {
+        "fitted_on": {"known": list(map(str, known_paths)), "hidden": str(hidden_path), "energy_model": str(energy_model),
+                      "energy_model_uncertainty": model.card.get("uncertainty"), "candidates": int(len(y)),
+                      "stable": int(y.sum()), "systems": int(pd.Series(systems).nunique())},
+        "evidence_stage": evidence_record, "settings": {"evidence": GBM, "stacker": STACK_GBM, "folds": FOLDS},
+        "benchmark": {k: summary_figures(part) for k, part in report["arity"].items()},
+        "seconds": round(time.perf_counter() - started, 1),
+    }  # fmt: skip
+    return Fitted(StabilityModel(evidence, stacker, knots, record), frame, features, report)
+
+
+def _concat(batches: list[CompositionBatch]) -> CompositionBatch:
+    out = batches[0]
+    for b in batches[1:]:
+        out = CompositionBatch.concat(out, b)
+    return out
+
+
+def summary_figures(part: dict) -> dict:
+    m, r = part["rankings"]["p_stable"], part["reliability"]["p_stable"]
+    keys = ("candidates", "stable", "systems", "prevalence", "precision_top_n", "enrichment_top_n", "recall_top_1pct",
+            "recall_top_5pct", "auc", "first_of_system")  # fmt: skip
+    return {k: m[k] for k in keys} | {"ece": r["ece"], "brier": r["brier"], "at_least_half": r["at_least_half"]}
+
+
+def benchmark_report(frame: pd.DataFrame, features: np.ndarray) -> dict:
+    """Every ranking of the comparison, ternaries and quaternaries apart, and the reliability
+    of the probability columns on the grid."""
+    y, systems = frame["stable"].to_numpy(), frame["chemsys"].to_numpy()
+    charge = features[:, FEATURES.index("charge_balanced_ordered")].astype(bool) | features[:, FEATURES.index("all_metal")].astype(bool)
+    rankings = {
+        "random": np.zeros(len(frame)),
+        "charge-neutral filter": charge.astype(float),
+        "stoichiometry frequency": features[:, FEATURES.index("log_same_anonymous")],
+        "energy above known hull": -frame["e_above_known_hull"].to_numpy(),
+        "energy above combined hull": -frame["e_above_combined_hull"].to_numpy(),
+        "p_below_known_hull": frame["p_below_known_hull"].to_numpy(),
+        "evidence stage alone": frame["evidence"].to_numpy(),
+        "p_stable": frame["p_stable"].to_numpy(),
+    }
+    report: dict = {"arity": {}}
+    for k in (3, 4):
+        rows = frame["n_elements"].to_numpy() == k
+        report["arity"][str(k)] = {
+            "rankings": {name: screening_metrics(y[rows], score[rows], systems[rows]) for name, score in rankings.items()},
+            "reliability": {"p_stable": reliability(y[rows], frame["p_stable"].to_numpy()[rows]),
+                            "p_below_known_hull": reliability(y[rows], frame["p_below_known_hull"].to_numpy()[rows])},  # fmt: skip
+            "charge_neutral_filter": {"stable_kept": float(charge[rows][y[rows]].mean()), "precision": float(y[rows][charge[rows]].mean())},
+        }
+    report["reliability_all"] = reliability(y, frame["p_stable"].to_numpy())
+    return report

@@ -1,0 +1,74 @@
+"""The stability model end to end on small real tables: `screening train --ranking` fits it on the
+validation table's screening situation, a screen ranks by p_stable, `calibrate --like` hands it
+to a model trained on every row, and a damaged stability model is refused by name."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from screening.cli import main
+from screening.datasets import load_reference
+from screening.stability import StabilityModel, StabilityModelError
+
+RECIPE = ["--arch", "elemnet", "--features", "elemfrac86", "--epochs", "2", "--batch-size", "256", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory, data_dir):
+    root = tmp_path_factory.mktemp("stability")
+    known, hidden = root / "known.csv", root / "hidden.csv"
+    load_reference("mp_e_form", "train").iloc[:3000].to_csv(known, index=False)
+    load_reference("mp_e_form", "val").iloc[:600].to_csv(hidden, index=False)
+    out = root / "twin"
+    assert main(["train", "--train", str(known), "--val", str(hidden), "--members", "2", "--ranking", "--out", str(out), *RECIPE]) == 0
+    return root, out
+
+
+def test_train_with_ranking_fits_and_records_the_stability_model(twin, capsys):
+    root, out = twin
+    model = StabilityModel.load(out)
+    card = json.loads((out / "card.json").read_text())
+    bench = card["stability"]["benchmark"]
+    assert set(bench) == {"3", "4"} and card["stability"]["sha256"] == model.record["sha256"]
+    for m in bench.values():  # cross-fitted figures on a grid of ~1% stable candidates
+        assert 0 < m["prevalence"] < 0.05 and 0.5 < m["auc"] <= 1 and m["stable"] > 0
+    assert "## Ranking: p_stable" in (out / "MODEL_CARD.md").read_text()
+    p = model.probability(np.zeros((3, len(model.record["stack_features"]))))
+    assert ((p >= 0) & (p <= 1)).all()
+
+
+def test_a_screen_ranks_by_p_stable_and_a_final_model_adopts_the_twins_ranking(twin, tmp_path):
+    root, out = twin
+    args = ["screen", "--elements", "Li,Mn,O,Na", "--max-arity", "3", "--reference", str(root / "known.csv"), "--quiet"]
+    assert main([*args, "--model", str(out), "--out", str(tmp_path / "run")]) == 0
+    ranked = pd.read_parquet(tmp_path / "run" / "ranked.parquet")
+    assert ranked["p_stable"].between(0, 1).all() and ranked["p_stable"].is_monotonic_decreasing
+    assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1)) and ranked["evidence_logit"].notna().all()
+    best = ranked.groupby("chemsys")["p_stable"].max()
+    first = ranked[ranked["rank_in_system"] == 1].set_index("chemsys")["p_stable"]
+    pd.testing.assert_series_equal(first.sort_index(), best.sort_index(), check_names=False)
+
+    final = root / "final"
+    assert main(["train", "--train", str(root / "known.csv"), str(root / "hidden.csv"), "--no-val", "--members", "2",
+                 "--out", str(final), *RECIPE]) == 0  # fmt: skip
+    assert main(["calibrate", "--model", str(final), "--like", str(out)]) == 0
+    assert json.loads((final / "card.json").read_text())["stability"]["fitted_on_model"] == str(out)
+    assert main([*args, "--model", str(final), "--out", str(tmp_path / "final-run")]) == 0
+    assert "p_stable" in pd.read_parquet(tmp_path / "final-run" / "ranked.parquet").columns
+
+
+def test_a_damaged_stability_model_is_refused_by_name(twin, tmp_path, capsys):
+    _, out = twin
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out, damaged)
+    blob = bytearray((damaged / "stability.pkl").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (damaged / "stability.pkl").write_bytes(bytes(blob))
+    with pytest.raises(StabilityModelError, match="stability.pkl does not match the sha256"):
+        StabilityModel.load(damaged)
+    code = main(["screen", "--elements", "Li,O", "--max-arity", "2", "--model", str(damaged), "--out", str(tmp_path / "r"), "--quiet"])
+    assert code == 2 and "stability.pkl does not match" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
