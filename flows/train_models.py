@@ -46,6 +46,19 @@ def evaluate_task(out: str, test: str, device: str) -> dict:
     return evaluate(load_model(out, device), test, Path(out) / "parity_test.png")
 
 
+@task(name="ranking", cache_policy=NO_CACHE)
+def ranking_task(out: str, train: list[str], val: str) -> dict:
+    """The stability model (p_stable), fitted on the validation table's screening situation."""
+    from screening.models.card import record_stability
+    from screening.stability_fit import fit_stability
+
+    logger = get_run_logger()
+    fitted = fit_stability(out, train, val, Path(out) / "rediscovery", log=logger.info)
+    fitted.model.save(out)
+    record_stability(out, fitted.model.record)
+    return fitted.model.record["benchmark"]
+
+
 @flow(name="train-models", log_prints=True)
 def train_models(
     train: str | list[str],
@@ -67,6 +80,7 @@ def train_models(
     device: str = "auto",
     seed: int = 0,
     max_minutes: Annotated[float | None, Field(gt=0)] = None,
+    ranking: bool = False,
 ) -> dict:
     """Train a ``members``-member ensemble of ``arch`` on ``train`` (formula,target; several
     tables are concatenated), validated on ``val`` (default: 10% of train; ``holdout=False``:
@@ -74,7 +88,10 @@ def train_models(
     validated on another run), optionally tested on ``test``; ``aux``: tables of other sources
     (e.g. OQMD) that train the network through an output unit of their own; writes ``out`` (where
     ``{date}`` becomes the run's UTC date). ``max_minutes`` fits the one-cycle schedule to a
-    wall-time budget (as many of ``epochs`` as the machine's pace allows, ending annealed)."""
+    wall-time budget (as many of ``epochs`` as the machine's pace allows, ending annealed).
+    ``ranking`` (with ``val``): also fit the stability model that orders screens by p_stable."""
+    if ranking and not val:
+        raise ValueError("ranking=True needs a val table: the stability model is fitted on its screening situation")
     out = out.replace("{date}", dt.datetime.now(dt.timezone.utc).date().isoformat())
     config = TrainConfig.for_architecture(arch, members=members, epochs=epochs, batch_size=batch_size, lr=lr,
                                           weight_decay=weight_decay,
@@ -84,15 +101,21 @@ def train_models(
     metrics = {"validation": result["validation"]} if result["validation"] else {}
     if test:
         metrics["test"] = evaluate_task(out, test, device)
+    if ranking:
+        metrics["ranking"] = ranking_task(out, [train] if isinstance(train, str) else list(train), val)
     publish_artifacts(out, metrics, result["card"])
-    scores = ", ".join(f"{split} MAE {m['mae']:.4f} eV/atom" for split, m in metrics.items()) or "no held-out rows"
+    scores = ", ".join(f"{split} MAE {m['mae']:.4f} eV/atom" for split, m in metrics.items() if split != "ranking") or "no held-out rows"
     print(f"trained {arch} x{members} on {features}: {scores} -> {out}")
     return metrics
 
 
 def publish_artifacts(out: str, metrics: dict, card: dict) -> None:
     rows = [{"split": split, **{k: round(v, 5) for k, v in m.items() if k in ("mae", "rmse", "r2")}, "n": m.get("n")}
-            for split, m in metrics.items()]  # fmt: skip
+            for split, m in metrics.items() if split != "ranking"]  # fmt: skip
+    for k, m in metrics.get("ranking", {}).items():  # p_stable in the screening situation (cross-fitted)
+        rows.append({"split": f"p_stable, {k}-element grids", "top_n_precision": round(m["precision_top_n"], 4),
+                     "recall_top_5pct": round(m["recall_top_5pct"], 4), "auc": round(m["auc"], 4), "ece": round(m["ece"], 5),
+                     "n": m["candidates"]})  # fmt: skip
     create_table_artifact(key="model-metrics", table=rows, description=f"{card['architecture']} x{card['members']} ({card['featurizer']}), eV/atom")
     training = card["training"]
     validation = metrics.get("validation")
@@ -126,7 +149,8 @@ if __name__ == "__main__":
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=140)
     parser.add_argument("--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (the recipe: 0.1)")
+    parser.add_argument("--ranking", action="store_true", help="with --val: also fit the stability model (p_stable)")
     args = parser.parse_args()
     sys.exit(run_from_command_line("train-models", lambda: train_models(
         train=args.train if len(args.train) > 1 else args.train[0], val=args.val, holdout=not args.no_val, test=args.test, aux=args.aux, out=args.out, arch=args.arch, features=args.features,
-        members=args.members, epochs=args.epochs, weight_decay=args.weight_decay)))
+        members=args.members, epochs=args.epochs, weight_decay=args.weight_decay, ranking=args.ranking)))

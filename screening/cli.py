@@ -126,6 +126,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     from screening.models.card import adopt_twin_validation, trained_on, write_card
     from screening.models.fit import featurize_targets, load_model
 
+    if args.ranking_from:
+        from screening.models.card import adopt_ranking
+
+        card = adopt_ranking(args.model, args.ranking_from)
+        print(f"stability model of {args.ranking_from} (fitted with its energies) written to {args.model}")
+        return 0
     if args.like:
         card = adopt_twin_validation(args.model, args.like)
         u = card.get("uncertainty")
@@ -315,7 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--data", metavar="CSV", help="formula,target rows the model was not trained on")
     source.add_argument("--like", metavar="TWIN_DIR",
                         help="a model trained on every row (--no-val): take the validation and the fitted uncertainty "
-                             "of its twin, trained the same way on part of its data with --val")  # fmt: skip
+                             "of its twin, trained the same way on part of its data with --val (and its stability model)")  # fmt: skip
+    source.add_argument("--ranking-from", metavar="MODEL_DIR",
+                        help="take only the stability model (p_stable) of another model folder (fitted by train --ranking "
+                             "with a model that did not see the ranking's validation table); the card records where it came from")  # fmt: skip
     calibrate.add_argument("--rows", choices=["all", "even", "odd"], default="all",
                            help="which rows of --data to use (keep the others to check the calibration)")
     calibrate.add_argument("--device", default="auto")

@@ -82,6 +82,8 @@ def fit_evidence(batch: CompositionBatch, energy: np.ndarray, seeds: int = SEEDS
         tables.append(evidence_table(situation))
         labels.append(situation.stable)
         log(f"evidence situation {seed}, {situation.arity} elements: {len(situation.stable):,} candidates, {int(situation.stable.sum())} stable")
+    if not tables:
+        raise ValueError("the known tables are too small to hide stable compounds of 3 or 4 elements from")
     x, y = np.vstack(tables), np.concatenate(labels)
     record = {"seeds": seeds, "hidden_share": 0.1, "situations": len(tables), "candidates": int(len(y)), "stable": int(y.sum())}
     return new_classifier(**GBM).fit(x, y), record
@@ -115,7 +117,11 @@ def fit_stability(energy_model: str, known_paths: list[str], hidden_path: str, w
     ke = np.concatenate([e for _, e in parts])
     hb, he = read_table(hidden_path)
     frames, tables = [], []
-    for situation in situations(kb, ke, hb, he):
+    found = situations(kb, ke, hb, he)
+    if not found:
+        raise ValueError(f"{hidden_path} holds no compound of 3 or 4 elements (<= 10 atoms) on the hull of all compounds: "
+                         "nothing to fit the ranking on; give a larger validation table")  # fmt: skip
+    for situation in found:
         frame, features = screened(situation, energy_model, work, known_paths)
         log(f"screened the {situation.arity}-element systems: {len(frame):,} candidates in {len(situation.systems)} systems, {int(frame['stable'].sum())} stable")
         frames.append(frame)

@@ -61,6 +61,20 @@ def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
     assert card["training"]["weight_decay"] == 0.1 and model.card["training"]["weight_decay"] == 1e-5  # the library default
 
 
+def test_train_models_flow_fits_the_ranking(prefect_api, data_dir, tmp_path):
+    from flows.train_models import train_models
+    from screening.stability import StabilityModel
+
+    pd.read_csv(data_dir / "mp_e_form" / "train.csv").head(3000).to_csv(tmp_path / "train.csv", index=False)
+    pd.read_csv(data_dir / "mp_e_form" / "val.csv").head(600).to_csv(tmp_path / "val.csv", index=False)
+    with pytest.raises(ValueError, match="needs a val table"):
+        train_models(train=str(tmp_path / "train.csv"), out=str(tmp_path / "x"), ranking=True)
+    metrics = train_models(train=str(tmp_path / "train.csv"), val=str(tmp_path / "val.csv"), out=str(tmp_path / "model"),
+                           arch="elemnet", features="elemfrac86", members=2, epochs=2, batch_size=256, device="cpu", ranking=True)  # fmt: skip
+    assert set(metrics["ranking"]) == {"3", "4"} and all(0 < m["auc"] <= 1 for m in metrics["ranking"].values())
+    assert StabilityModel.load(tmp_path / "model").record["fitted_on"]["hidden"] == str(tmp_path / "val.csv")
+
+
 def test_flow_command_line_errors_are_one_line(capsys, monkeypatch):
     from flows._common import retry_on_io, run_from_command_line
 

@@ -59,6 +59,14 @@ def test_a_screen_ranks_by_p_stable_and_a_final_model_adopts_the_twins_ranking(t
     assert main([*args, "--model", str(final), "--out", str(tmp_path / "final-run")]) == 0
     assert "p_stable" in pd.read_parquet(tmp_path / "final-run" / "ranked.parquet").columns
 
+    other = tmp_path / "other"  # a model of another recipe takes only the ranking
+    shutil.copytree(final, other)
+    for name in ("stability.pkl", "stability.json"):
+        (other / name).unlink()
+    assert main(["calibrate", "--model", str(other), "--ranking-from", str(out)]) == 0
+    assert StabilityModel.load(other).record["sha256"] == StabilityModel.load(out).record["sha256"]
+    assert "copied from" in (other / "MODEL_CARD.md").read_text()
+
 
 def test_a_damaged_stability_model_is_refused_by_name(twin, tmp_path, capsys):
     _, out = twin

@@ -127,7 +127,9 @@ def _stability_lines(stability: dict | None) -> list[str]:
              f"the energies of `{fitted.get('energy_model', '?')}`) and its isotonic calibration fitted on the screening "
              f"situation of `{fitted.get('hidden', '?')}` ({fitted.get('candidates', 0):,} candidates, "
              f"{fitted.get('stable', 0):,} stable, {fitted.get('systems', 0):,} systems)"
-             + (f", adopted from the twin `{stability['fitted_on_model']}`" if stability.get("fitted_on_model") else "") + ".",
+             + (f"; copied from `{stability['fitted_on_model']}`" if stability.get("fitted_on_model") else "")
+             + (f" (validation MAE {stability['fitted_on_model_validation_mae']:.4f} eV/atom)" if stability.get("fitted_on_model_validation_mae") else "")
+             + ". Its figures below were measured with those energies.",
              "", "Cross-fitted by chemical system (`bench/rediscovery.py`):", "",
              "| elements | candidates | prevalence | top-N precision | enrichment | recall top 1% | recall top 5% | AUC | first of system | ECE |",
              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -221,16 +223,34 @@ def adopt_twin_validation(model_dir: str | Path, twin_dir: str | Path) -> dict:
     if twin.get("uncertainty"):
         card["uncertainty"] = twin["uncertainty"] | {"fitted_on_model": str(twin_dir)}
     if (Path(twin_dir) / "stability.json").exists():  # the ranking fitted with the twin's energies
-        import shutil
-
-        from screening.stability import StabilityModel
-
-        StabilityModel.load(twin_dir)  # verified before it is copied
-        for name in ("stability.pkl", "stability.json"):
-            shutil.copyfile(Path(twin_dir) / name, Path(model_dir) / name)
-        card["stability"] = twin.get("stability", {}) | {"fitted_on_model": str(twin_dir)}
+        card = _copy_ranking(model_dir, twin_dir, card, twin)
     write_card(model_dir, card)
     return card
+
+
+def adopt_ranking(model_dir: str | Path, source_dir: str | Path) -> dict:
+    """Copy another model folder's stability model (verified first) into ``model_dir``."""
+    card = json.loads((Path(model_dir) / "card.json").read_text())
+    source = json.loads((Path(source_dir) / "card.json").read_text())
+    if not (Path(source_dir) / "stability.json").exists():
+        raise FileNotFoundError(f"{source_dir} holds no stability model: fit one with screening train --val ... --ranking")
+    card = _copy_ranking(model_dir, source_dir, card, source)
+    write_card(model_dir, card)
+    return card
+
+
+def _copy_ranking(model_dir: str | Path, source_dir: str | Path, card: dict, source: dict) -> dict:
+    import shutil
+
+    from screening.stability import StabilityModel
+
+    StabilityModel.load(source_dir)  # verified before it is copied
+    for name in ("stability.pkl", "stability.json"):
+        shutil.copyfile(Path(source_dir) / name, Path(model_dir) / name)
+    validation = source.get("metrics", {}).get("validation", {})
+    return card | {"stability": source.get("stability", {}) | {
+        "fitted_on_model": str(source_dir), "fitted_on_model_command": source.get("command"),
+        "fitted_on_model_validation_mae": validation.get("mae")}}
 
 
 def record_stability(model_dir: str | Path, record: dict) -> dict:
