@@ -226,6 +226,10 @@ def _screen(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if not request.elements and not request.systems:
         raise ValueError("give --elements (e.g. Li,Mn,O) or --systems (e.g. Li-Mn-O,Ba-Ti-O)")
+    if not args.reference and not args.no_reference:
+        raise ValueError("no --reference: candidates would be placed against the elements alone and most called stable; "
+                         "give the known compounds (--reference ../shared/data/mp_e_form/train.csv), or --no-reference "
+                         "to screen without them")  # fmt: skip
     summary = screen(request, progress=not args.quiet, scheduler=args.scheduler, workers=args.workers)
     print(f"screened {summary['candidates']:,} candidates: {summary['scored']:,} scored, {summary['rejected']:,} rejected, "
           f"removed {summary['removed'] or 'none'}; {summary['below_known_hull']:,} predicted below the known hull "
@@ -354,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     scr.add_argument("--model", required=True, metavar="DIR")
     scr.add_argument("--reference", action="append", metavar="CSV",
                      help="known compounds, formula,target (eV/atom); repeat for several files")
+    scr.add_argument("--no-reference", action="store_true",
+                     help="screen without known compounds (the hull is the elements alone): only on purpose")
     scr.add_argument("--out", required=True, metavar="DIR")
     scr.add_argument("--chunk-size", type=_positive_int, default=100_000)
     scr.add_argument("--top-k", type=_positive_int, default=50)

@@ -134,6 +134,9 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     manifest = _check_folder(out, request, inputs)
     elements = frozenset(z for s in candidates.systems for z in s)
     all_known, all_energy, rejected = read_reference(request.reference)
+    if not request.reference:
+        log.warning("no reference compounds: candidates are placed against the elements alone (a hull at 0 eV/atom), "
+                    "so most will be called below the known hull")  # fmt: skip
     ref_batch, ref_energy = restrict(all_known, all_energy, elements)
     provenance = {
         "model": str(request.model), "model_sha256": model_hash, "model_card": {k: model.card.get(k) for k in ("architecture", "members", "featurizer", "created", "uncertainty")},

@@ -74,13 +74,15 @@ def test_screen_outputs_and_accounting(toy_model, reference, tmp_path):
 
 
 def test_screen_cli_errors(toy_model, tmp_path, capsys):
-    assert main(["screen", "--elements", "Li,Xx", "--model", toy_model, "--out", str(tmp_path / "a"), "--quiet"]) == 2
+    assert main(["screen", "--elements", "Li,Xx", "--no-reference", "--model", toy_model, "--out", str(tmp_path / "a"), "--quiet"]) == 2
     assert "unknown element symbol(s): 'Xx'" in capsys.readouterr().err
     assert main(["screen", "--model", toy_model, "--out", str(tmp_path / "b")]) == 2
     assert "give --elements" in capsys.readouterr().err
-    assert main(["screen", "--elements", "Li,O", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "c")]) == 2
+    assert main(["screen", "--elements", "Li,O", "--no-reference", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "c")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    code = main(["screen", "--systems", "Li-O", "--charge-neutral", "--model", toy_model, "--out", str(tmp_path / "d"), "--quiet"])
+    assert main(["screen", "--systems", "Li-O", "--model", toy_model, "--out", str(tmp_path / "e"), "--quiet"]) == 2
+    assert "no --reference" in capsys.readouterr().err and not (tmp_path / "e").exists()
+    code = main(["screen", "--systems", "Li-O", "--charge-neutral", "--no-reference", "--model", toy_model, "--out", str(tmp_path / "d"), "--quiet"])
     assert code == 0
     ranked = pd.read_parquet(tmp_path / "d" / "ranked.parquet")
     assert set(ranked["formula"]) == {"Li2O"}  # the only charge-neutral Li-O grid point
@@ -156,5 +158,5 @@ def test_a_failed_start_leaves_the_folder_reusable(toy_model, reference, tmp_pat
     assert "'target' column" in capsys.readouterr().err
     assert not (out / "_manifest.json").exists()
     assert main([*args, "--reference", reference]) == 0  # the corrected command is not refused
-    assert main(["screen", "--elements", "Li", "--model", toy_model, "--out", str(tmp_path / "one"), "--quiet"]) == 2
+    assert main(["screen", "--elements", "Li", "--no-reference", "--model", toy_model, "--out", str(tmp_path / "one"), "--quiet"]) == 2
     assert not (tmp_path / "one").exists()  # a request refused before any work creates nothing
