@@ -52,19 +52,17 @@ def _top(arity: int, grid: Grid) -> int:
 
 
 def _count_vectors(arity: int, top: int, max_sum: int | None) -> int:
-    """Integer vectors in ``[1, top]^arity`` with sum at most ``max_sum`` (dynamic programme)."""
+    """Integer vectors in ``[1, top]^arity`` with sum at most ``max_sum``, in closed form
+    (inclusion-exclusion over the amounts that exceed ``top``; constant time in ``max_sum``)."""
     if top < 1:
         return 0
     if max_sum is None:
         return top**arity
-    ways = np.zeros(max_sum + 1, dtype=object)
-    ways[0] = 1
-    for _ in range(arity):
-        nxt = np.zeros_like(ways)
-        for value in range(1, top + 1):
-            nxt[value:] += ways[: max_sum + 1 - value]
-        ways = nxt
-    return int(ways.sum())
+    slack = max_sum - arity  # amounts minus 1 sum to at most this
+    if slack < 0:
+        return 0
+    return sum((-1) ** j * comb(arity, j) * comb(slack - j * top + arity, arity)
+               for j in range(arity + 1) if slack - j * top >= 0)  # fmt: skip
 
 
 @lru_cache(maxsize=256)
@@ -73,23 +71,24 @@ def grid_size(arity: int, grid: Grid) -> int:
     (Moebius inversion over the common divisor)."""
     top = _top(arity, grid)
     total = 0
+    mobius = _mobius_table(max(top, 0))
     for d in range(1, max(top, 0) + 1):
-        mu = _mobius(d)
+        mu = int(mobius[d])
         if mu:
             total += mu * _count_vectors(arity, top // d, None if grid.max_atoms is None else grid.max_atoms // d)
     return total
 
 
-def _mobius(n: int) -> int:
-    result, p = 1, 2
-    while p * p <= n:
-        if n % p == 0:
-            n //= p
-            if n % p == 0:
-                return 0
-            result = -result
-        p += 1
-    return -result if n > 1 else result
+def _mobius_table(n: int) -> np.ndarray:
+    """The Moebius function of 0..n (a sieve; index 0 unused)."""
+    mu = np.ones(n + 1, np.int64)
+    is_prime = np.ones(n + 1, bool)
+    for p in range(2, n + 1):
+        if is_prime[p]:
+            is_prime[2 * p :: p] = False
+            mu[p::p] *= -1
+            mu[p * p :: p * p] = 0
+    return mu
 
 
 @lru_cache(maxsize=64)

@@ -114,3 +114,15 @@ def test_reduced_formulas_of_any_composition():
 
     batch, _ = parse_formulas(["Li8O4", "Na1O2", "Mn24O32", "Li0.5CoO2", "O2", "Ba1Ti1O3"])
     assert reduced_formulas(batch) == ["Li2O", "NaO2", "Mn3O4", "Li0.5CoO2", "O", "BaTiO3"]
+
+
+def test_counting_a_huge_grid_is_closed_form():
+    """--max-atoms 100000 used to hang for minutes in a quadratic count before any message."""
+    import time
+
+    from screening.enumerate import Grid, grid_size
+
+    started = time.perf_counter()
+    assert grid_size(2, Grid(100_000)) == 3_039_650_753  # pairs (a, b), a + b <= 1e5, gcd 1
+    assert grid_size(3, Grid(100_000)) > 10**14
+    assert time.perf_counter() - started < 5
