@@ -19,10 +19,11 @@ install: $(STAMP)
 
 # The main job: the screen-candidates flow (embedded Prefect API, local Dask cluster) over the
 # lithium/sodium transition-metal oxides up to quaternaries (11,641 candidates), scored by the
-# shipped default ensemble against the 78,850 known compounds of mp_e_form. Re-running resumes;
-# the folder is named after the model's weights, so a new default model starts a new run (a run
-# folder refuses to mix the outputs of two models).
-MODEL_ID := $(shell python3 -c "import hashlib; print(hashlib.sha256(open('data/models/default/model.safetensors', 'rb').read()).hexdigest()[:8])")
+# shipped default ensemble against the 78,850 known compounds of mp_e_form (the 864 of these
+# elements make the hull; all of them inform p_stable), ranked by p_stable. Re-running resumes;
+# the folder is named after the model's weights and stability model, so a new default starts a
+# new run (a run folder refuses to mix the outputs of two models).
+MODEL_ID := $(shell python3 -c "import hashlib, pathlib; d = pathlib.Path('data/models/default'); print(hashlib.sha256(b''.join(p.read_bytes() for p in (d / 'model.safetensors', d / 'stability.pkl') if p.exists())).hexdigest()[:8])")
 MAIN_OUT ?= runs/screen-Li-Na-Mn-Fe-Co-Ni-O-$(MODEL_ID)
 run: $(STAMP)
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/bin/python -m flows.screen_candidates \

@@ -78,10 +78,13 @@ def screen_candidates(
     bf16: bool = False,
     scheduler: str | None = None,
     workers: Annotated[int | None, Field(ge=0)] = None,
+    max_candidates: Annotated[int | None, Field(ge=1)] = None,
 ) -> dict:
     """Screen a chemical space: every composition of ``elements`` (systems of 2..max_arity of
     them) or of the explicit ``systems`` on the stoichiometry grid, scored by the ensemble in
-    ``model`` and ranked by predicted distance to the hull of the ``reference`` compounds.
+    ``model`` against the hull of the ``reference`` compounds, ranked by ``p_stable`` (with a model
+    that has a stability model; else by predicted distance to that hull). Spaces over 20 million
+    candidates need ``max_candidates`` (their size, output and time are reported first).
     ``scheduler``: a Dask scheduler address (default: a local cluster of ``workers``).
     ``{date}`` in ``out`` becomes the run's UTC date: a scheduled deployment writes one folder
     per day, and a retry on the same day resumes it."""
@@ -92,7 +95,7 @@ def screen_candidates(
     request = ScreenRequest(model=model, out=out, elements=elements, systems=systems, max_arity=max_arity,
                             max_atoms=max_atoms, max_amount=max_amount, charge_neutral=charge_neutral,
                             exclude_known=exclude_known, reference=reference or [], chunk_size=chunk_size,
-                            top_k=top_k, device=device, bf16=bf16)  # fmt: skip
+                            top_k=top_k, device=device, bf16=bf16, max_candidates=max_candidates)  # fmt: skip
     prepared = plan_task(request)
     # quote(): the plan holds the known hull; Prefect need not walk it looking for futures
     counts = score_task(quote(prepared), scheduler, workers)
@@ -100,8 +103,10 @@ def screen_candidates(
     publish_artifacts(summary, model)
     pictures = ", ".join(Path(p).name for p in summary["outputs"]["hull_pictures"])
     print(f"screened {summary['candidates']:,} candidates in {summary['seconds']:.0f} s: {summary['scored']:,} scored, "
-          f"{summary['below_known_hull']:,} predicted below the hull of known compounds\n"
-          f"outputs in {out}/: ranked.parquet (every candidate, ranked), top.csv and top.md (best {top_k}), "
+          f"{summary['below_known_hull']:,} predicted below the hull of known compounds"
+          + (f"; p_stable expects {summary['expected_stable']:,.1f} stable compounds among them all, "
+             f"{summary['likely_stable']:,} candidates at p_stable >= 0.5\n" if summary.get("expected_stable") is not None else "\n")
+          + f"outputs in {out}/: ranked.parquet (every candidate, ranked), top.csv and top.md (best {top_k}), "
           f"top_by_system.csv, {pictures}, summary.json\n"
           f"best candidates (eV/atom):\n{print_top(pd.read_csv(summary['outputs']['top']), 10)}")  # fmt: skip
     return summary
@@ -110,9 +115,12 @@ def screen_candidates(
 def publish_artifacts(summary: dict, model: str) -> None:
     """The run's top candidates, a summary, links to its outputs and its best hull picture."""
     top = pd.read_csv(summary["outputs"]["top"]).head(20)
-    columns = ["rank", "formula", "chemsys", "e_form_pred", "e_form_std", "e_above_known_hull", "p_below_known_hull", "known_decomposition"]
+    by_p = "p_stable" in top.columns
+    columns = ["rank", "formula", "chemsys", *(["p_stable"] if by_p else []), "e_form_pred", "e_form_std", "e_above_known_hull",
+               "p_below_known_hull", "known_decomposition"]  # fmt: skip
     create_table_artifact(key="top-candidates", table=top[columns].round(4).to_dict("records"),
-                          description="Best candidates by predicted distance to the known hull (eV/atom)")  # fmt: skip
+                          description="Best candidates by " + ("probability of being stable (p_stable); energies in eV/atom" if by_p
+                                                               else "predicted distance to the known hull (eV/atom)"))  # fmt: skip
     outputs = summary["outputs"]
     links = "\n".join(f"- {name}: [{path}]({Path(path).resolve().as_uri()})" for name, path in outputs.items() if isinstance(path, str))
     create_markdown_artifact(
@@ -125,7 +133,9 @@ def publish_artifacts(summary: dict, model: str) -> None:
             f"chunks {summary['chunks']} ({summary['chunks_skipped']} already on disk)\n"
             f"- **{summary['below_known_hull']:,} predicted below the hull of known compounds**, "
             f"{summary['on_combined_hull']:,} on the combined hull\n"
-            f"- model `{model}` (sha256 `{summary['provenance']['model_sha256'][:12]}`), featurizer "
+            + (f"- **p_stable expects {summary['expected_stable']:,.1f} stable compounds**; {summary['likely_stable']:,} candidates at "
+               f"p_stable >= 0.5\n" if summary.get("expected_stable") is not None else "")
+            + f"- model `{model}` (sha256 `{summary['provenance']['model_sha256'][:12]}`), featurizer "
             f"`{summary['provenance']['featurizer']}`, {summary['provenance']['reference_compounds']:,} known compounds\n\n"
             f"#### Outputs\n{links}\n"
         ),

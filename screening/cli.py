@@ -223,6 +223,7 @@ def _screen(args: argparse.Namespace) -> int:
         max_arity=args.max_arity, max_atoms=args.max_atoms, max_amount=args.max_amount,
         charge_neutral=args.charge_neutral, exclude_known=not args.keep_known, reference=args.reference or [],
         chunk_size=args.chunk_size, top_k=args.top_k, device=args.device, bf16=args.bf16,
+        max_candidates=args.max_candidates,
     )  # fmt: skip
     if not request.elements and not request.systems:
         raise ValueError("give --elements (e.g. Li,Mn,O) or --systems (e.g. Li-Mn-O,Ba-Ti-O)")
@@ -232,8 +233,10 @@ def _screen(args: argparse.Namespace) -> int:
                          "to screen without them")  # fmt: skip
     summary = screen(request, progress=not args.quiet, scheduler=args.scheduler, workers=args.workers)
     print(f"screened {summary['candidates']:,} candidates: {summary['scored']:,} scored, {summary['rejected']:,} rejected, "
-          f"removed {summary['removed'] or 'none'}; {summary['below_known_hull']:,} predicted below the known hull "
-          f"({summary['seconds']:.1f} s)")  # fmt: skip
+          f"removed {summary['removed'] or 'none'}; {summary['below_known_hull']:,} predicted below the known hull"
+          + (f"; p_stable expects {summary['expected_stable']:,.1f} stable compounds, {summary['likely_stable']:,} "
+             f"candidates at >= 0.5" if summary.get("expected_stable") is not None else "")
+          + f" ({summary['seconds']:.1f} s)")  # fmt: skip
     print(f"ranked: {summary['outputs']['ranked']}   top {args.top_k}: {summary['outputs']['top']}")
     print("\n".join((Path(args.out) / "top.md").read_text().splitlines()[:12]))
     return 0
@@ -363,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     scr.add_argument("--out", required=True, metavar="DIR")
     scr.add_argument("--chunk-size", type=_positive_int, default=100_000)
     scr.add_argument("--top-k", type=_positive_int, default=50)
+    scr.add_argument("--max-candidates", type=_positive_int, default=None, metavar="N",
+                     help="run a space of up to N candidates (default: refuse spaces over 20,000,000 with their size and time)")
     scr.add_argument("--device", default="auto")
     scr.add_argument("--bf16", action="store_true")
     scr.add_argument("--scheduler", default=None, metavar="ADDRESS",

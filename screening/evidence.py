@@ -220,15 +220,12 @@ def _element_columns(batch: CompositionBatch):
 def _sub_system_counts(known: CompositionBatch, batch: CompositionBatch) -> np.ndarray:
     """Known compounds (of fewer elements) inside each row's chemical system."""
     from collections import Counter
+    from itertools import combinations
 
-    held = Counter(tuple(int(v) for v in zr if v) for zr in known.z.tolist() if sum(1 for v in zr if v) > 1)
-    cache: dict[tuple[int, ...], int] = {}
-    out = np.zeros(len(batch))
-    for i, zr in enumerate(batch.z.tolist()):
-        system = tuple(int(v) for v in zr if v)
-        if system not in cache:
-            from itertools import combinations
-
-            cache[system] = sum(held.get(s, 0) for k in range(2, len(system)) for s in combinations(system, k))
-        out[i] = cache[system]
-    return out
+    held = Counter(tuple(int(v) for v in zr if v) for zr in known.z[known.n_elements > 1].tolist())
+    systems, inverse = np.unique(batch.z.astype(np.int64), axis=0, return_inverse=True)
+    per_system = np.zeros(len(systems))
+    for i, zr in enumerate(systems.tolist()):
+        system = tuple(v for v in zr if v)
+        per_system[i] = sum(held.get(s, 0) for k in range(2, len(system)) for s in combinations(system, k))
+    return per_system[inverse.ravel()]

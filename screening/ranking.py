@@ -72,6 +72,8 @@ class Ranking:
     top: pd.DataFrame  # the first ``top_k`` rows
     by_system: pd.DataFrame  # the best ``per_system`` of every chemical system, systems ordered by their best
     best_systems: dict[str, pd.DataFrame] = field(default_factory=dict)  # every candidate of the best systems
+    expected_stable: float | None = None  # sum of p_stable: how many stable compounds the screen should hold
+    likely_stable: int | None = None  # candidates given p_stable >= 0.5
 
 
 def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provenance: dict, top_k: int = 50,
@@ -188,26 +190,34 @@ def read_ranking(path: Path, top_k: int = 50, per_system: int = 5, systems: int 
             SELECT r.* FROM {source} r
             JOIN (SELECT {Col.chemsys}, min({Col.rank}) AS best FROM {source} GROUP BY {Col.chemsys}) b USING ({Col.chemsys})
             WHERE r.{Col.rank_in_system} <= ? ORDER BY b.best, r.{Col.rank_in_system}""", [per_system]).df()  # fmt: skip
+        expected = likely = None
+        if Col.p_stable in con.execute(f"SELECT * FROM {source} LIMIT 0").df().columns:
+            expected, likely = con.execute(f"SELECT sum({Col.p_stable}), count(*) FILTER ({Col.p_stable} >= 0.5) FROM {source}").fetchone()
         best_systems = {c: con.execute(f"SELECT * FROM {source} WHERE {Col.chemsys} = ? ORDER BY {Col.rank}", [c]).df()
                         for c in by_system[Col.chemsys].drop_duplicates().head(systems)}  # fmt: skip
     finally:
         con.close()
-    return Ranking(path, int(total), int(below), int(on_combined), top, by_system, best_systems)
+    return Ranking(path, int(total), int(below), int(on_combined), top, by_system, best_systems,
+                   None if expected is None else float(expected), None if likely is None else int(likely))  # fmt: skip
 
 
 def markdown_table(top: pd.DataFrame) -> str:
-    lines = ["| rank | formula | system | E_form pred (eV/atom) | ± std | E above known hull (eV/atom) | P(below known hull) | decomposition (known) |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    ranked_by_p = Col.p_stable in top.columns
+    lines = ["| rank | formula | system |" + (" P(stable) |" if ranked_by_p else "")
+             + " E_form pred (eV/atom) | ± std | E above known hull (eV/atom) | P(below known hull) | decomposition (known) |",
+             "|---|---|---|" + ("---|" if ranked_by_p else "") + "---|---|---|---|---|"]  # fmt: skip
     for r in top.itertuples():
         flag = " ⚠ rare element" if r.rare_element else ""
-        lines.append(f"| {r.rank} | {r.formula}{flag} | {r.chemsys} | {r.e_form_pred:.3f} | {r.e_form_std:.3f} | "
+        p = f" {r.p_stable:.3f} |" if ranked_by_p else ""
+        lines.append(f"| {r.rank} | {r.formula}{flag} | {r.chemsys} |{p} {r.e_form_pred:.3f} | {r.e_form_std:.3f} | "
                      f"{r.e_above_known_hull:+.3f} | {r.p_below_known_hull:.2f} | {r.known_decomposition} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
 def print_top(ranked: pd.DataFrame, k: int = 10) -> str:
     """A short plain-text table for terminals."""
-    cols = [Col.rank, Col.formula, Col.chemsys, Col.e_form_pred, Col.e_form_std, Col.e_above_known_hull, Col.p_below_known_hull]
+    cols = [Col.rank, Col.formula, Col.chemsys, *([Col.p_stable] if Col.p_stable in ranked.columns else []),
+            Col.e_form_pred, Col.e_form_std, Col.e_above_known_hull, Col.p_below_known_hull]
     if len(ranked) == 0:
         return "(no candidates scored)"
     return ranked.head(k)[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")

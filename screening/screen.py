@@ -41,6 +41,9 @@ from screening.scoring import ScoringContext, keep_model, score_and_write
 log = logging.getLogger(__name__)
 HULL_PICTURES = 3  # hull pictures of the most promising chemical systems
 RARE_ELEMENT_ROWS = 50  # training compositions containing an element below which it is "rare"
+BUDGET_CANDIDATES = 20_000_000  # larger spaces need an explicit max_candidates (--max-candidates)
+BYTES_PER_CANDIDATE = 160  # scored part + ranked.parquet, measured on the main job and the 1.1M benchmark
+CANDIDATES_PER_SECOND = 3_500  # end to end on 2 CPU cores, fp32, the shipped model (docs/benchmarks.md)
 
 
 @dataclass
@@ -59,6 +62,7 @@ class ScreenRequest:
     top_k: int = 50
     device: str = "auto"
     bf16: bool = False
+    max_candidates: int | None = None  # the largest space this request may run (default BUDGET_CANDIDATES)
 
 
 def read_reference(paths: list[str]) -> tuple[CompositionBatch, np.ndarray, pd.DataFrame]:
@@ -121,6 +125,7 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     if total == 0:
         raise ValueError(f"the request enumerates no candidates ({len(candidates.systems)} chemical systems of 2 to "
                          f"{request.max_arity} elements on this grid): give at least two elements or a system")  # fmt: skip
+    check_budget(total, out, request.max_candidates)
     model_dir = Path(request.model)
     model = load_model(str(model_dir), request.device)  # checks checkpoint and device before any work
     model_hash = sha256_of(model_dir / "model.safetensors")
@@ -158,6 +163,24 @@ def plan(request: ScreenRequest) -> ScreenPlan:
         write_rejections(rejected, out)
     log.info("screening %s candidates in %d chemical systems against %d known compounds", f"{total:,}", len(candidates.systems), len(ref_batch))
     return ScreenPlan(request, out, candidates, total, context, ref_batch, ref_energy, time.perf_counter() - started, stability)
+
+
+def check_budget(total: int, out: Path, max_candidates: int | None) -> None:
+    """Refuse, before any work, a space that would not fit the disk, or that is larger than the
+    budget without an explicit ``max_candidates`` that covers it."""
+    import shutil
+
+    size = total * BYTES_PER_CANDIDATE
+    hours = total / CANDIDATES_PER_SECOND / 3600
+    what = (f"the space holds {total:,} candidates (~{size / 1e9:,.1f} GB of output, ~{hours:,.1f} h at "
+            f"~{CANDIDATES_PER_SECOND:,} candidates/s on 2 CPU cores)")  # fmt: skip
+    existing = next(p for p in (out, *out.resolve().parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if size > free:
+        raise ValueError(f"{what}, but {existing} has {free / 1e9:,.1f} GB free: narrow the space or choose another --out")
+    limit = BUDGET_CANDIDATES if max_candidates is None else max_candidates
+    if total > limit:
+        raise ValueError(f"{what}, over the limit of {limit:,}: narrow it, or pass --max-candidates {total} to run it")
 
 
 def load_stability(model_dir: Path):
@@ -223,6 +246,8 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
                 for chemsys, candidates in ranking.best_systems.items()]  # fmt: skip
     summary = counts | {
         "below_known_hull": ranking.below_known_hull,
+        "expected_stable": None if ranking.expected_stable is None else round(ranking.expected_stable, 1),
+        "likely_stable": ranking.likely_stable,
         "on_combined_hull": ranking.on_combined_hull,
         "plan_seconds": round(plan.seconds, 2),
         "rank_seconds": round(time.perf_counter() - started, 2),
@@ -265,7 +290,7 @@ def _check_folder(out: Path, request: ScreenRequest, inputs: dict) -> dict:
     """The manifest this request needs; refuses a folder that holds another run or other files.
     Writes nothing (a start that fails later leaves the folder as it was)."""
     manifest = out / "_manifest.json"
-    wanted = {k: v for k, v in asdict(request).items() if k not in ("out", "device", "top_k")} | inputs
+    wanted = {k: v for k, v in asdict(request).items() if k not in ("out", "device", "top_k", "max_candidates")} | inputs
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} is a file, not a folder; choose another --out")
     if manifest.exists():

@@ -160,3 +160,21 @@ def test_a_failed_start_leaves_the_folder_reusable(toy_model, reference, tmp_pat
     assert main([*args, "--reference", reference]) == 0  # the corrected command is not refused
     assert main(["screen", "--elements", "Li", "--no-reference", "--model", toy_model, "--out", str(tmp_path / "one"), "--quiet"]) == 2
     assert not (tmp_path / "one").exists()  # a request refused before any work creates nothing
+
+
+def test_runaway_spaces_are_refused_before_any_work_with_size_and_time(toy_model, tmp_path, capsys):
+    import time
+
+    args = ["screen", "--no-reference", "--model", toy_model, "--quiet"]
+    elements = "H,Li,Be,B,C,N,O,F,Na,Mg,Al,Si,P,S,Cl,K,Ca,Sc,Ti,V,Cr,Mn,Fe,Co,Ni,Cu,Zn,Ga,Ge,As"
+    started = time.perf_counter()
+    assert main([*args, "--elements", elements, "--max-arity", "5", "--max-atoms", "20", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "candidates (~" in err and " GB of output" in err and " h at " in err and time.perf_counter() - started < 10
+    assert "--max-candidates" in err or "free" in err
+    assert not (tmp_path / "a").exists()
+    # over the default budget: refused with the size; an explicit --max-candidates below it still refuses
+    assert main([*args, "--elements", elements, "--max-arity", "4", "--max-atoms", "14", "--out", str(tmp_path / "b")]) == 2  # 27.8M
+    assert "pass --max-candidates" in capsys.readouterr().err
+    assert main([*args, "--elements", "Li,O", "--max-candidates", "10", "--out", str(tmp_path / "c")]) == 2
+    assert "over the limit of 10" in capsys.readouterr().err
