@@ -83,7 +83,7 @@ def fit_evidence(batch: CompositionBatch, energy: np.ndarray, seeds: int = SEEDS
         labels.append(situation.stable)
         log(f"evidence situation {seed}, {situation.arity} elements: {len(situation.stable):,} candidates, {int(situation.stable.sum())} stable")
     if not tables:
-        raise ValueError("the known tables are too small to hide stable compounds of 3 or 4 elements from")
+        raise ValueError("the known tables are too small to hide stable compounds of 2 to 4 elements from")
     x, y = np.vstack(tables), np.concatenate(labels)
     record = {"seeds": seeds, "hidden_share": 0.1, "situations": len(tables), "candidates": int(len(y)), "stable": int(y.sum())}
     return new_classifier(**GBM).fit(x, y), record
@@ -119,7 +119,7 @@ def fit_stability(energy_model: str, known_paths: list[str], hidden_path: str, w
     frames, tables = [], []
     found = situations(kb, ke, hb, he)
     if not found:
-        raise ValueError(f"{hidden_path} holds no compound of 3 or 4 elements (<= 10 atoms) on the hull of all compounds: "
+        raise ValueError(f"{hidden_path} holds no compound of 2 to 4 elements (<= 10 atoms) on the hull of all compounds: "
                          "nothing to fit the ranking on; give a larger validation table")  # fmt: skip
     for situation in found:
         frame, features = screened(situation, energy_model, work, known_paths)
@@ -180,7 +180,7 @@ def benchmark_report(frame: pd.DataFrame, features: np.ndarray) -> dict:
         "p_stable": frame["p_stable"].to_numpy(),
     }
     report: dict = {"arity": {}}
-    for k in (3, 4):
+    for k in sorted(frame["n_elements"].unique()):
         rows = frame["n_elements"].to_numpy() == k
         report["arity"][str(k)] = {
             "rankings": {name: screening_metrics(y[rows], score[rows], systems[rows]) for name, score in rankings.items()},

@@ -43,3 +43,19 @@ def test_default_model_is_the_validated_recipe_on_train_and_val(data_dir):
     assert (std > 0).all() and members.shape == (3, len(y))
     assert "Li" in card["training_element_counts"] and "validated on a twin" in (DEFAULT / "MODEL_CARD.md").read_text()
     assert twin["trained_on"]["device"] and card["training"]["device"]  # where each ran (the recipe's CPU time: docs/benchmarks.md)
+
+
+def test_default_model_ranks_by_a_verified_stability_model():
+    """The shipped ranking part: loads (hash checked), and its card says how it was fitted and
+    what it scores in the screening situation (cross-fitted, ternary and quaternary grids)."""
+    from screening.stability import StabilityModel
+
+    card = json.loads((DEFAULT / "card.json").read_text())
+    model = StabilityModel.load(DEFAULT)
+    stability = card["stability"]
+    assert stability["sha256"] == model.record["sha256"]
+    assert stability["fitted_on"]["hidden"].endswith("mp_e_form/val.csv") and stability["fitted_on"]["known"][0].endswith("mp_e_form/train.csv")
+    for k in ("3", "4"):
+        m = stability["benchmark"][k]
+        assert m["enrichment_top_n"] > 30 and m["auc"] > 0.95 and m["ece"] < 0.01
+    assert "## Ranking: p_stable" in (DEFAULT / "MODEL_CARD.md").read_text()
