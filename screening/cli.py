@@ -205,7 +205,7 @@ def _hull(args: argparse.Namespace) -> int:
         "formula": batch.formula,
         "chemsys": ["-".join(sorted(SYMBOLS[z - 1] for z in zs[zs > 0])) for zs in batch.z],
         "e_form_per_atom": energy,
-        "e_above_hull": result.e_above_hull,
+        "e_above_hull": np.clip(result.e_above_hull, 0.0, None),  # >= 0: rounding leaves ~-1e-15 on the hull
         "stable": result.stable,
         "decomposition": result.decomposition_strings(batch.formula),
     })  # fmt: skip
@@ -243,7 +243,10 @@ def _screen(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from screening import __version__
+
     parser = argparse.ArgumentParser(prog="screening", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"screening {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -75,6 +75,7 @@ def test_hull_cli(tmp_path, capsys):
     out = pd.read_parquet(tmp_path / "h.parquet")
     assert out["formula"].tolist() == ["NaCl", "Na3Cl", "NaCl3"]
     assert out["chemsys"].tolist() == ["Cl-Na"] * 3 and out["stable"].tolist() == [True, True, False]
+    assert (out["e_above_hull"] >= 0).all() and (out.loc[out["stable"], "e_above_hull"] == 0).all()  # no -1e-15
     assert "2 rows rejected" in capsys.readouterr().out
     rejected = pd.read_csv(tmp_path / "h.rejected.csv")
     assert rejected["formula"].tolist() == ["Qq", "KCl"]
