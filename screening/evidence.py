@@ -78,11 +78,7 @@ class KnownCompounds:
         for k in np.unique(arity):
             rows = np.flatnonzero(arity == k)
             hull = self._sub_hull(int(k))
-            e, decomposition = hull.energy_at(batch.select(rows))
-            energy[rows] = e
-            phases[rows] = [len(r) for r, _ in decomposition]
-            smallest[rows] = [f.min(initial=1.0) for _, f in decomposition]
-            elements[rows] = [(r < 0).sum() for r, _ in decomposition]
+            energy[rows], phases[rows], smallest[rows], elements[rows] = hull.phase_summary(batch.select(rows))
             compounds[rows] = _sub_system_counts(hull.batch, batch.select(rows))
         return energy, phases, smallest, elements, np.log1p(compounds)
 

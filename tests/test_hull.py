@@ -144,3 +144,18 @@ def test_unfinished_simplex_problems_fall_back_to_the_exact_programme(monkeypatc
     real = hull_lp.simplex_batch
     monkeypatch.setattr(hull_module, "simplex_batch", lambda *a, **k: real(*a, **k, max_pivots=0))
     np.testing.assert_allclose(hull_distances(batch, energies).e_above_hull, expected, atol=1e-12)
+
+
+def test_phase_summary_equals_the_decompositions():
+    from screening.composition import parse_formulas
+    from screening.hull import ReferenceHull
+
+    known, _ = parse_formulas(["Li2O", "MnO", "MnO2", "Mn2O3", "Li2O2", "LiMn2"])
+    hull = ReferenceHull(known, np.array([-2.0, -2.0, -1.8, -2.0, -1.3, -0.1]))
+    queries, _ = parse_formulas(["LiMnO2", "Li2MnO3", "LiMn5O3", "Li5MnO", "MnO"])
+    energy, decomposition = hull.energy_at(queries)
+    e, phases, smallest, elements = hull.phase_summary(queries)
+    np.testing.assert_allclose(e, energy)
+    assert phases.tolist() == [len(r) for r, _ in decomposition]
+    np.testing.assert_allclose(smallest, [f.min() for _, f in decomposition])
+    assert elements.tolist() == [int((r < 0).sum()) for r, _ in decomposition]
