@@ -41,6 +41,9 @@ def run_from_command_line(name: str, call) -> int:
     try:
         call()
         return 0
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; run the same command again to resume (finished chunks are kept)", file=sys.stderr)
+        return 130
     except RuntimeError as err:
         if "Failed to reach API" in str(err):
             url = os.environ.get("PREFECT_API_URL", "the configured API")

@@ -45,12 +45,14 @@ def score_task(prepared: ScreenPlan, scheduler: str | None, workers: int | None)
     artifact = create_progress_artifact(0.0, key="screening-progress", description=f"{prepared.total:,} candidates")
     logger, started, last = get_run_logger(), time.perf_counter(), [0.0]
 
-    def report(done: int, total: int) -> None:
+    def report(done: int, total: int, resumed: int = 0) -> None:
         if done == total or done / total - last[0] >= PROGRESS_STEP:
             last[0] = done / total
             update_progress_artifact(artifact, 100.0 * done / total)
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            logger.info("scored %s of %s candidates (%.0f%%, %s/s)", f"{done:,}", f"{total:,}", 100.0 * done / total, f"{rate:,.0f}")
+            fresh = done - resumed  # chunks already on disk are skipped, not scored: no rate for them
+            rate = f", {fresh / max(time.perf_counter() - started, 1e-9):,.0f}/s" if fresh else ""
+            kept = f", {resumed:,} already on disk" if resumed else ""
+            logger.info("%s of %s candidates done (%.0f%%%s%s)", f"{done:,}", f"{total:,}", 100.0 * done / total, kept, rate)
 
     return score(prepared, scheduler=scheduler, workers=workers, progress=False, on_chunk=report)
 

@@ -404,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"screening {args.command}: interrupted; run the same command again to resume (finished chunks are kept)", file=sys.stderr)
+        return 130
     except (FileNotFoundError, FileExistsError, KeyError, ValueError, ConnectionError, RuntimeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"screening {args.command}: error: {message}", file=sys.stderr)

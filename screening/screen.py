@@ -194,11 +194,12 @@ def load_stability(model_dir: Path):
 
 
 def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = None, progress: bool = True,
-          on_chunk: Callable[[int, int], None] | None = None) -> dict:  # fmt: skip
+          on_chunk: Callable[[int, int, int], None] | None = None) -> dict:  # fmt: skip
     """Score every chunk not yet on disk: on the Dask scheduler at ``scheduler``, else on a
     local cluster of ``workers`` processes, else (``workers=0``, or a space of one chunk) in
-    this process. ``on_chunk(done, total)`` is called as chunks complete (candidates done so
-    far). Returns the candidate accounting over all chunks."""
+    this process. ``on_chunk(done, total, resumed)`` is called as chunks complete (candidates
+    done so far, of which ``resumed`` were already on disk). Returns the candidate accounting
+    over all chunks."""
     out = str(plan.out)
     todo = ((i, chunk) for i, chunk in enumerate(plan.candidates.chunks(plan.request.chunk_size)))
     if workers is None and not scheduler and plan.n_chunks <= 1:
@@ -206,7 +207,7 @@ def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = 
     started = time.perf_counter()
     counts = {"candidates": plan.total, "scored": 0, "rejected": 0, "chunks": 0, "chunks_skipped": 0, "removed": {},
               "chunk_seconds": {}}  # fmt: skip
-    bar, done = _bar(progress, plan.total), 0
+    bar, done, resumed = _bar(progress, plan.total), 0, 0
     results = map_bounded(score_and_write, ((i, chunk, out) for i, chunk in todo), scheduler=scheduler, workers=workers,
                           shared=plan.context)  # fmt: skip
     for meta in results:
@@ -219,10 +220,11 @@ def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = 
         for step, t in meta.get("seconds", {}).items():
             counts["chunk_seconds"][step] = counts["chunk_seconds"].get(step, 0.0) + t
         done += meta["candidates"]
+        resumed += meta["candidates"] if meta["skipped"] else 0
         if bar is not None:
             bar.update(meta["candidates"])
         if on_chunk is not None:
-            on_chunk(done, plan.total)
+            on_chunk(done, plan.total, resumed)
     if bar is not None:
         bar.close()
     if counts["chunks"] != plan.n_chunks or counts["scored"] + counts["rejected"] + sum(counts["removed"].values()) != plan.total:
@@ -320,4 +322,5 @@ def _bar(enabled: bool, total: int):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="cand", unit_scale=True, desc="screen")
+    # disable=None: no bar when stderr is not a terminal (a redirected log would fill with \r lines)
+    return tqdm(total=total, unit="cand", unit_scale=True, desc="screen", disable=None)

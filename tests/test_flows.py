@@ -97,3 +97,22 @@ def test_flow_command_line_errors_are_one_line(capsys, monkeypatch):
     assert retry_on_io(None, None, State(OSError("connection reset"))) is True
     assert retry_on_io(None, None, State(FileNotFoundError("model"))) is False
     assert retry_on_io(None, None, State(ValueError("unknown element"))) is False
+
+
+def test_an_interrupted_flow_command_says_how_to_resume(capsys):
+    from flows._common import run_from_command_line
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    assert run_from_command_line("screen-candidates", interrupted) == 130
+    assert capsys.readouterr().err.strip() == (
+        "screen-candidates: interrupted; run the same command again to resume (finished chunks are kept)")
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_SERVER_ANALYTICS_ENABLED"}
+    shown = subprocess.run([sys.executable, "-c", "import os, flows; print(os.environ.get('PREFECT_SERVER_ANALYTICS_ENABLED'))"],
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert shown == "false"  # the flows' entry points turn Prefect's server analytics off themselves

@@ -178,3 +178,37 @@ def test_runaway_spaces_are_refused_before_any_work_with_size_and_time(toy_model
     assert "pass --max-candidates" in capsys.readouterr().err
     assert main([*args, "--elements", "Li,O", "--max-candidates", "10", "--out", str(tmp_path / "c")]) == 2
     assert "over the limit of 10" in capsys.readouterr().err
+
+
+def test_a_resumed_run_reports_chunks_on_disk_as_resumed_and_redirected_output_has_no_bars(toy_model, reference, tmp_path, capsys):
+    from screening.screen import finish, plan, score
+
+    request = ScreenRequest(model=toy_model, out=str(tmp_path / "run"), elements=["Li", "Mn", "O"], max_arity=2,
+                            reference=[reference], chunk_size=20, device="cpu")  # fmt: skip
+    first, again = [], []
+    prepared = plan(request)
+    finish(prepared, score(prepared, workers=0, progress=True, on_chunk=lambda *a: first.append(a)), 0.0)
+    prepared = plan(request)
+    score(prepared, workers=0, progress=True, on_chunk=lambda *a: again.append(a))
+    assert first[-1] == (93, 93, 0) and all(resumed == done for done, _, resumed in again)
+    assert "\r" not in capsys.readouterr().err  # stderr is not a terminal here: no progress bar
+
+
+def test_ctrl_c_is_one_line_and_says_how_to_resume(monkeypatch, capsys):
+    import screening.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_handler(parser(), interrupted))
+    assert cli.main(["screen", "--elements", "Li,O", "--model", "m", "--out", "o"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted; run the same command again to resume" in err[0]
+
+
+def _with_handler(parser, handler):
+    for action in parser._subparsers._group_actions:
+        for sub in action.choices.values():
+            sub.set_defaults(handler=handler)
+    return parser
