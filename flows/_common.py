@@ -38,9 +38,15 @@ def run_from_command_line(name: str, call) -> int:
     import os
     import sys
 
+    from prefect.exceptions import ParameterTypeError
+
     try:
         call()
         return 0
+    except ParameterTypeError as err:  # a parameter outside its declared type or bounds
+        problems = "; ".join(line.strip(" -") for line in str(err).splitlines()[1:]) or str(err)
+        print(f"{name}: error: invalid parameters: {problems}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{name}: interrupted; run the same command again to resume (finished chunks are kept)", file=sys.stderr)
         return 130

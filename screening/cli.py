@@ -162,10 +162,19 @@ def _predict(args: argparse.Namespace) -> int:
     from screening.datasets import read_formula_table
     from screening.models.fit import load_model, predict_frame
 
+    _check_out_file(args.out)  # before any work
     model = load_model(args.model, args.device)
     table, rejected = predict_frame(model, read_formula_table(args.data), members=args.members)
     _write_table(table, args.out, f"{len(table):,} predictions", rejected, "rows could not be featurized")
     return 0
+
+
+def _check_out_file(out: str) -> None:
+    path = Path(out)
+    if path.is_dir():
+        raise FileExistsError(f"--out {out} is a folder; give a file name (e.g. {path / 'predictions.parquet'})")
+    if path.exists():
+        raise FileExistsError(f"--out {out} exists; choose another file or remove it first")
 
 
 def _write_table(table, out: str, what: str, rejected: list, why: str) -> None:
@@ -190,6 +199,8 @@ def _hull(args: argparse.Namespace) -> int:
     from screening.datasets import read_formula_table
     from screening.elements import SYMBOLS
     from screening.hull import hull_distances
+
+    _check_out_file(args.out)
 
     frame = read_formula_table(args.data)
     if "target" not in frame.columns:

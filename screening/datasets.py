@@ -46,11 +46,24 @@ def load_reference(name: str, split: str = "train") -> pd.DataFrame:
 
 
 def read_formula_table(path: str | Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, keep_default_na=False, dtype={"formula": str})
+    """A ``formula[,target]`` CSV. ``target`` becomes numbers (unparseable values NaN, their text
+    kept in ``target_as_written`` for messages); an empty, binary or non-UTF-8 file, or a folder,
+    is one error naming the file (and the line)."""
+    if Path(path).is_dir():
+        raise ValueError(f"{path} is a folder; give a CSV file")
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, dtype={"formula": str, "target": str})
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty: it needs a header row with a 'formula' column") from None
+    except UnicodeDecodeError as err:
+        line = Path(path).read_bytes()[: err.start].count(b"\n") + 1
+        raise ValueError(f"{path} is not UTF-8 text (line {line}): save it as a UTF-8 CSV") from None
     if "formula" not in frame.columns:
         raise KeyError(f"{path} has no 'formula' column; it has {list(frame.columns)}")
     if "target" in frame.columns:
-        frame["target"] = pd.to_numeric(frame["target"], errors="coerce")
+        text = frame["target"]
+        frame["target"] = pd.to_numeric(text, errors="coerce")
+        frame["target_as_written"] = text
     return frame
 
 

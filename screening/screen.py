@@ -80,7 +80,8 @@ def read_reference(paths: list[str]) -> tuple[CompositionBatch, np.ndarray, pd.D
     energy = pd.to_numeric(frame["target"], errors="coerce").to_numpy(np.float64)[batch.index]
     bad = ~np.isfinite(energy)
     reasons = [(r.index, r.formula, r.reason) for r in rejected]
-    reasons += [(int(i), str(f), f"energy {frame['target'].iloc[i]!r} is not a finite number") for i, f in zip(batch.index[bad], batch.formula[bad])]
+    written = frame["target_as_written"] if "target_as_written" in frame.columns else frame["target"]
+    reasons += [(int(i), str(f), f"energy {str(written.iloc[i])!r} is not a finite number") for i, f in zip(batch.index[bad], batch.formula[bad])]
     table = pd.DataFrame(reasons, columns=["row", "formula", "reason"])
     table["source"] = frame["source"].iloc[table["row"]].to_numpy() if len(table) else []
     batch, energy = batch.select(~bad), energy[~bad]

@@ -90,6 +90,15 @@ def test_flow_command_line_errors_are_one_line(capsys, monkeypatch):
     assert run_from_command_line("screen-candidates", no_server) == 2
     assert "no Prefect server answers at http://127.0.0.1:9/api; start one with `prefect server start`" in capsys.readouterr().err
 
+    def bad_parameter():  # a real validation error: the flow's max_arity is bounded 2..5
+        from flows.screen_candidates import screen_candidates
+
+        screen_candidates.validate_parameters({"model": "m", "out": "o", "max_arity": 7})
+
+    assert run_from_command_line("screen-candidates", bad_parameter) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("screen-candidates: error:") and "max_arity" in err[0]
+
     class State:
         def __init__(self, error):
             self.data = error

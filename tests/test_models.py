@@ -403,3 +403,17 @@ def test_cuda_predictions_equal_the_cpu_ones():
     cpu = model.predict_members(x)
     gpu = model.to("cuda").predict_members(x, batch_size=300)
     np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-3)  # outputs up to ~200 here
+
+
+def test_predict_refuses_an_existing_or_folder_out_before_any_work(tmp_path, capsys):
+    from screening.cli import main
+
+    (tmp_path / "in.csv").write_text("formula\nFe2O3\n")
+    (tmp_path / "taken.parquet").write_text("keep me")
+    for out, why in ((tmp_path / "taken.parquet", "exists"), (tmp_path, "is a folder")):
+        assert main(["predict", "--model", str(tmp_path / "no-model"), "--data", str(tmp_path / "in.csv"), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and why in err[0]  # refused before the (missing) model is even looked at
+    assert (tmp_path / "taken.parquet").read_text() == "keep me"
+    assert main(["predict", "--model", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "p.parquet")]) == 2
+    assert "card.json is missing" in capsys.readouterr().err or "is a folder" in capsys.readouterr().err

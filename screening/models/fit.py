@@ -36,8 +36,9 @@ def featurize_targets(frame: pd.DataFrame, featurizer: str, source: str) -> tupl
     table = get_featurizer(featurizer).featurize_frame(frame)
     target = pd.to_numeric(frame["target"], errors="coerce").to_numpy(np.float64)[table.index]
     ok = np.isfinite(target)
+    written = frame["target_as_written"] if "target_as_written" in frame.columns else frame["target"]
     rejections = list(table.rejections) + [
-        Rejection(int(i), str(f), f"target {frame['target'].iloc[i]!r} is not a finite number")
+        Rejection(int(i), str(f), f"target {str(written.iloc[i])!r} is not a finite number")
         for i, f in zip(table.index[~ok], table.formula[~ok])
     ]
     return table.values[ok].astype(np.float32), target[ok], list(table.formula[ok]), rejections
