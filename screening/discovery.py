@@ -42,20 +42,9 @@ def top_k_recall(e_above_true, score, k: int, threshold: float = 0.0) -> dict[st
 
 
 def reliability(e_above_true, p_stable, bins: int = 10, threshold: float = 0.0) -> dict:
-    """Is a predicted probability of being stable (``p_below_known_hull``) a frequency? Per bin
-    of predicted probability: how many, their mean prediction, and the share truly stable; plus
-    the Brier score and the expected calibration error (bin-weighted |predicted - observed|)."""
-    true = (np.asarray(e_above_true, np.float64) <= threshold).astype(np.float64)
-    p = np.asarray(p_stable, np.float64)
-    if true.shape != p.shape or true.size == 0 or not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
-        raise ValueError("need equal, non-empty shapes and probabilities in [0, 1]")
-    which = np.minimum((p * bins).astype(np.int64), bins - 1)
-    table, ece = [], 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            predicted, observed = float(p[inside].mean()), float(true[inside].mean())
-            table.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "n": int(inside.sum()),
-                          "predicted": predicted, "observed": observed})  # fmt: skip
-            ece += inside.mean() * abs(predicted - observed)
-    return {"brier": float(((p - true) ** 2).mean()), "ece": float(ece), "bins": table}
+    """Is a predicted probability of being stable (``p_below_known_hull``) a frequency? The
+    reliability table, Brier score and expected calibration error of
+    :func:`screening.rank_metrics.reliability`, "stable" being ``e_above_true <= threshold``."""
+    from screening.rank_metrics import reliability as frequency_reliability
+
+    return frequency_reliability(np.asarray(e_above_true, np.float64) <= threshold, p_stable, bins)
