@@ -417,3 +417,17 @@ def test_predict_refuses_an_existing_or_folder_out_before_any_work(tmp_path, cap
     assert (tmp_path / "taken.parquet").read_text() == "keep me"
     assert main(["predict", "--model", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "p.parquet")]) == 2
     assert "card.json is missing" in capsys.readouterr().err or "is a folder" in capsys.readouterr().err
+
+
+def test_predictions_name_the_raw_spread_and_the_calibrated_std_apart():
+    import pandas as pd
+
+    from screening.models.fit import predict_frame
+
+    model = make_ensemble(d_in=86, featurizer="elemfrac86")
+    frame = pd.DataFrame({"formula": ["Fe2O3", "LiCoO2", "Xx"]})
+    raw, rejected = predict_frame(model, frame)
+    assert "pred_sigma" not in raw.columns and [r.formula for r in rejected] == ["Xx"]
+    model.card["uncertainty"] = {"scale": 3.0, "floor": 0.02}
+    calibrated, _ = predict_frame(model, frame)
+    np.testing.assert_allclose(calibrated["pred_sigma"], np.sqrt((3.0 * calibrated["pred_std"]) ** 2 + 0.02**2))
