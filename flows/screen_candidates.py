@@ -131,7 +131,7 @@ def publish_artifacts(summary: dict, model: str) -> None:
             f"### Screened {summary['candidates']:,} candidates in {summary['seconds']:.1f} s\n\n"
             f"- timings: plan {summary['plan_seconds']:.1f} s, score {summary['score_seconds']:.1f} s, rank {summary['rank_seconds']:.1f} s; "
             f"CPU seconds per step over all chunks: {', '.join(f'{k} {v:.1f}' for k, v in summary['chunk_seconds'].items())}\n"
-            f"- scored {summary['scored']:,}, rejected {summary['rejected']:,}, removed {summary['removed'] or 'none'}; "
+            f"- scored {summary['scored']:,}, rejected {summary['rejected']:,}, removed {', '.join(f'{n:,} {why}' for why, n in summary['removed'].items()) or 'none'}; "
             f"chunks {summary['chunks']} ({summary['chunks_skipped']} already on disk)\n"
             f"- **{summary['below_known_hull']:,} predicted below the hull of known compounds**, "
             f"{summary['on_combined_hull']:,} on the combined hull\n"

@@ -244,7 +244,8 @@ def _screen(args: argparse.Namespace) -> int:
                          "to screen without them")  # fmt: skip
     summary = screen(request, progress=not args.quiet, scheduler=args.scheduler, workers=args.workers)
     print(f"screened {summary['candidates']:,} candidates: {summary['scored']:,} scored, {summary['rejected']:,} rejected, "
-          f"removed {summary['removed'] or 'none'}; {summary['below_known_hull']:,} predicted below the known hull"
+          f"removed {', '.join(f'{n:,} {why}' for why, n in summary['removed'].items()) or 'none'}; "
+          f"{summary['below_known_hull']:,} predicted below the known hull"
           + (f"; p_stable expects {summary['expected_stable']:,.1f} stable compounds, {summary['likely_stable']:,} "
              f"candidates at >= 0.5" if summary.get("expected_stable") is not None else "")
           + f" ({summary['seconds']:.1f} s)")  # fmt: skip
