@@ -365,31 +365,35 @@ def build_parser() -> argparse.ArgumentParser:
     hull.add_argument("--out", required=True, metavar="FILE.parquet")
     hull.set_defaults(handler=_hull)
 
-    scr = commands.add_parser("screen", help="enumerate, score, place on the hull and rank candidates")
-    scr.add_argument("--elements", help="comma-separated elements, e.g. Li,Mn,Fe,O")
-    scr.add_argument("--systems", help="explicit chemical systems, e.g. Li-Mn-O,Ba-Ti-O")
-    scr.add_argument("--max-arity", type=_positive_int, default=3)
-    scr.add_argument("--max-atoms", type=_positive_int, default=10, help="atoms per formula unit")
-    scr.add_argument("--max-amount", type=_positive_int, default=None, help="atoms of one element")
-    scr.add_argument("--charge-neutral", action="store_true", help="keep only charge-neutral candidates")
-    scr.add_argument("--keep-known", action="store_true", help="also score compositions in the reference")
-    scr.add_argument("--model", required=True, metavar="DIR")
+    scr = commands.add_parser("screen", help="enumerate, score, place on the hull and rank candidates",
+                              description="Enumerate every composition of a chemical space, score it with an ensemble, place "
+                                          "it against the hull of known compounds and rank by p_stable (the probability of "
+                                          "being stable; docs/outputs.md). Re-running the same command resumes.")  # fmt: skip
+    scr.add_argument("--elements", help="comma-separated elements, e.g. Li,Mn,Fe,O (every system of 2..--max-arity of them)")
+    scr.add_argument("--systems", help="explicit chemical systems instead, e.g. Li-Mn-O,Ba-Ti-O")
+    scr.add_argument("--max-arity", type=_positive_int, default=3, help="largest number of elements per system (default 3)")
+    scr.add_argument("--max-atoms", type=_positive_int, default=10, help="atoms per formula unit (default 10)")
+    scr.add_argument("--max-amount", type=_positive_int, default=None, help="atoms of one element (default: no limit)")
+    scr.add_argument("--charge-neutral", action="store_true",
+                     help="keep only charge-neutral candidates (loses most intermetallic stable compounds)")
+    scr.add_argument("--keep-known", action="store_true", help="also score compositions in the reference (default: skip them)")
+    scr.add_argument("--model", required=True, metavar="DIR", help="model folder, e.g. data/models/default")
     scr.add_argument("--reference", action="append", metavar="CSV",
                      help="known compounds, formula,target (eV/atom); repeat for several files")
     scr.add_argument("--no-reference", action="store_true",
                      help="screen without known compounds (the hull is the elements alone): only on purpose")
-    scr.add_argument("--out", required=True, metavar="DIR")
-    scr.add_argument("--chunk-size", type=_positive_int, default=100_000)
-    scr.add_argument("--top-k", type=_positive_int, default=50)
+    scr.add_argument("--out", required=True, metavar="DIR", help="run folder (created; the same command resumes it)")
+    scr.add_argument("--chunk-size", type=_positive_int, default=100_000, metavar="N", help="candidates per task (default 100000)")
+    scr.add_argument("--top-k", type=_positive_int, default=50, metavar="K", help="rows of top.csv / top.md (default 50)")
     scr.add_argument("--max-candidates", type=_positive_int, default=None, metavar="N",
                      help="run a space of up to N candidates (default: refuse spaces over 20,000,000 with their size and time)")
-    scr.add_argument("--device", default="auto")
-    scr.add_argument("--bf16", action="store_true")
+    scr.add_argument("--device", default="auto", help="cpu, cuda or auto (default: a GPU when there is one)")
+    scr.add_argument("--bf16", action="store_true", help="bfloat16 matmuls (faster on CPUs and GPUs; figures in docs/benchmarks.md)")
     scr.add_argument("--scheduler", default=None, metavar="ADDRESS",
                      help="address of a running Dask scheduler (default: a local cluster)")
     scr.add_argument("--workers", type=_non_negative_int, default=None, metavar="N",
                      help="local cluster size (default: one per core, at most 8; 0: no Dask, in this process)")
-    scr.add_argument("--quiet", action="store_true")
+    scr.add_argument("--quiet", action="store_true", help="no progress bar")
     scr.set_defaults(handler=_screen)
     return parser
 
