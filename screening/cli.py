@@ -257,7 +257,11 @@ def _screen(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from screening import __version__
 
-    parser = argparse.ArgumentParser(prog="screening", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="screening",
+        description="High-throughput screening of candidate compositions: featurize, train residual-network "
+                    "ensembles, and screen chemical spaces ranked by p_stable. Errors a user can fix are one line, "
+                    "exit code 2. Outputs: docs/outputs.md.")  # fmt: skip
     parser.add_argument("--version", action="version", version=f"screening {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
