@@ -173,11 +173,6 @@ def _hash_rows(a: np.ndarray) -> np.ndarray:
     return h
 
 
-def _count(known: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """How many rows of ``known`` equal each row of ``query``."""
-    return _Counter(known)(query)
-
-
 def _reduce_rows(values: np.ndarray, rows: np.ndarray, n: int, ufunc, initial: float) -> np.ndarray:
     out = np.full(n, initial)
     ufunc.at(out, rows, values)

@@ -141,9 +141,11 @@ def _system_stats(parts: list[Path]) -> pd.DataFrame:
 def _p_stable(part: Path, combined: pa.Table, stats: pd.DataFrame, stability) -> np.ndarray:
     from screening.stability import stacker_inputs
 
-    frame = pq.read_table(part).to_pandas()
-    if Col.evidence_logit not in frame.columns:
+    if Col.evidence_logit not in pq.read_schema(part).names:
         raise RuntimeError(f"{part} was scored without the evidence columns the stability model needs; rescore into a new folder")
+    needed = [Col.chemsys, Col.n_elements, Col.e_form_pred, Col.e_form_std, Col.known_hull_energy, Col.e_above_known_hull,
+              Col.evidence_logit, Col.log_system_known, Col.log_sub_hull_compounds]  # fmt: skip
+    frame = pq.read_table(part, columns=needed).to_pandas()
     frame[Col.e_above_combined_hull] = combined.column(Col.e_above_combined_hull).to_numpy()
     return stability.probability(stacker_inputs(frame, stats))
 

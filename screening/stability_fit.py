@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from screening.composition import CompositionBatch, parse_formulas
-from screening.datasets import read_formula_table
 from screening.elements import SYMBOLS
 from screening.evidence import FEATURES, KnownCompounds, _composition_key, _Counter
 from screening.rank_metrics import reliability, screening_metrics
@@ -40,15 +39,15 @@ class Fitted:
     report: dict
 
 
-def read_table(path: str) -> tuple[CompositionBatch, np.ndarray]:
-    frame = read_formula_table(path)
-    if "target" not in frame.columns:
-        raise KeyError(f"{path} needs a 'target' column (formation energy per atom, eV/atom)")
-    batch, rejected = parse_formulas(frame["formula"].tolist())
-    energy = pd.to_numeric(frame["target"], errors="coerce").to_numpy(np.float64)[batch.index]
-    if rejected or not np.isfinite(energy).all():
-        raise ValueError(f"{path}: {len(rejected)} formulas cannot be parsed and {int((~np.isfinite(energy)).sum())} "
-                         f"energies are not numbers; clean the table first")  # fmt: skip
+def read_table(paths: list[str]) -> tuple[CompositionBatch, np.ndarray]:
+    """Known or hidden compounds as the screen reads them (:func:`screening.screen.read_reference`:
+    lowest energy per composition); a row that cannot be used is an error here, not a rejection."""
+    from screening.screen import read_reference
+
+    batch, energy, rejected = read_reference(paths)
+    if len(rejected):
+        raise ValueError(f"{', '.join(map(str, paths))}: {len(rejected)} rows cannot be used (first: "
+                         f"{rejected['formula'].iloc[0]!r}, {rejected['reason'].iloc[0]}); clean the table first")  # fmt: skip
     return batch, energy
 
 
@@ -112,10 +111,8 @@ def fit_stability(energy_model: str, known_paths: list[str], hidden_path: str, w
     model = load_model(energy_model, "cpu")
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    parts = [read_table(p) for p in known_paths]
-    kb = parts[0][0] if len(parts) == 1 else _concat([b for b, _ in parts])
-    ke = np.concatenate([e for _, e in parts])
-    hb, he = read_table(hidden_path)
+    kb, ke = read_table(list(known_paths))
+    hb, he = read_table([hidden_path])
     frames, tables = [], []
     found = situations(kb, ke, hb, he)
     if not found:
@@ -148,13 +145,6 @@ def fit_stability(energy_model: str, known_paths: list[str], hidden_path: str, w
         "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
     return Fitted(StabilityModel(evidence, stacker, knots, record), frame, features, report)
-
-
-def _concat(batches: list[CompositionBatch]) -> CompositionBatch:
-    out = batches[0]
-    for b in batches[1:]:
-        out = CompositionBatch.concat(out, b)
-    return out
 
 
 def summary_figures(part: dict) -> dict:

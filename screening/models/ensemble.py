@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from screening.datasets import sha256_of
 from screening.models.architectures import StackedNet, get_architecture
 from screening.models.inference import FoldedNet
 
@@ -117,7 +118,7 @@ class Ensemble:
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / (WEIGHTS + ".tmp")
         save_file(self.tensors(half), str(tmp), metadata={"format": "screening-ensemble"})
-        card = dict(self.card, weights_dtype="float16" if half else "float32", weights_sha256=_sha256(tmp))
+        card = dict(self.card, weights_dtype="float16" if half else "float32", weights_sha256=sha256_of(tmp))
         tmp.replace(directory / WEIGHTS)
         (directory / (CARD + ".tmp")).write_text(json.dumps(card, indent=2) + "\n")
         (directory / (CARD + ".tmp")).replace(directory / CARD)
@@ -143,7 +144,7 @@ class Ensemble:
             arch = get_architecture(card["architecture"])
         except ValueError as err:
             raise ModelLoadError(f"{card_path}: {err}") from err
-        if "weights_sha256" in card and _sha256(weights_path) != card["weights_sha256"]:
+        if "weights_sha256" in card and sha256_of(weights_path) != card["weights_sha256"]:
             raise ModelLoadError(f"{weights_path} does not match the sha256 recorded in {card_path}: the weights are corrupt or were replaced")
         try:
             tensors = load_file(str(weights_path))
@@ -166,16 +167,6 @@ class Ensemble:
         model = cls(net, tensors["feature_mean"].float(), tensors["feature_std"].float(),
                     float(tensors["target_mean"]), float(tensors["target_std"]), card)  # fmt: skip
         return model.to(device)
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_featurizer(model: Ensemble) -> None:
