@@ -166,6 +166,10 @@ def _predict(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.device)
     table, rejected = predict_frame(model, read_formula_table(args.data), members=args.members)
     _write_table(table, args.out, f"{len(table):,} predictions", rejected, "rows could not be featurized")
+    if table["dilute"].any():
+        named = table.loc[table["dilute"], "formula"].tolist()
+        print(f"{len(named):,} predictions are extrapolations, an element under 0.1 at.% ("
+              f"{', '.join(named[:5])}{', ...' if len(named) > 5 else ''}): marked in column 'dilute'")
     return 0
 
 

@@ -38,6 +38,11 @@ class Rejection:
     reason: str
 
 
+#: An element under 0.1 at.% (``Fe0.0000001O``, ``H1000000O``) is a dopant level: the most dilute
+#: element in the shared training tables (MP, OQMD) is at 0.46 at.%, so a model's value there is an
+#: extrapolation, flagged as such by ``predict``.
+DILUTE_FRACTION = 1e-3
+
 _NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 _OPEN, _CLOSE = "([{", ")]}"
 
@@ -102,6 +107,8 @@ def _read_amount(formula: str, text: str, i: int, what: str) -> tuple[float, int
     amount = float(match.group())
     if amount <= 0:
         raise FormulaError(formula, f"amount of {what} must be positive, got {match.group()}")
+    if not math.isfinite(amount):
+        raise FormulaError(formula, f"amount of {what} is too large, {len(match.group())} digits")
     return amount, match.end()
 
 
@@ -133,6 +140,12 @@ class CompositionBatch:
     @property
     def fraction(self) -> np.ndarray:
         return self.amount / self.amount.sum(axis=1, keepdims=True)
+
+    def dilute(self, below: float = None) -> np.ndarray:
+        """Rows holding an element at an atom fraction under ``below`` (default
+        :data:`DILUTE_FRACTION`): dopant levels, outside what composition models are trained on."""
+        below = DILUTE_FRACTION if below is None else below
+        return (self.mask & (self.fraction < below)).any(axis=1)
 
     def select(self, rows: np.ndarray) -> "CompositionBatch":
         """The sub-batch of the given row positions or boolean mask, padding trimmed."""
@@ -277,9 +290,10 @@ def _tokenize_flat(text: str, n: int):
     dot_pos[run_of[dot]] = np.flatnonzero(dot)
     first_digit = np.r_[0, np.cumsum(n_digits)[:-1]]
     power = n_digits[dig_run] - 1 - (np.arange(len(dig)) - first_digit[dig_run])
-    mantissa = np.bincount(dig_run, weights=(buf[dig] - 48) * 10.0 ** power, minlength=n_runs)
-    n_frac = np.bincount(dig_run[dig > dot_pos[dig_run]], minlength=n_runs)
-    value = mantissa / 10.0 ** n_frac
+    with np.errstate(over="ignore", invalid="ignore"):  # runs of > 15 digits overflow; rejected below
+        mantissa = np.bincount(dig_run, weights=(buf[dig] - 48) * 10.0 ** power, minlength=n_runs)
+        n_frac = np.bincount(dig_run[dig > dot_pos[dig_run]], minlength=n_runs)
+        value = mantissa / 10.0 ** n_frac
     bad_run = (n_dots > 1) | (n_digits == 0) | (n_digits > 15) | (value <= 0)
     bad_row[row[starts[bad_run]]] = True
 

@@ -46,6 +46,7 @@ def test_parse_formula_examples(formula, expected):
         (float("nan"), "missing (NaN)"),
         (None, "not a string"),
         ("Fe\u2082O\u2083", "unexpected character"),
+        ("H" + "9" * 400 + "O", "amount of H is too large"),
     ],
 )
 def test_bad_formulas_name_formula_and_reason(formula, reason):
@@ -108,3 +109,10 @@ def test_elemnet_elements():
     assert len(ELEMNET_ELEMENTS) == 86
     assert ELEMNET_ELEMENTS[:3] == ("H", "Li", "Be") and ELEMNET_ELEMENTS[-1] == "Pu"
     assert not {"He", "Ne", "Ar", "Po", "At", "Rn", "Fr", "Ra"} & set(ELEMNET_ELEMENTS)
+
+
+def test_dopant_level_elements_are_flagged_not_hidden():
+    batch, rejected = parse_formulas(["Fe0.0000001O", "H1000000O", "Fe2O3", "H1000000O1000000", "Li0.01Co0.99O2"])
+    assert not rejected
+    assert batch.dilute().tolist() == [True, True, False, False, False]  # HO is plain; Li at 0.33 at.% too
+    assert batch.dilute(below=0.005).tolist()[-1]

@@ -59,3 +59,15 @@ def test_default_model_ranks_by_a_verified_stability_model():
         m = stability["benchmark"][k]
         assert m["enrichment_top_n"] > 30 and m["auc"] > 0.95 and m["ece"] < 0.01
     assert "## Ranking: p_stable" in (DEFAULT / "MODEL_CARD.md").read_text()
+
+
+def test_predict_names_the_predictions_that_are_extrapolations(tmp_path, capsys):
+    import pandas as pd
+
+    from screening.cli import main
+
+    (tmp_path / "in.csv").write_text("formula\nFe2O3\nFe0.0000001O\nH1000000O\n")
+    out = tmp_path / "p.parquet"
+    assert main(["predict", "--model", str(DEFAULT), "--data", str(tmp_path / "in.csv"), "--out", str(out)]) == 0
+    assert "2 predictions are extrapolations" in capsys.readouterr().out
+    assert pd.read_parquet(out)["dilute"].tolist() == [False, True, True]

@@ -428,6 +428,7 @@ def test_predictions_name_the_raw_spread_and_the_calibrated_std_apart():
     frame = pd.DataFrame({"formula": ["Fe2O3", "LiCoO2", "Xx"]})
     raw, rejected = predict_frame(model, frame)
     assert "pred_sigma" not in raw.columns and [r.formula for r in rejected] == ["Xx"]
+    assert not raw["dilute"].any()
     model.card["uncertainty"] = {"scale": 3.0, "floor": 0.02}
     calibrated, _ = predict_frame(model, frame)
     np.testing.assert_allclose(calibrated["pred_sigma"], np.sqrt((3.0 * calibrated["pred_std"]) ** 2 + 0.02**2))

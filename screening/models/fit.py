@@ -292,8 +292,10 @@ def load_model(model_dir: str, device: str = "auto") -> Ensemble:
 
 def predict_frame(model: Ensemble, frame: pd.DataFrame, members: bool = False, bf16: bool = False) -> tuple[pd.DataFrame, list[Rejection]]:
     """``formula, pred_mean, pred_std`` (the members' raw spread), ``pred_sigma`` (the card's
-    calibrated predictive std, the one screening uses, when the model has one) and with
-    ``members`` each member's ``pred_member_k``, for every featurizable row."""
+    calibrated predictive std, the one screening uses, when the model has one), ``dilute`` (an
+    element under 0.1 at.%: the value is an extrapolation) and with ``members`` each member's
+    ``pred_member_k``, for every featurizable row."""
+    from screening.composition import parse_formulas
     from screening.models.calibration import predictive_std
 
     table = get_featurizer(model.featurizer).featurize_frame(frame)
@@ -301,6 +303,7 @@ def predict_frame(model: Ensemble, frame: pd.DataFrame, members: bool = False, b
     out = pd.DataFrame({"formula": table.formula, "pred_mean": mean, "pred_std": std})
     if model.card.get("uncertainty"):
         out["pred_sigma"] = predictive_std(std, model.card["uncertainty"])
+    out["dilute"] = parse_formulas(table.formula.tolist())[0].dilute()
     if members:
         for k, values in enumerate(each):
             out[f"pred_member_{k}"] = values
