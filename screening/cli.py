@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--json", action="store_true", help="print the summary as JSON")
     feat.set_defaults(handler=_featurize)
 
-    from screening.models.architectures import ARCHITECTURES
+    from screening.models.designs import ARCHITECTURES
 
     train = commands.add_parser("train", help="train an ensemble of residual networks")
     train.add_argument("--train", required=True, nargs="+", metavar="CSV",

@@ -1,20 +1,13 @@
 """Featurizers: compositions (or table rows) to numeric vectors, matminer's contract plus batch
-methods. :func:`get_featurizer` builds one from its spec string."""
+methods. :func:`get_featurizer` builds one from its spec string.
+
+The classes are imported on first use (they pull pandas), so that the command line can list the
+names without them."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-
-from screening.featurizers.base import (
-    CompositionFeaturizer,
-    FeatureTable,
-    Featurizer,
-    UnsupportedCompositionError,
-)
-from screening.featurizers.columns import NumericColumns
-from screening.featurizers.element_embedding import ElementEmbeddingMean
-from screening.featurizers.element_fraction import ElementFraction86
-from screening.featurizers.magpie import Magpie145
+from importlib import import_module
 
 FEATURIZER_NAMES = ("magpie145", "elemfrac86", "mat2vec200", "megnet16", "mat2vec200dev", "megnet16dev", "columns:NAME[,NAME...]", "A+B (concatenation)")
 
@@ -24,6 +17,11 @@ def get_featurizer(spec: str) -> Featurizer:
     """``magpie145``, ``elemfrac86``, ``mat2vec200``, ``megnet16`` (means of element embeddings;
     ``mat2vec200dev``, ``megnet16dev``: their mean absolute deviations), ``columns:a,b,c``, or several joined by ``+``.
     Cached: one instance per process."""
+    from screening.featurizers.columns import NumericColumns
+    from screening.featurizers.element_embedding import ElementEmbeddingMean
+    from screening.featurizers.element_fraction import ElementFraction86
+    from screening.featurizers.magpie import Magpie145
+
     if "+" in spec:
         from screening.featurizers.concat import Concatenation
 
@@ -41,14 +39,20 @@ def get_featurizer(spec: str) -> Featurizer:
     raise ValueError(f"unknown featurizer {spec!r}; choose one of {', '.join(FEATURIZER_NAMES)}")
 
 
-__all__ = [
-    "CompositionFeaturizer",
-    "ElementEmbeddingMean",
-    "ElementFraction86",
-    "FeatureTable",
-    "Featurizer",
-    "Magpie145",
-    "NumericColumns",
-    "UnsupportedCompositionError",
-    "get_featurizer",
-]
+_HOME = {
+    "CompositionFeaturizer": "base",
+    "FeatureTable": "base",
+    "Featurizer": "base",
+    "UnsupportedCompositionError": "base",
+    "NumericColumns": "columns",
+    "ElementEmbeddingMean": "element_embedding",
+    "ElementFraction86": "element_fraction",
+    "Magpie145": "magpie",
+}
+__all__ = sorted(_HOME) + ["FEATURIZER_NAMES", "get_featurizer"]
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'screening.featurizers' has no attribute {name!r}")
+    return getattr(import_module(f"screening.featurizers.{_HOME[name]}"), name)
