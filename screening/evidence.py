@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from screening.composition import CompositionBatch
-from screening.hull import ReferenceHull
+from screening.hull import ReferenceHull, chemical_systems
 
 RESOLUTION = 10_000  # atom fractions are compared at 1e-4
 WIDTH = 4  # element positions described (candidates of up to 4 elements; a 5th is summarized)
@@ -47,6 +47,7 @@ class KnownCompounds:
         self._sites = _Counter(_site_keys(self.batch))
         self._systems = _Counter(_padded(self.batch.z.astype(np.int64)))
         self._hulls: dict[int, ReferenceHull] = {}
+        self._held_counts: dict[int, dict[tuple[int, ...], int]] = {}
 
     def features(self, batch: CompositionBatch) -> np.ndarray:
         """``(len(batch), len(FEATURES))`` float64, columns as :data:`FEATURES`."""
@@ -79,8 +80,15 @@ class KnownCompounds:
             rows = np.flatnonzero(arity == k)
             hull = self._sub_hull(int(k))
             energy[rows], phases[rows], smallest[rows], elements[rows] = hull.phase_summary(batch.select(rows))
-            compounds[rows] = _sub_system_counts(hull.batch, batch.select(rows))
+            compounds[rows] = _sub_system_counts(self._held(int(k)), batch.select(rows))
         return energy, phases, smallest, elements, np.log1p(compounds)
+
+    def _held(self, arity: int) -> dict[tuple[int, ...], int]:
+        """How many compounds (of 2+ elements) the sub-system hull of ``arity`` holds per system."""
+        if arity not in self._held_counts:
+            known = self._sub_hull(arity).batch
+            self._held_counts[arity] = {s: len(r) for s, r in chemical_systems(known).items() if len(s) > 1}
+        return self._held_counts[arity]
 
     def _sub_hull(self, arity: int) -> ReferenceHull:
         if arity not in self._hulls:
@@ -208,15 +216,11 @@ def _element_columns(batch: CompositionBatch):
             yield table[z[:, j], p]
 
 
-def _sub_system_counts(known: CompositionBatch, batch: CompositionBatch) -> np.ndarray:
-    """Known compounds (of fewer elements) inside each row's chemical system."""
-    from collections import Counter
+def _sub_system_counts(held: dict[tuple[int, ...], int], batch: CompositionBatch) -> np.ndarray:
+    """Known compounds (of fewer elements, ``held`` per system) inside each row's chemical system."""
     from itertools import combinations
 
-    held = Counter(tuple(int(v) for v in zr if v) for zr in known.z[known.n_elements > 1].tolist())
-    systems, inverse = np.unique(batch.z.astype(np.int64), axis=0, return_inverse=True)
-    per_system = np.zeros(len(systems))
-    for i, zr in enumerate(systems.tolist()):
-        system = tuple(v for v in zr if v)
-        per_system[i] = sum(held.get(s, 0) for k in range(2, len(system)) for s in combinations(system, k))
-    return per_system[inverse.ravel()]
+    counts = np.zeros(len(batch))
+    for system, rows in chemical_systems(batch).items():
+        counts[rows] = sum(held.get(s, 0) for k in range(2, len(system)) for s in combinations(system, k))
+    return counts

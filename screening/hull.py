@@ -69,11 +69,18 @@ def restrict(batch: CompositionBatch, energy: np.ndarray, elements) -> tuple[Com
 
 
 def chemical_systems(batch: CompositionBatch) -> dict[tuple[int, ...], np.ndarray]:
-    """Rows of the batch grouped by their set of elements (sorted atomic numbers)."""
-    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for i, zs in enumerate(batch.z.tolist()):
-        groups[tuple(z for z in zs if z)].append(i)
-    return {k: np.array(v, np.int64) for k, v in groups.items()}
+    """Rows of the batch grouped by their set of elements (sorted atomic numbers), systems in
+    order of first appearance, rows ascending."""
+    z = batch.z.astype(np.int64)
+    if z.shape[1] > 9:  # a row of up to 9 elements packs into one int64 key (7 bits each)
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, zs in enumerate(z.tolist()):
+            groups[tuple(v for v in zs if v)].append(i)
+        return {k: np.array(v, np.int64) for k, v in groups.items()}
+    key = z @ (np.int64(128) ** np.arange(z.shape[1], dtype=np.int64))
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    rows = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    return {tuple(v for v in z[first[g]].tolist() if v): rows[g] for g in np.argsort(first)}
 
 
 def hull_distances(batch: CompositionBatch, energy: np.ndarray) -> HullResult:
