@@ -62,6 +62,27 @@ def decomposition_strings(decomposition, formulas, digits: int = 6) -> list[str]
     return [" + ".join(f"{label}:{f:.{digits}g}" for f, label in parts(rows, fractions)) for rows, fractions in decomposition]
 
 
+def mixture_strings(ids: np.ndarray, weights: np.ndarray, formulas, digits: int = 6) -> list[str]:
+    """:func:`decomposition_strings` of padded decompositions (from :meth:`ReferenceHull.place`),
+    the same strings, sorted and formatted for all rows at once instead of row by row."""
+    n, width = ids.shape
+    keep = weights > 1e-9
+    total = np.where(keep, weights, 0.0).sum(axis=1, keepdims=True)
+    fraction = np.where(keep, weights / np.where(total > 0, total, 1.0), 0.0)
+    names = np.asarray(formulas, dtype=object)
+    symbols = np.array(SYMBOLS, dtype=object)
+    labels = np.where(ids < 0, symbols[np.clip(-ids - 1, 0, len(SYMBOLS) - 1)], names[np.clip(ids, 0, max(len(names) - 1, 0))] if len(names) else "")
+    rows, cols = np.nonzero(keep)
+    used = labels[rows, cols].astype(str)
+    _, label_rank = np.unique(used, return_inverse=True)
+    order = np.lexsort((label_rank, -np.round(fraction[rows, cols], 9), rows))  # by row, largest first, then by name
+    rows, cols = rows[order], cols[order]
+    spec = f".{digits}g"
+    text = [f"{label}:{format(f, spec)}" for label, f in zip(used[order].tolist(), fraction[rows, cols].tolist())]
+    bounds = np.r_[0, np.cumsum(np.bincount(rows, minlength=n))].tolist()
+    return [" + ".join(text[bounds[r] : bounds[r + 1]]) for r in range(n)]
+
+
 def restrict(batch: CompositionBatch, energy: np.ndarray, elements) -> tuple[CompositionBatch, np.ndarray]:
     """The compounds made only of ``elements`` (atomic numbers): all a hull over them needs."""
     inside = np.isin(batch.z, [0, *elements]).all(axis=1)
@@ -130,17 +151,27 @@ class ReferenceHull:
         """Hull energy (eV/atom) at each composition of ``batch`` and its decomposition into
         reference rows (negative ids: pure elements), the compositions themselves excluded
         (an empty list if not ``decompositions``)."""
+        hull_e, ids, weights = self.place(batch)
+        if not decompositions:
+            return hull_e, []
+        return hull_e, [_mixture(v, w) for v, w in zip(ids, weights)]
+
+    def place(self, batch: CompositionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Hull energy at each composition of ``batch`` and its decomposition as padded arrays:
+        reference ids (negative: pure elements) and weights, ``(len(batch), width)``, weight 0
+        at padding and at unused vertices (see :func:`mixture_strings`)."""
         hull_e = np.empty(len(batch))
-        decomposition: list[tuple[np.ndarray, np.ndarray]] = [None] * len(batch)  # type: ignore[list-item]
+        width = max(int(batch.n_elements.max(initial=1)), 1)
+        ids = np.zeros((len(batch), width), np.int64)
+        weights = np.zeros((len(batch), width))
         fraction = batch.fraction
         for level in _by_arity(chemical_systems(batch)).values():
             queries = list(level.values())
-            energies, vertices, weights = self._solve(list(level), [self._point_ids(s) for s in level], batch, fraction, queries)
+            energies, vertices, w = self._solve(list(level), [self._point_ids(s) for s in level], batch, fraction, queries)
             rows = np.concatenate(queries)
             hull_e[rows] = energies
-            for r, v, w in zip(rows.tolist(), vertices, weights) if decompositions else ():
-                decomposition[r] = _mixture(v, w)
-        return hull_e, decomposition if decompositions else []
+            ids[rows, : vertices.shape[1]], weights[rows, : w.shape[1]] = vertices, w
+        return hull_e, ids, weights
 
     def phase_summary(self, batch: CompositionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per composition, without building decompositions one by one: the hull energy, the

@@ -24,7 +24,7 @@ from screening.enumerate import CandidateChunk
 from screening.evidence import FEATURES as EVIDENCE_FEATURES
 from screening.evidence import KnownCompounds
 from screening.featurizers import get_featurizer
-from screening.hull import ReferenceHull, decomposition_strings
+from screening.hull import ReferenceHull, mixture_strings
 from screening.models.calibration import predictive_std, probability_below
 from screening.models.ensemble import Ensemble
 from screening.tabular_io import write_parquet_atomic
@@ -110,7 +110,7 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
     clock("featurize")
     mean, std, _ = model.predict(table.values.astype(np.float32), bf16=context.bf16)
     clock("predict")
-    hull_e, decomposition = context.hull.energy_at(batch)
+    hull_e, vertex_ids, weights = context.hull.place(batch)
     e_above = mean - hull_e
     p_below = probability_below(e_above, predictive_std(std, model.card.get("uncertainty")))
     rare = list(context.rare)
@@ -124,7 +124,7 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
         "known_hull_energy": hull_e,
         "e_above_known_hull": e_above,
         "p_below_known_hull": p_below,
-        "known_decomposition": decomposition_strings(decomposition, context.reference_names or context.hull.batch.formula, digits=4),
+        "known_decomposition": mixture_strings(vertex_ids, weights, context.reference_names or context.hull.batch.formula, digits=4),
         "rare_element": np.isin(batch.z, rare).any(axis=1) if rare else np.zeros(len(batch), bool),
     })  # fmt: skip
     clock("hull")

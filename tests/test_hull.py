@@ -159,3 +159,20 @@ def test_phase_summary_equals_the_decompositions():
     assert phases.tolist() == [len(r) for r, _ in decomposition]
     np.testing.assert_allclose(smallest, [f.min() for _, f in decomposition])
     assert elements.tolist() == [int((r < 0).sum()) for r, _ in decomposition]
+
+
+def test_padded_decompositions_give_the_row_by_row_strings(mp_e_form):
+    from screening.enumerate import Grid, reduced_formulas, space
+    from screening.hull import ReferenceHull, decomposition_strings, mixture_strings, restrict
+
+    candidates = next(space(["Li", "Mn", "Fe", "O"], 4, Grid(8)).chunks(20_000)).batch
+    known, energy = restrict(*mp_e_form, {Z_OF[s] for s in ("Li", "Mn", "Fe", "O")})
+    hull = ReferenceHull(known, energy)
+    names = reduced_formulas(known)
+    hull_e, decomposition = hull.energy_at(candidates)
+    placed_e, ids, weights = hull.place(candidates)
+    np.testing.assert_array_equal(placed_e, hull_e)
+    for digits in (4, 6):
+        rows = decomposition_strings(decomposition, names, digits)
+        assert mixture_strings(ids, weights, names, digits) == rows
+    assert any(" + " in r and r.count(":0.5") == 2 for r in rows)  # equal shares, ordered by name
