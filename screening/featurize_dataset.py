@@ -91,7 +91,7 @@ def featurize_chunk(spec: str, chunk: int, start_row: int, frame, out_dir: str, 
         return ChunkResult(chunk, written + rejected, written, rejected, skipped=True)
 
     featurizer = get_featurizer(spec)
-    table = featurizer.featurize_frame(frame.reset_index(drop=True))
+    table = featurizer.featurize_frame_float32(frame.reset_index(drop=True))
     rows = np.array([r.index for r in table.rejections], np.int64) + start_row
     rejected = pa.table(
         [rows, [r.formula for r in table.rejections], [r.reason for r in table.rejections]],
@@ -100,7 +100,7 @@ def featurize_chunk(spec: str, chunk: int, start_row: int, frame, out_dir: str, 
     write_parquet_atomic(rejected, rejected_path)
 
     labels = table.labels
-    columns = np.ascontiguousarray(table.values.T, dtype=np.float32)  # one contiguous row per label
+    columns = np.ascontiguousarray(table.values.T)  # float32, one contiguous row per label
     arrays = [pa.array(table.formula.tolist(), pa.string())] + [pa.array(col) for col in columns]
     features = pa.Table.from_arrays(arrays, schema=feature_schema(labels, metadata))
     write_parquet_atomic(features, features_path, compression="snappy", use_dictionary=["formula"])

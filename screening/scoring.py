@@ -99,7 +99,7 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
         keep &= ~is_known
     rows = np.flatnonzero(keep)
     clock("filter")
-    table = get_featurizer(model.featurizer).featurize_frame(pd.DataFrame({"formula": chunk.batch.formula[rows]}))
+    table = get_featurizer(model.featurizer).featurize_frame_float32(pd.DataFrame({"formula": chunk.batch.formula[rows]}))
     rejected = pd.DataFrame({
         "candidate_id": chunk.candidate_id[rows[[r.index for r in table.rejections]]],
         "formula": pd.Series([r.formula for r in table.rejections], dtype=object),
@@ -108,7 +108,7 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
     scored_rows = rows[table.index]
     batch = chunk.batch.select(scored_rows)
     clock("featurize")
-    mean, std, _ = model.predict(table.values.astype(np.float32), bf16=context.bf16)
+    mean, std, _ = model.predict(table.values, bf16=context.bf16)
     clock("predict")
     hull_e, vertex_ids, weights = context.hull.place(batch)
     e_above = mean - hull_e

@@ -164,3 +164,19 @@ def test_element_embedding_deviations_equal_matminer_avg_dev(ours, preset):
         expected = np.array([reference.featurize(Composition(f)) for f in formulas])
     np.testing.assert_allclose(table.values, expected, atol=1e-12)
     assert (table.values[-1] == 0).all() and featurizer.name == ours and len(featurizer.feature_labels()) == expected.shape[1]
+
+
+@pytest.mark.parametrize("spec", ["magpie145+elemfrac86+mat2vec200", "columns:a,b"])
+def test_blockwise_float32_features_equal_the_whole_table(spec):
+    from screening.featurizers import get_featurizer
+
+    frame = pd.DataFrame({"formula": ["Fe2O3", "Xx2O", "LiCoO2", "NaCl", "", "Ca3(PO4)2", "Pu2O3", "MgO"],
+                          "a": [1.0, 2, 3, 4, 5, float("nan"), 7, 8], "b": [0.5] * 8})  # fmt: skip
+    featurizer = get_featurizer(spec)
+    whole = featurizer.featurize_frame(frame)
+    for block in (3, 8, 100):
+        blocks = featurizer.featurize_frame_float32(frame, block=block)
+        assert blocks.values.dtype == np.float32 and blocks.labels == whole.labels
+        np.testing.assert_array_equal(blocks.values, whole.values.astype(np.float32))
+        assert blocks.index.tolist() == whole.index.tolist() and blocks.formula.tolist() == whole.formula.tolist()
+        assert [(r.index, r.reason) for r in blocks.rejections] == [(r.index, r.reason) for r in whole.rejections]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from screening.featurizers.base import FeatureTable, Featurizer
+from screening.composition import parse_formulas
+from screening.featurizers.base import CompositionFeaturizer, FeatureTable, Featurizer, require_columns
 
 
 class Concatenation(Featurizer):
@@ -35,7 +36,14 @@ class Concatenation(Featurizer):
         return [c for p in self.parts for c in p.citations()]
 
     def featurize_frame(self, frame: pd.DataFrame) -> FeatureTable:
-        tables = [p.featurize_frame(frame) for p in self.parts]
+        require_columns(frame.columns, self.required_columns())
+        if all(isinstance(p, CompositionFeaturizer) for p in self.parts):  # one parse for all parts
+            batch, rejected = parse_formulas(frame["formula"].tolist())
+            tables = [p.featurize_batch(batch) for p in self.parts]
+            for t in tables:
+                t.rejections = sorted(rejected + t.rejections, key=lambda r: r.index)
+        else:
+            tables = [p.featurize_frame(frame) for p in self.parts]
         common = tables[0].index
         for t in tables[1:]:
             common = np.intersect1d(common, t.index)
@@ -43,6 +51,11 @@ class Concatenation(Featurizer):
         for t in tables:
             for r in t.rejections:
                 rejections.setdefault(r.index, r)
-        values = np.hstack([t.values[np.searchsorted(t.index, common)] for t in tables])
+        values = np.empty((len(common), sum(t.values.shape[1] for t in tables)))
+        start = 0
+        for t in tables:  # written in place: an hstack of the parts costs as much as computing them
+            width = t.values.shape[1]
+            values[:, start : start + width] = t.values if len(t.index) == len(common) else t.values[np.searchsorted(t.index, common)]
+            start += width
         formula = tables[0].formula[np.searchsorted(tables[0].index, common)]
         return FeatureTable(self.feature_labels(), common, formula, values, sorted(rejections.values(), key=lambda r: r.index))

@@ -78,9 +78,10 @@ class ElementEmbeddingMean(CompositionFeaturizer):
         return self.element_reasons(batch, ~self._known[batch.z] & batch.mask, f"have no {self.embedding} embedding")
 
     def compute(self, batch: CompositionBatch) -> np.ndarray:
-        mean = np.zeros((len(batch), self._table.shape[1]))
-        for slot in range(batch.z.shape[1]):
-            mean += batch.fraction[:, slot, None] * self._table[batch.z[:, slot]]  # padding: row 0 = 0
+        # the fraction-weighted mean as one matmul: (rows x elements) fractions times the table
+        weights = np.zeros((len(batch), len(self._table)))
+        weights[np.arange(len(batch))[:, None], batch.z] = batch.fraction  # padding: row 0 of the table is 0
+        mean = weights @ self._table
         if self.statistic == "mean":
             return mean
         dev = np.zeros_like(mean)

@@ -33,7 +33,7 @@ def featurize_targets(frame: pd.DataFrame, featurizer: str, source: str) -> tupl
     returned as rejections (never silently dropped)."""
     if "target" not in frame.columns:
         raise KeyError(f"{source} has no 'target' column; it has {list(frame.columns)}")
-    table = get_featurizer(featurizer).featurize_frame(frame)
+    table = get_featurizer(featurizer).featurize_frame_float32(frame)
     target = pd.to_numeric(frame["target"], errors="coerce").to_numpy(np.float64)[table.index]
     ok = np.isfinite(target)
     written = frame["target_as_written"] if "target_as_written" in frame.columns else frame["target"]
@@ -298,8 +298,8 @@ def predict_frame(model: Ensemble, frame: pd.DataFrame, members: bool = False, b
     from screening.composition import parse_formulas
     from screening.models.calibration import predictive_std
 
-    table = get_featurizer(model.featurizer).featurize_frame(frame)
-    mean, std, each = model.predict(table.values.astype(np.float32), bf16=bf16)
+    table = get_featurizer(model.featurizer).featurize_frame_float32(frame)
+    mean, std, each = model.predict(table.values, bf16=bf16)
     out = pd.DataFrame({"formula": table.formula, "pred_mean": mean, "pred_std": std})
     if model.card.get("uncertainty"):
         out["pred_sigma"] = predictive_std(std, model.card["uncertainty"])
