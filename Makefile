@@ -32,7 +32,10 @@ run: $(STAMP)
 		--reference $(DATA)/mp_e_form/train.csv --reference $(DATA)/mp_e_form/val.csv \
 		--out $(MAIN_OUT)
 
+# lint and format checks (ruff, configured in pyproject.toml), then the suite
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)

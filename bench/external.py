@@ -47,8 +47,11 @@ def main() -> None:
     report: dict = {
         "oqmd_compositions": len(oqmd),
         "unseen_by_mp_e_form_train_val": int(unseen.sum()),
-        "mp_minus_oqmd_on_shared_compositions": {"n": int(shared.sum()), "mae": float(np.abs(overlap).mean()),
-                                                 "median": float(np.median(overlap))},  # fmt: skip
+        "mp_minus_oqmd_on_shared_compositions": {
+            "n": int(shared.sum()),
+            "mae": float(np.abs(overlap).mean()),
+            "median": float(np.median(overlap)),
+        },
         "models": {},
     }
     rows = oqmd[unseen].reset_index(drop=True)

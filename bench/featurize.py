@@ -56,7 +56,9 @@ def main() -> None:
     results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "formulas": len(formulas)}
 
     # --- one core, from formula strings (parsing included on both sides) -----------------------
-    mm145 = MultipleFeaturizer([Stoichiometry(), ElementProperty.from_preset("magpie"), ValenceOrbital(props=["avg"]), IonProperty(fast=True)])
+    mm145 = MultipleFeaturizer(
+        [Stoichiometry(), ElementProperty.from_preset("magpie"), ValenceOrbital(props=["avg"]), IonProperty(fast=True)]
+    )
     mm_ep = ElementProperty.from_preset("magpie")
     mm_ef = ElementFraction()
     results["matminer_magpie145_per_s"] = rate(lambda: [mm145.featurize(Composition(f)) for f in sample], len(sample))
@@ -66,7 +68,9 @@ def main() -> None:
     results["ours_magpie145_per_s"] = rate(lambda: ours145.featurize_formulas(formulas), len(formulas), repeat=3)
     results["ours_elemfrac86_per_s"] = rate(lambda: ours86.featurize_formulas(formulas), len(formulas), repeat=3)
     results["speedup_magpie145_vs_matminer"] = results["ours_magpie145_per_s"] / results["matminer_magpie145_per_s"]
-    results["speedup_magpie145_vs_matminer_elementproperty_alone"] = results["ours_magpie145_per_s"] / results["matminer_elementproperty_magpie_per_s"]
+    results["speedup_magpie145_vs_matminer_elementproperty_alone"] = (
+        results["ours_magpie145_per_s"] / results["matminer_elementproperty_magpie_per_s"]
+    )
 
     # --- the chunked pipeline to Parquet ----------------------------------------------------
     with tempfile.TemporaryDirectory() as tmp:

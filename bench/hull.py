@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--pymatgen", action="store_true")
     args = parser.parse_args()
     frame = pd.concat([load_reference("mp_e_form", "train"), load_reference("mp_e_form", "val")], ignore_index=True)
-    batch, rejected = parse_formulas(frame["formula"].tolist())
+    batch, _ = parse_formulas(frame["formula"].tolist())
     energy = frame["target"].to_numpy()[batch.index]
     start = time.perf_counter()
     result = hull_distances(batch, energy)

@@ -1,7 +1,7 @@
 """Scoring speed of an ensemble: compositions per second from features already in memory.
 
-    .venv/bin/python bench/inference.py                         # IRNet-17 x5, 231 inputs, CPU
-    .venv/bin/python bench/inference.py --model data/models/default
+.venv/bin/python bench/inference.py                         # IRNet-17 x5, 231 inputs, CPU
+.venv/bin/python bench/inference.py --model data/models/default
 """
 
 from __future__ import annotations
@@ -43,7 +43,10 @@ def main() -> None:
         results[f"{key}_candidates_per_s"] = round(args.n / seconds)
         results[f"{key}_gflop_per_s"] = round(args.n * flops / seconds / 1e9, 1)
     print(json.dumps(results, indent=2))
-    print(f"reproduce: .venv/bin/python bench/inference.py --n {args.n} --device {args.device}" + (f" --model {args.model}" if args.model else ""))
+    print(
+        f"reproduce: .venv/bin/python bench/inference.py --n {args.n} --device {args.device}"
+        + (f" --model {args.model}" if args.model else "")
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from screening.datasets import read_formula_table, sha256_of  # noqa: E402
-from screening.models.metrics import regression_metrics  # noqa: E402
+from screening.datasets import read_formula_table, sha256_of
+from screening.models.metrics import regression_metrics
 
 
 def load_run(run: str) -> tuple[pd.DataFrame, int, str]:

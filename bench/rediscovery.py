@@ -70,7 +70,9 @@ def main() -> None:
 def print_table(report: dict) -> None:
     for k, part in report["arity"].items():
         first = next(iter(part["rankings"].values()))
-        print(f"\n{k} elements: {first['candidates']:,} candidates, {first['stable']} stable ({first['prevalence']:.2%}), {first['systems']} systems")
+        print(
+            f"\n{k} elements: {first['candidates']:,} candidates, {first['stable']} stable ({first['prevalence']:.2%}), {first['systems']} systems"
+        )
         print(f"{'ranking':30s} {'top-N P':>8s} {'enrich':>7s} {'R@1%':>6s} {'R@5%':>6s} {'AUC':>6s} {'first':>6s}")
         for name, m in part["rankings"].items():
             print(f"{name:30s} {m['precision_top_n']:8.3f} {m['enrichment_top_n']:7.1f} {m['recall_top_1pct']:6.3f} "

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import psutil
-from _memory import PeakMemory  # bench/ is on sys.path when a script runs
 import torch
+from _memory import PeakMemory  # bench/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 # 20 elements, systems of 2..4, <= 10 atoms: 190*31 + 1140*109 + 4845*205 = 1,123,375 candidates

@@ -49,7 +49,9 @@ def main() -> None:
     picks = rng.choice(len(formulas), min(args.n, len(formulas)), replace=False)
     sample = [formulas[i] for i in np.sort(picks)]
 
-    oracle = MultipleFeaturizer([Stoichiometry(), ElementProperty.from_preset("magpie"), ValenceOrbital(props=["avg"]), IonProperty(fast=True)])
+    oracle = MultipleFeaturizer(
+        [Stoichiometry(), ElementProperty.from_preset("magpie"), ValenceOrbital(props=["avg"]), IonProperty(fast=True)]
+    )
     start = time.perf_counter()
     expected = np.array([oracle.featurize(Composition(f)) for f in sample], float)
     oracle_seconds = time.perf_counter() - start

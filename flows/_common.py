@@ -20,7 +20,7 @@ def retry_on_io(task, task_run, state) -> bool:
     if error is None:
         try:
             state.result()
-        except BaseException as raised:  # noqa: BLE001 - we only classify it
+        except BaseException as raised:
             error = raised
     return isinstance(error, (OSError, TimeoutError)) and not isinstance(error, USER_ERRORS)
 

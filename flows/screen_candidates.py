@@ -27,7 +27,6 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows._common import library_logs, picture_artifact, retry_on_io, run_from_command_line
-
 from screening.ranking import print_top
 from screening.screen import ScreenPlan, ScreenRequest, finish, plan, score
 
@@ -90,7 +89,7 @@ def screen_candidates(
     ``scheduler``: a Dask scheduler address (default: a local cluster of ``workers``).
     ``{date}`` in ``out`` becomes the run's UTC date: a scheduled deployment writes one folder
     per day, and a retry on the same day resumes it."""
-    out = out.replace("{date}", dt.datetime.now(dt.timezone.utc).date().isoformat())
+    out = out.replace("{date}", dt.datetime.now(dt.UTC).date().isoformat())
     if not elements and not systems:
         raise ValueError("give elements (e.g. ['Li', 'Mn', 'O']) or systems (e.g. [['Li', 'Mn', 'O']])")
     started = time.perf_counter()
@@ -135,8 +134,12 @@ def publish_artifacts(summary: dict, model: str) -> None:
             f"chunks {summary['chunks']} ({summary['chunks_skipped']} already on disk)\n"
             f"- **{summary['below_known_hull']:,} predicted below the hull of known compounds**, "
             f"{summary['on_combined_hull']:,} on the combined hull\n"
-            + (f"- **p_stable expects {summary['expected_stable']:,.1f} stable compounds**; {summary['likely_stable']:,} candidates at "
-               f"p_stable >= 0.5\n" if summary.get("expected_stable") is not None else "")
+            + (
+                f"- **p_stable expects {summary['expected_stable']:,.1f} stable compounds**; {summary['likely_stable']:,} candidates at "
+                f"p_stable >= 0.5\n"
+                if summary.get("expected_stable") is not None
+                else ""
+            )
             + f"- model `{model}` (sha256 `{summary['provenance']['model_sha256'][:12]}`), featurizer "
             f"`{summary['provenance']['featurizer']}`, {summary['provenance']['reference_compounds']:,} known compounds\n\n"
             f"#### Outputs\n{links}\n"
@@ -161,6 +164,20 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int)
     parser.add_argument("--bf16", action="store_true", help="bfloat16 matmuls (~3x faster on CPUs with AMX)")
     args = parser.parse_args()
-    sys.exit(run_from_command_line("screen-candidates", lambda: screen_candidates(
-        model=args.model, out=args.out, elements=args.elements.split(","), max_arity=args.max_arity, max_atoms=args.max_atoms,
-        chunk_size=args.chunk_size, reference=args.reference, scheduler=args.scheduler, workers=args.workers, bf16=args.bf16)))
+    sys.exit(
+        run_from_command_line(
+            "screen-candidates",
+            lambda: screen_candidates(
+                model=args.model,
+                out=args.out,
+                elements=args.elements.split(","),
+                max_arity=args.max_arity,
+                max_atoms=args.max_atoms,
+                chunk_size=args.chunk_size,
+                reference=args.reference,
+                scheduler=args.scheduler,
+                workers=args.workers,
+                bf16=args.bf16,
+            ),
+        )
+    )

@@ -20,7 +20,6 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows._common import library_logs, picture_artifact, retry_on_io, run_from_command_line
-
 from screening.models.fit import TrainingData, add_auxiliary, evaluate, fit_prepared, prepare_data
 from screening.models.training import TrainConfig
 
@@ -92,7 +91,7 @@ def train_models(
     ``ranking`` (with ``val``): also fit the stability model that orders screens by p_stable."""
     if ranking and not val:
         raise ValueError("ranking=True needs a val table: the stability model is fitted on its screening situation")
-    out = out.replace("{date}", dt.datetime.now(dt.timezone.utc).date().isoformat())
+    out = out.replace("{date}", dt.datetime.now(dt.UTC).date().isoformat())
     config = TrainConfig.for_architecture(arch, members=members, epochs=epochs, batch_size=batch_size, lr=lr,
                                           weight_decay=weight_decay,
                                           bf16=bf16, compile=torch_compile, seed=seed, max_minutes=max_minutes)  # fmt: skip
@@ -116,7 +115,9 @@ def publish_artifacts(out: str, metrics: dict, card: dict) -> None:
         rows.append({"split": f"p_stable, {k}-element grids", "top_n_precision": round(m["precision_top_n"], 4),
                      "recall_top_5pct": round(m["recall_top_5pct"], 4), "auc": round(m["auc"], 4), "ece": round(m["ece"], 5),
                      "n": m["candidates"]})  # fmt: skip
-    create_table_artifact(key="model-metrics", table=rows, description=f"{card['architecture']} x{card['members']} ({card['featurizer']}), eV/atom")
+    create_table_artifact(
+        key="model-metrics", table=rows, description=f"{card['architecture']} x{card['members']} ({card['featurizer']}), eV/atom"
+    )
     training = card["training"]
     validation = metrics.get("validation")
     scores = (f"- validation MAE **{validation['mae']:.4f} eV/atom** (members "
@@ -125,7 +126,8 @@ def publish_artifacts(out: str, metrics: dict, card: dict) -> None:
     create_markdown_artifact(
         key="model-card",
         markdown=(
-            f"### {card['architecture']} x{card['members']} on {card['featurizer']}\n\n" + scores
+            f"### {card['architecture']} x{card['members']} on {card['featurizer']}\n\n"
+            + scores
             + f"- {training['epochs_run']} epochs (best {training['best_epoch']}), {training['seconds']:.0f} s on {training['device']}\n"
             f"- model directory: [{out}]({Path(out).resolve().as_uri()}); card: `card.json`, `MODEL_CARD.md`\n"
         ),
@@ -151,6 +153,22 @@ if __name__ == "__main__":
     parser.add_argument("--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (the recipe: 0.1)")
     parser.add_argument("--ranking", action="store_true", help="with --val: also fit the stability model (p_stable)")
     args = parser.parse_args()
-    sys.exit(run_from_command_line("train-models", lambda: train_models(
-        train=args.train if len(args.train) > 1 else args.train[0], val=args.val, holdout=not args.no_val, test=args.test, aux=args.aux, out=args.out, arch=args.arch, features=args.features,
-        members=args.members, epochs=args.epochs, weight_decay=args.weight_decay, ranking=args.ranking)))
+    sys.exit(
+        run_from_command_line(
+            "train-models",
+            lambda: train_models(
+                train=args.train if len(args.train) > 1 else args.train[0],
+                val=args.val,
+                holdout=not args.no_val,
+                test=args.test,
+                aux=args.aux,
+                out=args.out,
+                arch=args.arch,
+                features=args.features,
+                members=args.members,
+                epochs=args.epochs,
+                weight_decay=args.weight_decay,
+                ranking=args.ranking,
+            ),
+        )
+    )

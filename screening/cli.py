@@ -168,8 +168,10 @@ def _predict(args: argparse.Namespace) -> int:
     _write_table(table, args.out, f"{len(table):,} predictions", rejected, "rows could not be featurized")
     if table["dilute"].any():
         named = table.loc[table["dilute"], "formula"].tolist()
-        print(f"{len(named):,} predictions are extrapolations, an element under 0.1 at.% ("
-              f"{', '.join(named[:5])}{', ...' if len(named) > 5 else ''}): marked in column 'dilute'")
+        print(
+            f"{len(named):,} predictions are extrapolations, an element under 0.1 at.% ("
+            f"{', '.join(named[:5])}{', ...' if len(named) > 5 else ''}): marked in column 'dilute'"
+        )
     return 0
 
 
@@ -284,10 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     feat.add_argument("--out", required=True, metavar="DIR", help="output directory")
     feat.add_argument("--chunk-size", type=_positive_int, default=50_000, metavar="N")
-    feat.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                      help="address of a running Dask scheduler (default: a local cluster)")
-    feat.add_argument("--workers", type=_non_negative_int, default=None, metavar="N",
-                      help="local cluster size (default: number of cores, at most 8); 0 runs in this process")
+    feat.add_argument("--scheduler", default=None, metavar="ADDRESS", help="address of a running Dask scheduler (default: a local cluster)")
+    feat.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="local cluster size (default: number of cores, at most 8); 0 runs in this process",
+    )
     feat.add_argument("--overwrite", action="store_true", help="replace an existing dataset in DIR")
     feat.add_argument("--quiet", action="store_true", help="no progress bar")
     feat.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -296,26 +302,38 @@ def build_parser() -> argparse.ArgumentParser:
     from screening.models.designs import ARCHITECTURES
 
     train = commands.add_parser("train", help="train an ensemble of residual networks")
-    train.add_argument("--train", required=True, nargs="+", metavar="CSV",
-                       help="formula,target table(s); several are concatenated (a final model on train + val)")
+    train.add_argument(
+        "--train",
+        required=True,
+        nargs="+",
+        metavar="CSV",
+        help="formula,target table(s); several are concatenated (a final model on train + val)",
+    )
     train.add_argument("--aux", nargs="+", metavar="CSV",
                        help="formula,target table(s) of other sources (e.g. OQMD beside MP): they train the "
                             "network through an output unit of their own; the model predicts --train's source")  # fmt: skip
     held_out = train.add_mutually_exclusive_group()
     held_out.add_argument("--val", metavar="CSV", help="validation table (default: 10%% of --train)")
-    held_out.add_argument("--no-val", action="store_true",
-                          help="train on every row, keep the last epoch (a fixed schedule validated on another run)")
-    train.add_argument("--arch", default="irnet17", choices=sorted(ARCHITECTURES), metavar="NAME",
-                       help=f"one of {', '.join(sorted(ARCHITECTURES))}")
-    train.add_argument("--features", default="magpie145+elemfrac86+mat2vec200", metavar="SPEC",
-                       help="featurizer spec (default magpie145+elemfrac86+mat2vec200)")
+    held_out.add_argument(
+        "--no-val", action="store_true", help="train on every row, keep the last epoch (a fixed schedule validated on another run)"
+    )
+    train.add_argument(
+        "--arch", default="irnet17", choices=sorted(ARCHITECTURES), metavar="NAME", help=f"one of {', '.join(sorted(ARCHITECTURES))}"
+    )
+    train.add_argument(
+        "--features",
+        default="magpie145+elemfrac86+mat2vec200",
+        metavar="SPEC",
+        help="featurizer spec (default magpie145+elemfrac86+mat2vec200)",
+    )
     train.add_argument("--members", type=_positive_int, default=5, metavar="K")
     train.add_argument("--out", required=True, metavar="DIR")
     train.add_argument("--epochs", type=_positive_int, default=None)
     train.add_argument("--batch-size", type=_positive_int, default=None)
     train.add_argument("--lr", type=float, default=None)
-    train.add_argument("--weight-decay", type=float, default=None,
-                       help="AdamW decoupled weight decay (default 1e-5; the shipped recipe: 0.1)")
+    train.add_argument(
+        "--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (default 1e-5; the shipped recipe: 0.1)"
+    )
     train.add_argument("--schedule", choices=["onecycle", "plateau", "constant"], default=None)
     train.add_argument("--patience", type=_positive_int, default=None, help="early stopping, epochs")
     train.add_argument("--ranking", action="store_true",
@@ -355,8 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--ranking-from", metavar="MODEL_DIR",
                         help="take only the stability model (p_stable) of another model folder (fitted by train --ranking "
                              "with a model that did not see the ranking's validation table); the card records where it came from")  # fmt: skip
-    calibrate.add_argument("--rows", choices=["all", "even", "odd"], default="all",
-                           help="which rows of --data to use (keep the others to check the calibration)")
+    calibrate.add_argument(
+        "--rows",
+        choices=["all", "even", "odd"],
+        default="all",
+        help="which rows of --data to use (keep the others to check the calibration)",
+    )
     calibrate.add_argument("--device", default="auto")
     calibrate.set_defaults(handler=_calibrate)
 
@@ -382,25 +404,37 @@ def build_parser() -> argparse.ArgumentParser:
     scr.add_argument("--max-arity", type=_positive_int, default=3, help="largest number of elements per system (default 3)")
     scr.add_argument("--max-atoms", type=_positive_int, default=10, help="atoms per formula unit (default 10)")
     scr.add_argument("--max-amount", type=_positive_int, default=None, help="atoms of one element (default: no limit)")
-    scr.add_argument("--charge-neutral", action="store_true",
-                     help="keep only charge-neutral candidates (loses most intermetallic stable compounds)")
+    scr.add_argument(
+        "--charge-neutral", action="store_true", help="keep only charge-neutral candidates (loses most intermetallic stable compounds)"
+    )
     scr.add_argument("--keep-known", action="store_true", help="also score compositions in the reference (default: skip them)")
     scr.add_argument("--model", required=True, metavar="DIR", help="model folder, e.g. data/models/default")
-    scr.add_argument("--reference", action="append", metavar="CSV",
-                     help="known compounds, formula,target (eV/atom); repeat for several files")
-    scr.add_argument("--no-reference", action="store_true",
-                     help="screen without known compounds (the hull is the elements alone): only on purpose")
+    scr.add_argument(
+        "--reference", action="append", metavar="CSV", help="known compounds, formula,target (eV/atom); repeat for several files"
+    )
+    scr.add_argument(
+        "--no-reference", action="store_true", help="screen without known compounds (the hull is the elements alone): only on purpose"
+    )
     scr.add_argument("--out", required=True, metavar="DIR", help="run folder (created; the same command resumes it)")
     scr.add_argument("--chunk-size", type=_positive_int, default=100_000, metavar="N", help="candidates per task (default 100000)")
     scr.add_argument("--top-k", type=_positive_int, default=50, metavar="K", help="rows of top.csv / top.md (default 50)")
-    scr.add_argument("--max-candidates", type=_positive_int, default=None, metavar="N",
-                     help="run a space of up to N candidates (default: refuse spaces over 20,000,000 with their size and time)")
+    scr.add_argument(
+        "--max-candidates",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="run a space of up to N candidates (default: refuse spaces over 20,000,000 with their size and time)",
+    )
     scr.add_argument("--device", default="auto", help="cpu, cuda or auto (default: a GPU when there is one)")
     scr.add_argument("--bf16", action="store_true", help="bfloat16 matmuls (faster on CPUs and GPUs; figures in docs/benchmarks.md)")
-    scr.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                     help="address of a running Dask scheduler (default: a local cluster)")
-    scr.add_argument("--workers", type=_non_negative_int, default=None, metavar="N",
-                     help="local cluster size (default: one per core, at most 8; 0: no Dask, in this process)")
+    scr.add_argument("--scheduler", default=None, metavar="ADDRESS", help="address of a running Dask scheduler (default: a local cluster)")
+    scr.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="local cluster size (default: one per core, at most 8; 0: no Dask, in this process)",
+    )
     scr.add_argument("--quiet", action="store_true", help="no progress bar")
     scr.set_defaults(handler=_screen)
     return parser

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -141,20 +141,20 @@ class CompositionBatch:
     def fraction(self) -> np.ndarray:
         return self.amount / self.amount.sum(axis=1, keepdims=True)
 
-    def dilute(self, below: float = None) -> np.ndarray:
+    def dilute(self, below: float | None = None) -> np.ndarray:
         """Rows holding an element at an atom fraction under ``below`` (default
         :data:`DILUTE_FRACTION`): dopant levels, outside what composition models are trained on."""
         below = DILUTE_FRACTION if below is None else below
         return (self.mask & (self.fraction < below)).any(axis=1)
 
-    def select(self, rows: np.ndarray) -> "CompositionBatch":
+    def select(self, rows: np.ndarray) -> CompositionBatch:
         """The sub-batch of the given row positions or boolean mask, padding trimmed."""
         z = self.z[rows]
         width = max(int((z > 0).sum(axis=1).max(initial=0)), 1)
         return CompositionBatch(self.index[rows], self.formula[rows], z[:, :width], self.amount[rows][:, :width])
 
     @classmethod
-    def concat(cls, first: "CompositionBatch", second: "CompositionBatch") -> "CompositionBatch":
+    def concat(cls, first: CompositionBatch, second: CompositionBatch) -> CompositionBatch:
         """Rows of ``first`` then ``second``, re-indexed 0..n-1, padding widened as needed."""
         width = max(first.z.shape[1], second.z.shape[1])
 
@@ -170,20 +170,15 @@ class CompositionBatch:
         """A canonical key per row for the reduced composition (``Fe2O3`` and ``Fe4O6`` agree):
         symbols in order of atomic number with atom fractions rounded to ``digits``."""
         fractions = np.round(self.fraction, digits).tolist()
-        return [
-            " ".join(f"{SYMBOLS[z - 1]}{f:g}" for z, f in zip(zr, fr) if z)
-            for zr, fr in zip(self.z.tolist(), fractions)
-        ]
+        return [" ".join(f"{SYMBOLS[z - 1]}{f:g}" for z, f in zip(zr, fr) if z) for zr, fr in zip(self.z.tolist(), fractions)]
 
     def as_dicts(self) -> list[dict[str, float]]:
-        return [
-            {SYMBOLS[z - 1]: float(a) for z, a in zip(zr, ar) if z}
-            for zr, ar in zip(self.z.tolist(), self.amount.tolist())
-        ]
+        return [{SYMBOLS[z - 1]: float(a) for z, a in zip(zr, ar) if z} for zr, ar in zip(self.z.tolist(), self.amount.tolist())]
 
     @classmethod
-    def from_tokens(cls, formulas: np.ndarray, index: np.ndarray, tok_row: np.ndarray,
-                    tok_z: np.ndarray, tok_amount: np.ndarray) -> "CompositionBatch":
+    def from_tokens(
+        cls, formulas: np.ndarray, index: np.ndarray, tok_row: np.ndarray, tok_z: np.ndarray, tok_amount: np.ndarray
+    ) -> CompositionBatch:
         """Build a batch from (row, element, amount) tokens; repeated elements are summed.
         ``tok_row`` counts rows ``0..len(index)-1``, every row must own at least one token."""
         n = len(index)
@@ -244,9 +239,7 @@ def parse_formulas(formulas: Iterable[object]) -> tuple[CompositionBatch, list[R
     tok_row = np.concatenate(rows)
     formula_array = np.empty(len(index), dtype=object)
     formula_array[:] = [formulas[i] for i in index.tolist()]
-    batch = CompositionBatch.from_tokens(
-        formula_array, index, new_row[tok_row], np.concatenate(zs), np.concatenate(amounts)
-    )
+    batch = CompositionBatch.from_tokens(formula_array, index, new_row[tok_row], np.concatenate(zs), np.concatenate(amounts))
     return batch, rejections
 
 
@@ -291,9 +284,9 @@ def _tokenize_flat(text: str, n: int):
     first_digit = np.r_[0, np.cumsum(n_digits)[:-1]]
     power = n_digits[dig_run] - 1 - (np.arange(len(dig)) - first_digit[dig_run])
     with np.errstate(over="ignore", invalid="ignore"):  # runs of > 15 digits overflow; rejected below
-        mantissa = np.bincount(dig_run, weights=(buf[dig] - 48) * 10.0 ** power, minlength=n_runs)
+        mantissa = np.bincount(dig_run, weights=(buf[dig] - 48) * 10.0**power, minlength=n_runs)
         n_frac = np.bincount(dig_run[dig > dot_pos[dig_run]], minlength=n_runs)
-        value = mantissa / 10.0 ** n_frac
+        value = mantissa / 10.0**n_frac
     bad_run = (n_dots > 1) | (n_digits == 0) | (n_digits > 15) | (value <= 0)
     bad_row[row[starts[bad_run]]] = True
 

@@ -94,7 +94,7 @@ def load_matbench(name: str = "matbench_mp_e_form") -> pd.DataFrame:
     from matminer.datasets import load_dataset
 
     data = load_dataset(name)
-    target = [c for c in data.columns if c not in ("structure", "composition")][0]
+    target = next(c for c in data.columns if c not in ("structure", "composition"))
     source = data["composition"] if "composition" in data.columns else data["structure"].map(lambda s: s.composition)
     formulas = source.map(lambda c: c.formula.replace(" ", ""))
     frame = pd.DataFrame({"formula": formulas, "target": data[target].astype(float)})

@@ -26,9 +26,7 @@ Z_OF: dict[str, int] = {symbol: z for z, symbol in enumerate(SYMBOLS, start=1)}
 # ElemNet (Jha et al., Sci. Rep. 8, 17593, 2018) uses H..Pu without the noble gases He, Ne, Ar,
 # Rn and the short-lived Po, At, Fr, Ra (Kr and Xe stay: they have known compounds).
 _ELEMNET_EXCLUDED = frozenset({"He", "Ne", "Ar", "Po", "At", "Rn", "Fr", "Ra"})
-ELEMNET_ELEMENTS: tuple[str, ...] = tuple(
-    s for s in SYMBOLS[: Z_OF["Pu"]] if s not in _ELEMNET_EXCLUDED
-)
+ELEMNET_ELEMENTS: tuple[str, ...] = tuple(s for s in SYMBOLS[: Z_OF["Pu"]] if s not in _ELEMNET_EXCLUDED)
 assert len(ELEMNET_ELEMENTS) == 86
 
 

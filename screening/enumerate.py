@@ -97,7 +97,9 @@ def grid_template(arity: int, grid: Grid) -> np.ndarray:
     int16, in lexicographic order; built column by column so that memory is the output's."""
     size = grid_size(arity, grid)
     if size > MAX_TEMPLATE:
-        raise ValueError(f"the grid gives {size:,} compositions per {arity}-element system (over {MAX_TEMPLATE:,}): lower max_atoms or max_amount")
+        raise ValueError(
+            f"the grid gives {size:,} compositions per {arity}-element system (over {MAX_TEMPLATE:,}): lower max_atoms or max_amount"
+        )
     top = _top(arity, grid)
     if top < 1:
         return np.zeros((0, arity), np.int16)
@@ -146,7 +148,7 @@ class CandidateSpace:
     def size(self) -> int:
         return int(self.counts().sum())
 
-    def chunks(self, chunk_size: int = 100_000) -> Iterator["CandidateChunk"]:
+    def chunks(self, chunk_size: int = 100_000) -> Iterator[CandidateChunk]:
         """Stream the space in chunks of at most ``chunk_size`` candidates (a chunk never
         spans more memory than that, whatever the space's size)."""
         if chunk_size < 1:
@@ -201,7 +203,7 @@ class CandidateChunk:
         return len(self.candidate_id)
 
     @classmethod
-    def build(cls, pieces: list[tuple[int, tuple[int, ...], np.ndarray]]) -> "CandidateChunk":
+    def build(cls, pieces: list[tuple[int, tuple[int, ...], np.ndarray]]) -> CandidateChunk:
         n = sum(len(t) for _, _, t in pieces)
         width = max(len(s) for _, s, _ in pieces)
         z = np.zeros((n, width), np.int16)

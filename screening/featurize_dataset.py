@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
-
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -110,9 +109,7 @@ def featurize_chunk(spec: str, chunk: int, start_row: int, frame, out_dir: str, 
 def _prepare_out_dir(out: Storage, manifest: dict, overwrite: bool) -> None:
     if not out.is_empty():
         if not out.exists(MANIFEST):
-            raise FileExistsError(
-                f"output directory {out.url} exists and is not a screening dataset; choose another --out"
-            )
+            raise FileExistsError(f"output directory {out.url} exists and is not a screening dataset; choose another --out")
         previous = json.loads(out.read_text(MANIFEST))
         if overwrite:
             for name in (FEATURES_DIR, REJECTED_DIR, MANIFEST, SUMMARY):

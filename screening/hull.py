@@ -65,13 +65,15 @@ def decomposition_strings(decomposition, formulas, digits: int = 6) -> list[str]
 def mixture_strings(ids: np.ndarray, weights: np.ndarray, formulas, digits: int = 6) -> list[str]:
     """:func:`decomposition_strings` of padded decompositions (from :meth:`ReferenceHull.place`),
     the same strings, sorted and formatted for all rows at once instead of row by row."""
-    n, width = ids.shape
+    n = len(ids)
     keep = weights > 1e-9
     total = np.where(keep, weights, 0.0).sum(axis=1, keepdims=True)
     fraction = np.where(keep, weights / np.where(total > 0, total, 1.0), 0.0)
     names = np.asarray(formulas, dtype=object)
     symbols = np.array(SYMBOLS, dtype=object)
-    labels = np.where(ids < 0, symbols[np.clip(-ids - 1, 0, len(SYMBOLS) - 1)], names[np.clip(ids, 0, max(len(names) - 1, 0))] if len(names) else "")
+    labels = np.where(
+        ids < 0, symbols[np.clip(-ids - 1, 0, len(SYMBOLS) - 1)], names[np.clip(ids, 0, max(len(names) - 1, 0))] if len(names) else ""
+    )
     rows, cols = np.nonzero(keep)
     used = labels[rows, cols].astype(str)
     _, label_rank = np.unique(used, return_inverse=True)
@@ -217,7 +219,9 @@ class ReferenceHull:
         e[ids >= 0] = self.energy[ids[ids >= 0]]
         rows = np.concatenate(query_rows)
         query_system = np.repeat(np.arange(len(systems)), n_queries)
-        query = _columns(_pad_columns(query_batch.z[rows], n).astype(np.int64), _pad_columns(query_fraction[rows], n), system_z[query_system])
+        query = _columns(
+            _pad_columns(query_batch.z[rows], n).astype(np.int64), _pad_columns(query_fraction[rows], n), system_z[query_system]
+        )
         hull_e, vertices, weights = _hull_energies(n, comp, e, n_points, query, n_queries)
         return hull_e, ids[vertices], weights
 

@@ -25,8 +25,9 @@ PIVOT_TOL = 1e-9  # smallest direction component accepted as a pivot
 PADDING_COST = 1e6  # padded point slots (all-zero compositions) never enter the basis
 
 
-def simplex_batch(points: np.ndarray, costs: np.ndarray, queries: np.ndarray, max_pivots: int | None = None,
-                  bland_after: int | None = None):
+def simplex_batch(
+    points: np.ndarray, costs: np.ndarray, queries: np.ndarray, max_pivots: int | None = None, bland_after: int | None = None
+):
     """Minimum-cost mixtures of ``points`` (``(P, M, n)``; slots ``0..n-1`` the identity; padding
     rows all zero with cost :data:`PADDING_COST`) with costs ``(P, M)`` at ``queries`` ``(P, n)``.
 

@@ -33,7 +33,9 @@ def _fractions(batch: CompositionBatch, symbols: list[str]) -> np.ndarray:
     return out
 
 
-def hull_picture(chemsys: str, ranked: pd.DataFrame, ref_batch: CompositionBatch, ref_energy: np.ndarray, path: str | Path, label_top: int = 6) -> Path:
+def hull_picture(
+    chemsys: str, ranked: pd.DataFrame, ref_batch: CompositionBatch, ref_energy: np.ndarray, path: str | Path, label_top: int = 6
+) -> Path:
     """Draw the hull picture of ``chemsys`` (e.g. ``"Li-Mn-O"``) into ``path`` (PNG)."""
     symbols = chemsys.split("-")
     cands = ranked[ranked["chemsys"] == chemsys].sort_values("e_above_known_hull")
@@ -75,7 +77,14 @@ def _binary(ax, symbols, x_known, e_known, stable, names, x_cand, cands, label_t
         ax.annotate(name, (xx, ee), textcoords="offset points", xytext=(0, -12), ha="center", fontsize=7)
     for r in cands.head(label_top).itertuples():
         xx = x_cand[cands.index.get_loc(r.Index)]
-        ax.annotate(r.formula, (xx, r.e_form_pred), textcoords="offset points", xytext=(4, 6), fontsize=7, color="tab:red" if r.e_above_known_hull < 0 else "tab:blue")
+        ax.annotate(
+            r.formula,
+            (xx, r.e_form_pred),
+            textcoords="offset points",
+            xytext=(4, 6),
+            fontsize=7,
+            color="tab:red" if r.e_above_known_hull < 0 else "tab:blue",
+        )
     ax.set(xlabel=f"atom fraction of {symbols[1]} (rest {symbols[0]})", ylabel=f"formation energy ({UNIT})",
            title=f"{'-'.join(symbols)}: predicted candidates against the known hull", xlim=(-0.02, 1.02))  # fmt: skip
     ax.axhline(0, color="0.8", lw=0.8, zorder=0)

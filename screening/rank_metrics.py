@@ -99,7 +99,10 @@ def reliability(stable, probability, bins: int = 10) -> dict:
     return {
         "brier": float(((p - stable) ** 2).mean()),
         "ece": float(ece),
-        "at_least_half": {"n": int(high.sum()), "predicted": float(p[high].mean()) if high.any() else float("nan"),
-                          "observed": float(stable[high].mean()) if high.any() else float("nan")},  # fmt: skip
+        "at_least_half": {
+            "n": int(high.sum()),
+            "predicted": float(p[high].mean()) if high.any() else float("nan"),
+            "observed": float(stable[high].mean()) if high.any() else float("nan"),
+        },
         "bins": table,
     }

@@ -33,7 +33,9 @@ from screening.composition import CompositionBatch, parse_formulas
 from screening.hull import STABLE_TOL, ReferenceHull
 from screening.tabular_io import write_parquet_atomic
 
-HULL_SET_TOL = 1e-6  # eV/atom: candidates this close above the known hull join the combined hull's points too (extra points never change a hull)
+HULL_SET_TOL = (
+    1e-6  # eV/atom: candidates this close above the known hull join the combined hull's points too (extra points never change a hull)
+)
 RANK_SCRATCH = ".rank-scratch"  # hidden: Parquet readers of the run folder skip it
 
 
@@ -103,7 +105,8 @@ def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provena
 def combined_hull(parts: list[Path], ref_batch: CompositionBatch, ref_energy: np.ndarray) -> ReferenceHull:
     """The hull of the known compounds and the candidates at or below the known hull."""
     below = ds.dataset([str(p) for p in parts], format="parquet").to_table(
-        columns=[Col.formula, Col.e_form_pred], filter=pc.field(Col.e_above_known_hull) <= HULL_SET_TOL)
+        columns=[Col.formula, Col.e_form_pred], filter=pc.field(Col.e_above_known_hull) <= HULL_SET_TOL
+    )
     batch, rejected = parse_formulas(below.column(Col.formula).to_pylist())
     if rejected:
         raise RuntimeError(f"scored formulas failed to parse: {rejected[:3]}")
@@ -218,8 +221,16 @@ def markdown_table(top: pd.DataFrame) -> str:
 
 def print_top(ranked: pd.DataFrame, k: int = 10) -> str:
     """A short plain-text table for terminals."""
-    cols = [Col.rank, Col.formula, Col.chemsys, *([Col.p_stable] if Col.p_stable in ranked.columns else []),
-            Col.e_form_pred, Col.e_form_std, Col.e_above_known_hull, Col.p_below_known_hull]
+    cols = [
+        Col.rank,
+        Col.formula,
+        Col.chemsys,
+        *([Col.p_stable] if Col.p_stable in ranked.columns else []),
+        Col.e_form_pred,
+        Col.e_form_std,
+        Col.e_above_known_hull,
+        Col.p_below_known_hull,
+    ]
     if len(ranked) == 0:
         return "(no candidates scored)"
     return ranked.head(k)[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")

@@ -37,7 +37,7 @@ def acquire(folder: Path) -> None:
         holder = _holder(fd)
         os.close(fd)
         raise FolderLockedError(f"{folder} is in use by another run ({holder}); wait for it to finish, or choose another --out") from None
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(me).encode(), 0)
     _HELD[key] = fd

@@ -18,8 +18,8 @@ import datetime as dt
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,8 @@ from screening import __version__, run_lock
 from screening.cluster import map_bounded
 from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import read_formula_table, sha256_of
-from screening.evidence import KnownCompounds
 from screening.enumerate import CandidateSpace, Grid, reduced_formulas, space
+from screening.evidence import KnownCompounds
 from screening.hull import ReferenceHull, restrict
 from screening.hull_plot import hull_picture
 from screening.models.ensemble import Ensemble
@@ -81,7 +81,9 @@ def read_reference(paths: list[str]) -> tuple[CompositionBatch, np.ndarray, pd.D
     bad = ~np.isfinite(energy)
     reasons = [(r.index, r.formula, r.reason) for r in rejected]
     written = frame["target_as_written"] if "target_as_written" in frame.columns else frame["target"]
-    reasons += [(int(i), str(f), f"energy {str(written.iloc[i])!r} is not a finite number") for i, f in zip(batch.index[bad], batch.formula[bad])]
+    reasons += [
+        (int(i), str(f), f"energy {str(written.iloc[i])!r} is not a finite number") for i, f in zip(batch.index[bad], batch.formula[bad])
+    ]
     table = pd.DataFrame(reasons, columns=["row", "formula", "reason"])
     table["source"] = frame["source"].iloc[table["row"]].to_numpy() if len(table) else []
     batch, energy = batch.select(~bad), energy[~bad]
@@ -147,7 +149,7 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     provenance = {
         "model": str(request.model), "model_sha256": model_hash, "model_card": {k: model.card.get(k) for k in ("architecture", "members", "featurizer", "created", "uncertainty")},
         "featurizer": model.featurizer, "code_version": __version__, "request": asdict(request),
-        "reference_compounds": len(ref_batch), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "reference_compounds": len(ref_batch), "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
     context = ScoringContext(
         model_dir=str(model_dir.resolve()), model_sha256=model_hash, device=request.device, bf16=request.bf16,
@@ -162,7 +164,9 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     _start_folder(out, manifest)  # only now, with every input validated, is the folder a run's
     if len(rejected):
         write_rejections(rejected, out)
-    log.info("screening %s candidates in %d chemical systems against %d known compounds", f"{total:,}", len(candidates.systems), len(ref_batch))
+    log.info(
+        "screening %s candidates in %d chemical systems against %d known compounds", f"{total:,}", len(candidates.systems), len(ref_batch)
+    )
     return ScreenPlan(request, out, candidates, total, context, ref_batch, ref_energy, time.perf_counter() - started, stability)
 
 

@@ -131,7 +131,7 @@ class StabilityModel:
         return directory / "stability.pkl"
 
     @classmethod
-    def load(cls, directory: str | Path) -> "StabilityModel":
+    def load(cls, directory: str | Path) -> StabilityModel:
         directory = Path(directory)
         blob_path, record_path = directory / "stability.pkl", directory / "stability.json"
         if not blob_path.exists() or not record_path.exists():
@@ -142,9 +142,17 @@ class StabilityModel:
             raise StabilityModelError(f"{record_path} is not valid JSON: {err}") from None
         blob = blob_path.read_bytes()
         if hashlib.sha256(blob).hexdigest() != record.get("sha256"):
-            raise StabilityModelError(f"{blob_path} does not match the sha256 recorded in {record_path}: the file is corrupt or was replaced")
-        if record.get("format") != FORMAT or record.get("evidence_features") != list(EVIDENCE_FEATURES) or record.get("stack_features") != list(STACK_FEATURES):
-            raise StabilityModelError(f"{blob_path} was made for other features or format ({record.get('format')}); refit it with this version")
+            raise StabilityModelError(
+                f"{blob_path} does not match the sha256 recorded in {record_path}: the file is corrupt or was replaced"
+            )
+        if (
+            record.get("format") != FORMAT
+            or record.get("evidence_features") != list(EVIDENCE_FEATURES)
+            or record.get("stack_features") != list(STACK_FEATURES)
+        ):
+            raise StabilityModelError(
+                f"{blob_path} was made for other features or format ({record.get('format')}); refit it with this version"
+            )
         parts = pickle.load(io.BytesIO(blob))  # the hash above guards against a changed file
         return cls(parts["evidence"], parts["stacker"], tuple(np.asarray(a) for a in parts["calibration"]), record)
 

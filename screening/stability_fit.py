@@ -24,8 +24,18 @@ from screening.elements import SYMBOLS
 from screening.evidence import FEATURES, KnownCompounds, _composition_key, _Counter
 from screening.rank_metrics import reliability, screening_metrics
 from screening.rediscovery import Situation, evidence_table, simulated, situations
-from screening.stability import (GBM, STACK_GBM, StabilityModel, cross_fitted, fold_of, isotonic_map, logit,
-                                 new_classifier, stacker_inputs, system_stats)  # fmt: skip
+from screening.stability import (
+    GBM,
+    STACK_GBM,
+    StabilityModel,
+    cross_fitted,
+    fold_of,
+    isotonic_map,
+    logit,
+    new_classifier,  # fmt: skip
+    stacker_inputs,
+    system_stats,
+)
 
 FOLDS = 5
 SEEDS = 3  # random tenths of the known table hidden to fit the evidence stage
@@ -80,7 +90,9 @@ def fit_evidence(batch: CompositionBatch, energy: np.ndarray, seeds: int = SEEDS
     for seed, situation in simulated(batch, energy, seeds=range(seeds)):
         tables.append(evidence_table(situation))
         labels.append(situation.stable)
-        log(f"evidence situation {seed}, {situation.arity} elements: {len(situation.stable):,} candidates, {int(situation.stable.sum())} stable")
+        log(
+            f"evidence situation {seed}, {situation.arity} elements: {len(situation.stable):,} candidates, {int(situation.stable.sum())} stable"
+        )
     if not tables:
         raise ValueError("the known tables are too small to hide stable compounds of 2 to 4 elements from")
     x, y = np.vstack(tables), np.concatenate(labels)
@@ -120,7 +132,9 @@ def fit_stability(energy_model: str, known_paths: list[str], hidden_path: str, w
                          "nothing to fit the ranking on; give a larger validation table")  # fmt: skip
     for situation in found:
         frame, features = screened(situation, energy_model, work, known_paths)
-        log(f"screened the {situation.arity}-element systems: {len(frame):,} candidates in {len(situation.systems)} systems, {int(frame['stable'].sum())} stable")
+        log(
+            f"screened the {situation.arity}-element systems: {len(frame):,} candidates in {len(situation.systems)} systems, {int(frame['stable'].sum())} stable"
+        )
         frames.append(frame)
         tables.append(features)
     frame, features = pd.concat(frames, ignore_index=True), np.vstack(tables)
@@ -174,8 +188,10 @@ def benchmark_report(frame: pd.DataFrame, features: np.ndarray) -> dict:
         rows = frame["n_elements"].to_numpy() == k
         report["arity"][str(k)] = {
             "rankings": {name: screening_metrics(y[rows], score[rows], systems[rows]) for name, score in rankings.items()},
-            "reliability": {"p_stable": reliability(y[rows], frame["p_stable"].to_numpy()[rows]),
-                            "p_below_known_hull": reliability(y[rows], frame["p_below_known_hull"].to_numpy()[rows])},  # fmt: skip
+            "reliability": {
+                "p_stable": reliability(y[rows], frame["p_stable"].to_numpy()[rows]),
+                "p_below_known_hull": reliability(y[rows], frame["p_below_known_hull"].to_numpy()[rows]),
+            },
             "charge_neutral_filter": {"stable_kept": float(charge[rows][y[rows]].mean()), "precision": float(y[rows][charge[rows]].mean())},
         }
     report["reliability_all"] = reliability(y, frame["p_stable"].to_numpy())

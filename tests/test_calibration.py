@@ -10,6 +10,7 @@ from scipy.special import ndtr
 from screening.cli import main
 from screening.models.calibration import crps_normal, fit_spread, predictive_std
 
+
 def test_crps_closed_form_equals_its_definition():
     """CRPS = integral of (F(x) - 1[x >= observed])^2 over x, for a normal F."""
     for residual, sigma in [(0.0, 1.0), (0.3, 0.1), (-2.0, 0.5)]:

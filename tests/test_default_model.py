@@ -54,7 +54,9 @@ def test_default_model_ranks_by_a_verified_stability_model():
     model = StabilityModel.load(DEFAULT)
     stability = card["stability"]
     assert stability["sha256"] == model.record["sha256"]
-    assert stability["fitted_on"]["hidden"].endswith("mp_e_form/val.csv") and stability["fitted_on"]["known"][0].endswith("mp_e_form/train.csv")
+    assert stability["fitted_on"]["hidden"].endswith("mp_e_form/val.csv") and stability["fitted_on"]["known"][0].endswith(
+        "mp_e_form/train.csv"
+    )
     for k in ("3", "4"):
         m = stability["benchmark"][k]
         assert m["enrichment_top_n"] > 30 and m["auc"] > 0.95 and m["ece"] < 0.01

@@ -2,7 +2,6 @@
 
 import inspect
 import sys
-from pathlib import Path
 
 import yaml
 from conftest import PROJECT_ROOT

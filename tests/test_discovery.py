@@ -1,6 +1,5 @@
-import pytest
-
 import numpy as np
+import pytest
 
 from screening.discovery import classification_metrics, reliability, top_k_recall
 

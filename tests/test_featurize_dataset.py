@@ -9,8 +9,8 @@ import pytest
 
 from screening import featurize_dataset as fd
 from screening.cli import main
-from screening.featurizers import Magpie145
 from screening.featurize_dataset import featurize_file
+from screening.featurizers import Magpie145
 
 BAD = {7: "Xx2O", 1500: "", 2001: "O0", 2998: "Fe(O"}
 

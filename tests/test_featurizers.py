@@ -1,4 +1,5 @@
 import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,9 +98,7 @@ def test_element_fraction86_rejects_other_elements_by_name():
 
 
 def test_numeric_columns_passthrough():
-    frame = pd.DataFrame(
-        {"formula": ["A", "B", "C", "D"], "x": [1.0, np.nan, 3.0, 4.0], "y": ["1", "2", "oops", "4"]}
-    )
+    frame = pd.DataFrame({"formula": ["A", "B", "C", "D"], "x": [1.0, np.nan, 3.0, 4.0], "y": ["1", "2", "oops", "4"]})
     featurizer = get_featurizer("columns:x,y")
     assert isinstance(featurizer, NumericColumns) and featurizer.spec() == "columns:x,y"
     table = featurizer.featurize_frame(frame)

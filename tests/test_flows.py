@@ -1,5 +1,6 @@
 import pandas as pd
 import pytest
+
 from flows.featurize_dataset import featurize, featurize_dataset
 
 
@@ -116,7 +117,8 @@ def test_an_interrupted_flow_command_says_how_to_resume(capsys):
 
     assert run_from_command_line("screen-candidates", interrupted) == 130
     assert capsys.readouterr().err.strip() == (
-        "screen-candidates: interrupted; run the same command again to resume (finished chunks are kept)")
+        "screen-candidates: interrupted; run the same command again to resume (finished chunks are kept)"
+    )
     import os
     import subprocess
     import sys

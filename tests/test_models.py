@@ -282,7 +282,7 @@ def make_ensemble(d_in=231, members=2, featurizer="magpie145+elemfrac86"):
 def test_checkpoint_round_trip_and_fp16(tmp_path):
     model = make_ensemble()
     x = np.random.default_rng(0).normal(size=(50, 231)).astype(np.float32)
-    mean, std, members = model.predict(x)
+    mean, _, members = model.predict(x)
     np.testing.assert_allclose(mean, members.mean(axis=0), rtol=1e-6)
     model.save(tmp_path / "fp32")
     loaded = Ensemble.load(tmp_path / "fp32")

@@ -61,8 +61,7 @@ def test_screen_outputs_and_accounting(toy_model, reference, tmp_path):
 
     meta = json.loads(pq.read_schema(tmp_path / "run" / "ranked.parquet").metadata[b"screening"])
     assert meta["model_sha256"] and meta["featurizer"] == "elemfrac86" and meta["request"]["max_arity"] == 3
-    n, best = duckdb.connect().execute(
-        f"select count(*), min(e_above_known_hull) from '{tmp_path}/run/scored/*.parquet'").fetchone()
+    n, best = duckdb.connect().execute(f"select count(*), min(e_above_known_hull) from '{tmp_path}/run/scored/*.parquet'").fetchone()
     assert n == summary["scored"] and best == pytest.approx(ranked["e_above_known_hull"].min())
     assert (tmp_path / "run" / "top.md").read_text().startswith("| rank | formula")
 
@@ -82,7 +81,9 @@ def test_screen_cli_errors(toy_model, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["screen", "--systems", "Li-O", "--model", toy_model, "--out", str(tmp_path / "e"), "--quiet"]) == 2
     assert "no --reference" in capsys.readouterr().err and not (tmp_path / "e").exists()
-    code = main(["screen", "--systems", "Li-O", "--charge-neutral", "--no-reference", "--model", toy_model, "--out", str(tmp_path / "d"), "--quiet"])
+    code = main(
+        ["screen", "--systems", "Li-O", "--charge-neutral", "--no-reference", "--model", toy_model, "--out", str(tmp_path / "d"), "--quiet"]
+    )
     assert code == 0
     ranked = pd.read_parquet(tmp_path / "d" / "ranked.parquet")
     assert set(ranked["formula"]) == {"Li2O"}  # the only charge-neutral Li-O grid point

@@ -28,7 +28,7 @@ def twin(tmp_path_factory, data_dir):
 
 
 def test_train_with_ranking_fits_and_records_the_stability_model(twin, capsys):
-    root, out = twin
+    _, out = twin
     model = StabilityModel.load(out)
     card = json.loads((out / "card.json").read_text())
     bench = card["stability"]["benchmark"]
@@ -77,6 +77,20 @@ def test_a_damaged_stability_model_is_refused_by_name(twin, tmp_path, capsys):
     (damaged / "stability.pkl").write_bytes(bytes(blob))
     with pytest.raises(StabilityModelError, match="stability.pkl does not match the sha256"):
         StabilityModel.load(damaged)
-    code = main(["screen", "--elements", "Li,O", "--max-arity", "2", "--no-reference", "--model", str(damaged), "--out", str(tmp_path / "r"), "--quiet"])
+    code = main(
+        [
+            "screen",
+            "--elements",
+            "Li,O",
+            "--max-arity",
+            "2",
+            "--no-reference",
+            "--model",
+            str(damaged),
+            "--out",
+            str(tmp_path / "r"),
+            "--quiet",
+        ]
+    )
     assert code == 2 and "stability.pkl does not match" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

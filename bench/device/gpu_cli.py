@@ -34,8 +34,12 @@ def embedding_table(name: str) -> tuple[np.ndarray, np.ndarray]:
     return _tables["m2v"], _tables["m2v_known"]
 
 
-_REPLACEMENTS = {"magpie_table": magpie_table, "pymatgen_ion_data": pymatgen_ion_data,
-                 "metal_flags": metal_flags, "embedding_table": embedding_table}
+_REPLACEMENTS = {
+    "magpie_table": magpie_table,
+    "pymatgen_ion_data": pymatgen_ion_data,
+    "metal_flags": metal_flags,
+    "embedding_table": embedding_table,
+}
 for _module in [element_data, element_embedding] + [m for n, m in list(sys.modules.items()) if n.startswith("screening")]:
     for _name, _function in _REPLACEMENTS.items():  # also in modules that imported them by name
         if hasattr(_module, _name):

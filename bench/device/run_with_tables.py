@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import gpu_cli  # noqa: E402,F401  (replaces the table functions on import)
+import gpu_cli  # noqa: F401  (replaces the table functions on import)
 
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")

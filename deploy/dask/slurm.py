@@ -17,8 +17,10 @@ from pathlib import Path
 import dask
 import yaml
 
+CONFIG = Path(__file__).with_name("jobqueue.yaml")
 
-def make_cluster(jobs: int, config: Path = Path(__file__).with_name("jobqueue.yaml"), **overrides):
+
+def make_cluster(jobs: int, config: Path = CONFIG, **overrides):
     from dask_jobqueue import SLURMCluster
 
     dask.config.update(dask.config.config, yaml.safe_load(config.read_text()), priority="new")
@@ -40,7 +42,9 @@ def main() -> None:
         cluster.close()
         return
     if args.scheduler_file:
-        cluster.scheduler.write_scheduler_file(args.scheduler_file) if hasattr(cluster.scheduler, "write_scheduler_file") else Path(args.scheduler_file).write_text(cluster.scheduler_address)
+        cluster.scheduler.write_scheduler_file(args.scheduler_file) if hasattr(cluster.scheduler, "write_scheduler_file") else Path(
+            args.scheduler_file
+        ).write_text(cluster.scheduler_address)
     print(f"scheduler: {cluster.scheduler_address}  (dashboard {cluster.dashboard_link}); Ctrl-C stops the cluster")
     try:
         while True:

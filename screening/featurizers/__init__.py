@@ -8,8 +8,21 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import import_module
+from typing import TYPE_CHECKING
 
-FEATURIZER_NAMES = ("magpie145", "elemfrac86", "mat2vec200", "megnet16", "mat2vec200dev", "megnet16dev", "columns:NAME[,NAME...]", "A+B (concatenation)")
+if TYPE_CHECKING:
+    from screening.featurizers.base import Featurizer
+
+FEATURIZER_NAMES = (
+    "magpie145",
+    "elemfrac86",
+    "mat2vec200",
+    "megnet16",
+    "mat2vec200dev",
+    "megnet16dev",
+    "columns:NAME[,NAME...]",
+    "A+B (concatenation)",
+)
 
 
 @lru_cache(maxsize=16)
@@ -35,7 +48,7 @@ def get_featurizer(spec: str) -> Featurizer:
     if spec in ("mat2vec200dev", "megnet16dev"):
         return ElementEmbeddingMean(spec[: -len("dev")], statistic="dev")
     if spec.startswith("columns:"):
-        return NumericColumns([c.strip() for c in spec[len("columns:"):].split(",") if c.strip()])
+        return NumericColumns([c.strip() for c in spec[len("columns:") :].split(",") if c.strip()])
     raise ValueError(f"unknown featurizer {spec!r}; choose one of {', '.join(FEATURIZER_NAMES)}")
 
 

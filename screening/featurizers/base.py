@@ -15,7 +15,6 @@ import pandas as pd
 from screening.composition import CompositionBatch, FormulaError, Rejection, parse_formulas
 from screening.elements import SYMBOLS, Z_OF
 
-
 FEATURE_BLOCK = 8_192  # rows featurized at a time by featurize_frame_float32
 
 
@@ -111,9 +110,7 @@ def require_columns(available, required: list[str]) -> None:
     available = list(available)
     missing = [c for c in required if c not in available]
     if missing:
-        raise MissingColumnsError(
-            f"input has no column(s) {', '.join(map(repr, missing))}; it has {available}"
-        )
+        raise MissingColumnsError(f"input has no column(s) {', '.join(map(repr, missing))}; it has {available}")
 
 
 class CompositionFeaturizer(Featurizer):
@@ -150,11 +147,7 @@ class CompositionFeaturizer(Featurizer):
     def featurize_batch(self, batch: CompositionBatch) -> FeatureTable:
         reasons = self.unsupported(batch)
         ok = np.array([r is None for r in reasons], bool)
-        rejections = [
-            Rejection(int(i), str(f), r)
-            for i, f, r in zip(batch.index, batch.formula, reasons)
-            if r is not None
-        ]
+        rejections = [Rejection(int(i), str(f), r) for i, f, r in zip(batch.index, batch.formula, reasons) if r is not None]
         good = batch if ok.all() else batch.select(ok)
         values = self.compute(good) if len(good) else np.zeros((0, len(self.feature_labels())))
         return FeatureTable(self.feature_labels(), good.index, good.formula, values, rejections)
@@ -181,11 +174,8 @@ def _single_batch(composition: str | Mapping[str, float]) -> CompositionBatch:
         formula = "".join(f"{s}{float(a):g}" for s, a in composition.items())
         zs = np.array([Z_OF[s] for s in composition], np.int64)
         amounts = np.array([float(a) for a in composition.values()])
-        return CompositionBatch.from_tokens(
-            np.array([formula], object), np.zeros(1, np.int64), np.zeros(len(zs), np.int64), zs, amounts
-        )
+        return CompositionBatch.from_tokens(np.array([formula], object), np.zeros(1, np.int64), np.zeros(len(zs), np.int64), zs, amounts)
     batch, rejected = parse_formulas([composition])
     if rejected:
         raise FormulaError(composition, rejected[0].reason)
     return batch
-

@@ -8,14 +8,14 @@ Row 0 of every table is padding (atomic number 0) and holds zeros.
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
 from screening.elements import MAX_Z, SYMBOLS
 
 
-@lru_cache(maxsize=None)
+@cache
 def magpie_table(properties: tuple[str, ...]) -> np.ndarray:
     """``(MAX_Z + 1, len(properties))`` float64 table of matminer's ``MagpieData``
     (``impute_nan=True``, as in ``ElementProperty.from_preset("magpie")``)."""
@@ -31,7 +31,7 @@ def magpie_table(properties: tuple[str, ...]) -> np.ndarray:
     return table
 
 
-@lru_cache(maxsize=None)
+@cache
 def pymatgen_ion_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Electronegativity ``X`` and common oxidation states as matminer's ``IonProperty`` sees
     them (``PymatgenData(impute_nan=True)``).
@@ -59,7 +59,7 @@ def pymatgen_ion_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return electronegativity, oxidation, n_states
 
 
-@lru_cache(maxsize=None)
+@cache
 def metal_flags() -> np.ndarray:
     """``is_metal`` of pymatgen's ``Element`` by atomic number (False at 0)."""
     from pymatgen.core.periodic_table import Element

@@ -10,7 +10,7 @@ attention models get from their element tables.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -37,7 +37,7 @@ _SOURCES = {  # name: (matminer data class, citation)
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def embedding_table(name: str) -> tuple[np.ndarray, np.ndarray]:
     """``(table[MAX_Z + 1, d], known[MAX_Z + 1])`` of one embedding, through matminer's own data
     class (no imputation); row 0 and elements without an embedding are zeros, ``known`` False."""

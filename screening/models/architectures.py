@@ -18,6 +18,8 @@ auxiliary data source while training on several, see ``heads``).
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 
@@ -25,6 +27,7 @@ from screening.models.designs import ARCHITECTURES, Architecture, get_architectu
 from screening.models.layers import StackedBatchNorm, StackedLinear, activation
 
 __all__ = ["ARCHITECTURES", "Architecture", "StackedNet", "get_architecture", "parameters_per_member"]
+
 
 class _Branch(nn.Module):
     """``a1 = act(L1 x) + P x; a2 = act(L2 a1) + a1``."""
@@ -47,10 +50,8 @@ class _Stage(nn.Module):
         super().__init__()
         self.shortcut = arch.shortcut
         widths = [d_in] + [width] * n_layers
-        self.linears = nn.ModuleList(StackedLinear(members, a, b) for a, b in zip(widths, widths[1:]))
-        self.norms = nn.ModuleList(
-            StackedBatchNorm(members, width) if arch.batchnorm else nn.Identity() for _ in range(n_layers)
-        )
+        self.linears = nn.ModuleList(StackedLinear(members, a, b) for a, b in pairwise(widths))
+        self.norms = nn.ModuleList(StackedBatchNorm(members, width) if arch.batchnorm else nn.Identity() for _ in range(n_layers))
         self.act = activation(arch.activation)
         needs_projection = arch.shortcut != "none" and (d_in != width or (first_stage and not arch.branches))
         self.projection = StackedLinear(members, d_in, width) if needs_projection else None
@@ -82,9 +83,7 @@ class StackedNet(nn.Module):
         self.d_in, self.members, self.heads = d_in, members, heads
         width = d_in
         if self.arch.branches:
-            self.branches = nn.ModuleList(
-                _Branch(members, d_in, 1024, self.arch.activation) for _ in range(self.arch.branches)
-            )
+            self.branches = nn.ModuleList(_Branch(members, d_in, 1024, self.arch.activation) for _ in range(self.arch.branches))
             width = 1024
         else:
             self.branches = nn.ModuleList()

@@ -39,7 +39,9 @@ def render_model_card(card: dict) -> str:
                   "| model | members | validation MAE alone | made by |", "|---|---|---|---|"]  # fmt: skip
         for part in card["merged_from"]:
             mae = part.get("validation_mae")
-            lines.append(f"| `{part['model']}` | {part['members']} | {'' if mae is None else f'{mae:.4f}'} | `{part.get('command') or ''}` |")
+            lines.append(
+                f"| `{part['model']}` | {part['members']} | {'' if mae is None else f'{mae:.4f}'} | `{part.get('command') or ''}` |"
+            )
         lines += ["", f"Settings the parts share: `{changed}`.", ""]
     else:
         lines += [
@@ -107,7 +109,8 @@ def render_model_card(card: dict) -> str:
     lines += [
         "",
         "Files: `model.safetensors` (weights, feature and target standardization), `card.json` "
-        "(everything above, machine-readable), `learning_curve.png`, " + ("`parity_val.png`, " if card.get("metrics", {}).get("validation") else "")
+        "(everything above, machine-readable), `learning_curve.png`, "
+        + ("`parity_val.png`, " if card.get("metrics", {}).get("validation") else "")
         + "`history.jsonl`.",
     ]
     return "\n".join(lines) + "\n"
@@ -146,7 +149,9 @@ def _data_rows(data: dict) -> list[str]:
             continue
         for d in _tables(data, name):
             where = d.get("path", d.get("split", d.get("none", "")))
-            lines.append(f"| {name} | `{where}` | `{str(d.get('sha256', ''))[:16]}` | {d.get('rows_used', '')} | {d.get('rows_rejected', '')} |")
+            lines.append(
+                f"| {name} | `{where}` | `{str(d.get('sha256', ''))[:16]}` | {d.get('rows_used', '')} | {d.get('rows_rejected', '')} |"
+            )
     return lines
 
 
@@ -248,9 +253,14 @@ def _copy_ranking(model_dir: str | Path, source_dir: str | Path, card: dict, sou
     for name in ("stability.pkl", "stability.json"):
         shutil.copyfile(Path(source_dir) / name, Path(model_dir) / name)
     validation = source.get("metrics", {}).get("validation", {})
-    return card | {"stability": source.get("stability", {}) | {
-        "fitted_on_model": str(source_dir), "fitted_on_model_command": source.get("command"),
-        "fitted_on_model_validation_mae": validation.get("mae")}}
+    return card | {
+        "stability": source.get("stability", {})
+        | {
+            "fitted_on_model": str(source_dir),
+            "fitted_on_model_command": source.get("command"),
+            "fitted_on_model_validation_mae": validation.get("mae"),
+        }
+    }
 
 
 def record_stability(model_dir: str | Path, record: dict) -> dict:

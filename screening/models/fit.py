@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
-from dataclasses import asdict, dataclass, field, replace
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -220,7 +220,7 @@ def fit_prepared(
         "data": data.data_card,
         "training_element_counts": element_counts(data.train_formulas),
         "code_version": __version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command,
     }  # fmt: skip
     model = Ensemble(net, to(mean), to(std), y_mean, y_std, card)
@@ -234,9 +234,7 @@ def fit_prepared(
         learning_curve(history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {title or 'training data'}")
         return model, {}
     mean_pred, spread, members = model.predict(x_val)
-    metrics = regression_metrics(y_val, mean_pred) | {
-        "members_mae": [regression_metrics(y_val, m)["mae"] for m in members]
-    }
+    metrics = regression_metrics(y_val, mean_pred) | {"members_mae": [regression_metrics(y_val, m)["mae"] for m in members]}
     card["metrics"] = {"validation": metrics}
     if config.members > 1 and len(y_val) >= 100:  # the spread needs calibrating (screening calibrate re-fits it on other data)
         card["uncertainty"] = fit_spread(y_val - mean_pred, spread) | {"data": "the validation rows", "rows": "all"}

@@ -13,8 +13,8 @@ carried over (more members spread differently): re-fit it with ``screening calib
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -76,15 +76,22 @@ def merge_models(model_dirs: Sequence[str], out_dir: str, half: bool | None = No
         "featurizer": first.featurizer,
         "target": first.card.get("target"),
         "training": common | {"members": members},
-        "merged_from": [{
-            "model": str(d), "members": p.members, "weights_sha256": digest,
-            "command": p.card.get("command"), "created": p.card.get("created"), "training": p.card.get("training"),
-            "validation_mae": p.card.get("metrics", {}).get("validation", {}).get("mae"),
-        } for d, p, digest in zip(model_dirs, parts, digests)],  # fmt: skip
+        "merged_from": [
+            {
+                "model": str(d),
+                "members": p.members,
+                "weights_sha256": digest,
+                "command": p.card.get("command"),
+                "created": p.card.get("created"),
+                "training": p.card.get("training"),
+                "validation_mae": p.card.get("metrics", {}).get("validation", {}).get("mae"),
+            }
+            for d, p, digest in zip(model_dirs, parts, digests)
+        ],
         "data": first.card.get("data"),
         "training_element_counts": first.card.get("training_element_counts", {}),
         "code_version": __version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command,
         "metrics": {},
     }

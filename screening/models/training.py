@@ -59,7 +59,7 @@ class TrainConfig:
             raise ValueError(f"members, epochs, batch size and lr must be positive: {self}")
 
     @classmethod
-    def for_architecture(cls, architecture: str, **overrides) -> "TrainConfig":
+    def for_architecture(cls, architecture: str, **overrides) -> TrainConfig:
         """Defaults per architecture: iBRNet is BRNet with its paper's plateau schedule and
         early stopping; everything else starts from AdamW + one-cycle."""
         base: dict = {"architecture": architecture}
@@ -333,4 +333,4 @@ def _bar(enabled: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, unit="epoch", desc="train")
 
 
-__all__ = ["TrainConfig", "train", "evaluate_members", "resolve_device"]
+__all__ = ["TrainConfig", "evaluate_members", "resolve_device", "train"]
