@@ -52,10 +52,15 @@ def random_forest(train_csv: str, val_csv: str) -> dict:
 
     featurizer = get_featurizer("magpie145")
     tables = [featurizer.featurize_frame(pd.read_csv(p, keep_default_na=False)) for p in (train_csv, val_csv)]
-    targets = [pd.read_csv(p, keep_default_na=False)["target"].to_numpy()[t.index] for p, t in zip((train_csv, val_csv), tables)]
+    targets = [
+        pd.read_csv(p, keep_default_na=False)["target"].to_numpy()[t.index]
+        for p, t in zip((train_csv, val_csv), tables)
+    ]
     start = time.perf_counter()
     forest = RandomForestRegressor(n_estimators=100, n_jobs=-1, random_state=0).fit(tables[0].values, targets[0])
-    return regression_metrics(targets[1], forest.predict(tables[1].values)) | {"seconds": round(time.perf_counter() - start, 1)}
+    return regression_metrics(targets[1], forest.predict(tables[1].values)) | {
+        "seconds": round(time.perf_counter() - start, 1)
+    }
 
 
 def main() -> None:
@@ -83,14 +88,33 @@ def main() -> None:
                 results.append({"model": "random forest (magpie145, 100 trees)"} | metrics)
             else:
                 features = args.features or FEATURES.get(arch, "magpie145+elemfrac86")
-                config = TrainConfig.for_architecture(arch, members=args.members, epochs=3 if args.quick else args.epochs,
-                                                      batch_size=args.batch_size, lr=args.lr, bf16=args.bf16,
-                                                      compile=args.compile)  # fmt: skip
+                config = TrainConfig.for_architecture(
+                    arch,
+                    members=args.members,
+                    epochs=3 if args.quick else args.epochs,
+                    batch_size=args.batch_size,
+                    lr=args.lr,
+                    bf16=args.bf16,
+                    compile=args.compile,
+                )
                 start = time.perf_counter()
-                _, metrics = fit(train_csv, val_csv, features, config, str(out_root / (f"{arch}-x{args.members}" + (f"-{features}" if args.features else ""))),
-                                 device=args.device, progress=False)  # fmt: skip
-                results.append({"model": f"{arch} x{args.members} ({features})", "epochs": config.epochs,
-                                "seconds": round(time.perf_counter() - start, 1)} | metrics)  # fmt: skip
+                _, metrics = fit(
+                    train_csv,
+                    val_csv,
+                    features,
+                    config,
+                    str(out_root / (f"{arch}-x{args.members}" + (f"-{features}" if args.features else ""))),
+                    device=args.device,
+                    progress=False,
+                )
+                results.append(
+                    {
+                        "model": f"{arch} x{args.members} ({features})",
+                        "epochs": config.epochs,
+                        "seconds": round(time.perf_counter() - start, 1),
+                    }
+                    | metrics
+                )
             print(json.dumps(results[-1]), flush=True)
     out_root.mkdir(parents=True, exist_ok=True)
     with open(out_root.parent / "accuracy.jsonl", "a") as f:
@@ -99,7 +123,11 @@ def main() -> None:
     print("\n| model | val MAE | RMSE | R2 |\n|---|---|---|---|")
     for r in results:
         print(f"| {r['model']} | {r['mae']:.4f} | {r['rmse']:.4f} | {r['r2']:.4f} |")
-    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items() if v not in (None, False)]
+    flags = [
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+        for k, v in vars(args).items()
+        if v not in (None, False)
+    ]
     print("reproduce: .venv/bin/python bench/accuracy.py " + " ".join(flags))
 
 

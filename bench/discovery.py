@@ -35,8 +35,10 @@ def main() -> None:
     hidden_path = reference_path("mp_e_form", "val")
     if trained_on(model.card, hidden_path):
         twin = model.card.get("recipe_validation", {})
-        raise SystemExit(f"{args.model} was trained on {hidden_path}, the hidden set of this test; run it on the model's "
-                         f"train-only twin{' (' + twin['model'] + ', made by: ' + str(twin.get('command')) + ')' if twin else ''}")  # fmt: skip
+        raise SystemExit(
+            f"{args.model} was trained on {hidden_path}, the hidden set of this test; run it on the model's "
+            f"train-only twin{' (' + twin['model'] + ', made by: ' + str(twin.get('command')) + ')' if twin else ''}"
+        )
     known, hidden = load_reference("mp_e_form", "train"), load_reference("mp_e_form", "val")
     known_batch, rejected = parse_formulas(known["formula"].tolist())
     hull = ReferenceHull(known_batch, known["target"].to_numpy()[known_batch.index])
@@ -58,21 +60,33 @@ def main() -> None:
     # predictive std (as the screening computes it), judged on hidden rows the calibration did not use
     uncertainty = model.card.get("uncertainty")
     held = np.ones(len(y), bool)
-    if uncertainty and uncertainty.get("data", "").endswith("mp_e_form/val.csv") and uncertainty.get("rows") in ("even", "odd"):
+    if (
+        uncertainty
+        and uncertainty.get("data", "").endswith("mp_e_form/val.csv")
+        and uncertainty.get("rows") in ("even", "odd")
+    ):
         used = np.zeros(len(hidden), bool)
         used[0 if uncertainty["rows"] == "even" else 1 :: 2] = True
         held = ~used[np.setdiff1d(np.arange(len(hidden)), [r.index for r in rejected])]  # featurized rows
     elif uncertainty:
         held[:] = False  # calibrated on data we cannot separate from the hidden set: no honest check
     if not held.any():
-        report["p_below_reliability"] = ("not checked: the model's uncertainty was fitted on rows of the hidden set; "
-                                         "fit it on half of them (screening calibrate --data val.csv --rows even)")  # fmt: skip
+        report["p_below_reliability"] = (
+            "not checked: the model's uncertainty was fitted on rows of the hidden set; "
+            "fit it on half of them (screening calibrate --data val.csv --rows even)"
+        )
     else:
-        report["p_below_reliability_raw_spread"] = reliability(true_above[held], probability_below(pred_above, std)[held])
+        report["p_below_reliability_raw_spread"] = reliability(
+            true_above[held], probability_below(pred_above, std)[held]
+        )
         if uncertainty:
             sigma = predictive_std(std, uncertainty)
-            report["p_below_reliability_calibrated"] = reliability(true_above[held], probability_below(pred_above, sigma)[held])
-            report["calibration"] = {k: uncertainty[k] for k in ("scale", "floor", "rows")} | {"checked_on_rows": int(held.sum())}
+            report["p_below_reliability_calibrated"] = reliability(
+                true_above[held], probability_below(pred_above, sigma)[held]
+            )
+            report["calibration"] = {k: uncertainty[k] for k in ("scale", "floor", "rows")} | {
+                "checked_on_rows": int(held.sum())
+            }
     print(json.dumps(report, indent=2))
     print(f"reproduce: .venv/bin/python bench/discovery.py --model {args.model}")
 

@@ -66,21 +66,27 @@ def main() -> None:
         error = mean - y
         predictions[path] = (mean, y)
         report["models"][path] = {
-            "n": len(y), "rejected": len(rejected),
-            "mae": float(np.abs(error).mean()), "median_abs_error": float(np.median(np.abs(error))),
+            "n": len(y),
+            "rejected": len(rejected),
+            "mae": float(np.abs(error).mean()),
+            "median_abs_error": float(np.median(np.abs(error))),
             "mean_error": float(error.mean()),
             "members_mae": [float(np.abs(m - y).mean()) for m in members],
             # what a smaller ensemble of the same recipe would score: the mean of its first k members
-            "first_k_members_mae": [float(np.abs(members[:k].mean(axis=0) - y).mean()) for k in range(1, len(members) + 1)],
+            "first_k_members_mae": [
+                float(np.abs(members[:k].mean(axis=0) - y).mean()) for k in range(1, len(members) + 1)
+            ],
             "seconds": round(time.perf_counter() - start, 1),
-        }  # fmt: skip
+        }
     if len(predictions) == 2 and np.array_equal(*(y for _, y in predictions.values())):
         (pa, y), (pb, _) = predictions.values()
         ea, eb = np.abs(pa - y), np.abs(pb - y)
         rng = np.random.default_rng(0)
         boot = [float((ea[i] - eb[i]).mean()) for i in (rng.integers(0, len(y), len(y)) for _ in range(1000))]
-        report["difference_mae_first_minus_second"] = {"mean": float((ea - eb).mean()),
-                                                       "bootstrap_95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}  # fmt: skip
+        report["difference_mae_first_minus_second"] = {
+            "mean": float((ea - eb).mean()),
+            "bootstrap_95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+        }
     print(json.dumps(report, indent=2))
     print("reproduce: .venv/bin/python bench/external.py --models " + " ".join(args.models))
 

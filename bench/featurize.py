@@ -25,7 +25,13 @@ from screening.featurize_dataset import featurize_file
 from screening.featurizers import ElementFraction86, Magpie145
 
 warnings.filterwarnings("ignore")
-SPLITS = [("mp_e_form", "train"), ("mp_e_form", "val"), ("oqmd_hf", "train"), ("mp_e_hull", "train"), ("mp_e_hull", "val")]
+SPLITS = [
+    ("mp_e_form", "train"),
+    ("mp_e_form", "val"),
+    ("oqmd_hf", "train"),
+    ("mp_e_hull", "train"),
+    ("mp_e_hull", "val"),
+]
 
 
 def rate(fn, n: int, repeat: int = 1) -> float:
@@ -47,13 +53,22 @@ def main() -> None:
         args.matminer_n, args.pipeline_n = 500, 100_000
 
     from matminer.featurizers.base import MultipleFeaturizer
-    from matminer.featurizers.composition import ElementFraction, ElementProperty, IonProperty, Stoichiometry, ValenceOrbital
+    from matminer.featurizers.composition import (
+        ElementFraction,
+        ElementProperty,
+        IonProperty,
+        Stoichiometry,
+        ValenceOrbital,
+    )
     from pymatgen.core import Composition
 
     formulas = [f for name, split in SPLITS for f in load_reference(name, split)["formula"]]
     rng = np.random.default_rng(0)
     sample = [formulas[i] for i in rng.choice(len(formulas), args.matminer_n, replace=False)]
-    results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "formulas": len(formulas)}
+    results: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "formulas": len(formulas),
+    }
 
     # --- one core, from formula strings (parsing included on both sides) -----------------------
     mm145 = MultipleFeaturizer(
@@ -62,8 +77,12 @@ def main() -> None:
     mm_ep = ElementProperty.from_preset("magpie")
     mm_ef = ElementFraction()
     results["matminer_magpie145_per_s"] = rate(lambda: [mm145.featurize(Composition(f)) for f in sample], len(sample))
-    results["matminer_elementproperty_magpie_per_s"] = rate(lambda: [mm_ep.featurize(Composition(f)) for f in sample], len(sample))
-    results["matminer_elementfraction_per_s"] = rate(lambda: [mm_ef.featurize(Composition(f)) for f in sample], len(sample))
+    results["matminer_elementproperty_magpie_per_s"] = rate(
+        lambda: [mm_ep.featurize(Composition(f)) for f in sample], len(sample)
+    )
+    results["matminer_elementfraction_per_s"] = rate(
+        lambda: [mm_ef.featurize(Composition(f)) for f in sample], len(sample)
+    )
     ours145, ours86 = Magpie145(), ElementFraction86()
     results["ours_magpie145_per_s"] = rate(lambda: ours145.featurize_formulas(formulas), len(formulas), repeat=3)
     results["ours_elemfrac86_per_s"] = rate(lambda: ours86.featurize_formulas(formulas), len(formulas), repeat=3)

@@ -34,7 +34,9 @@ def pymatgen_all(batch, energy) -> np.ndarray:
     systems = chemical_systems(batch)
     out = np.full(len(batch), np.nan)
     for system, rows in systems.items():
-        members = [r for k in range(1, len(system) + 1) for s in combinations(system, k) if s in systems for r in systems[s]]
+        members = [
+            r for k in range(1, len(system) + 1) for s in combinations(system, k) if s in systems for r in systems[s]
+        ]
         refs = [PDEntry(Composition({Element.from_Z(z): 1}), 0.0) for z in system]
         diagram = PhaseDiagram([entries[r] for r in members] + refs)
         for r in rows:
@@ -52,15 +54,21 @@ def main() -> None:
     start = time.perf_counter()
     result = hull_distances(batch, energy)
     ours_s = time.perf_counter() - start
-    report = {"compounds": len(batch), "chemical_systems": len(chemical_systems(batch)), "ours_seconds": round(ours_s, 2),
-              "on_hull": int(result.stable.sum())}  # fmt: skip
+    report = {
+        "compounds": len(batch),
+        "chemical_systems": len(chemical_systems(batch)),
+        "ours_seconds": round(ours_s, 2),
+        "on_hull": int(result.stable.sum()),
+    }
 
     # Match formulas by reduced composition (mp_e_form writes C1Pt1, mp_e_hull CPt); where
     # several mp_e_form rows share one, the lowest hull distance is the ground state's.
     mp = pd.concat([load_reference("mp_e_hull", "train"), load_reference("mp_e_hull", "val")], ignore_index=True)
     mp_batch, _ = parse_formulas(mp["formula"].tolist())
     ours = pd.Series(result.e_above_hull, index=batch.composition_keys()).groupby(level=0).min()
-    theirs = pd.Series(mp["target"].to_numpy()[mp_batch.index], index=mp_batch.composition_keys()).groupby(level=0).min()
+    theirs = (
+        pd.Series(mp["target"].to_numpy()[mp_batch.index], index=mp_batch.composition_keys()).groupby(level=0).min()
+    )
     both = ours.index.intersection(theirs.index)
     a, b = ours.loc[both].to_numpy(), theirs.loc[both].to_numpy()
     diff = np.abs(a - b)
@@ -78,8 +86,12 @@ def main() -> None:
         reference = pymatgen_all(batch, energy)
         seconds = time.perf_counter() - start
         err = np.abs(result.e_above_hull - reference)
-        report["vs_pymatgen"] = {"pymatgen_seconds": round(seconds, 1), "speedup": round(seconds / ours_s, 1),
-                                 "max_abs_difference": float(err.max()), "above_1e-6": int((err > 1e-6).sum())}  # fmt: skip
+        report["vs_pymatgen"] = {
+            "pymatgen_seconds": round(seconds, 1),
+            "speedup": round(seconds / ours_s, 1),
+            "max_abs_difference": float(err.max()),
+            "above_1e-6": int((err > 1e-6).sum()),
+        }
     print(json.dumps(report, indent=2))
     print("reproduce: .venv/bin/python bench/hull.py" + (" --pymatgen" if args.pymatgen else ""))
 

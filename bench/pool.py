@@ -43,8 +43,13 @@ def load_run(run: str) -> tuple[pd.DataFrame, int, str]:
         if not path.exists() or sha256_of(path) != val["sha256"]:
             raise SystemExit(f"{run}: its validation table {val['path']} is not here or has changed")
         rows = read_formula_table(path).iloc[compact["row"].to_numpy()]
-        predictions = pd.DataFrame({"formula": rows["formula"].to_numpy(), "target": rows["target"].to_numpy(),
-                                    "pred_mean": compact["pred_mean"].to_numpy()})  # fmt: skip
+        predictions = pd.DataFrame(
+            {
+                "formula": rows["formula"].to_numpy(),
+                "target": rows["target"].to_numpy(),
+                "pred_mean": compact["pred_mean"].to_numpy(),
+            }
+        )
     return predictions, int(card["members"]), card.get("data", {}).get("val", {}).get("sha256", "")
 
 
@@ -68,7 +73,9 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", required=True, help="model folders with val_predictions.parquet")
     parser.add_argument("--against", help="a model folder to compare with (paired bootstrap over the rows)")
     parser.add_argument("--resamples", type=int, default=2000)
-    parser.add_argument("--record", metavar="DIR", help="write each run's compact record (card, predictions by row) here and stop")
+    parser.add_argument(
+        "--record", metavar="DIR", help="write each run's compact record (card, predictions by row) here and stop"
+    )
     args = parser.parse_args()
     if args.record:
         for run in args.runs:
@@ -78,12 +85,20 @@ def main() -> None:
     first = runs[0][0]
     for run, (frame, _, digest) in zip(args.runs, runs):
         if digest != runs[0][2] or not (frame["formula"].to_numpy() == first["formula"].to_numpy()).all():
-            raise SystemExit(f"{run} was validated on other rows than {args.runs[0]}: pool runs of one validation table")
+            raise SystemExit(
+                f"{run} was validated on other rows than {args.runs[0]}: pool runs of one validation table"
+            )
     y = first["target"].to_numpy()
     members = sum(k for _, k, _ in runs)
     pooled = sum(frame["pred_mean"].to_numpy() * k for frame, k, _ in runs) / members
-    report = {"runs": args.runs, "members": members, "pooled": regression_metrics(y, pooled),
-              "alone_mae": {run: regression_metrics(y, f["pred_mean"].to_numpy())["mae"] for run, (f, _, _) in zip(args.runs, runs)}}  # fmt: skip
+    report = {
+        "runs": args.runs,
+        "members": members,
+        "pooled": regression_metrics(y, pooled),
+        "alone_mae": {
+            run: regression_metrics(y, f["pred_mean"].to_numpy())["mae"] for run, (f, _, _) in zip(args.runs, runs)
+        },
+    }
     if args.against:
         other = load_run(args.against)[0]
         if not (other["formula"].to_numpy() == first["formula"].to_numpy()).all():
@@ -91,11 +106,17 @@ def main() -> None:
         diff = np.abs(pooled - y) - np.abs(other["pred_mean"].to_numpy() - y)
         rows = np.random.default_rng(0).integers(0, len(y), (args.resamples, len(y)))
         boot = diff[rows].mean(axis=1)
-        report["against"] = {"model": args.against, "difference_mae": float(diff.mean()),
-                             "interval_95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}  # fmt: skip
+        report["against"] = {
+            "model": args.against,
+            "difference_mae": float(diff.mean()),
+            "interval_95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+        }
     print(json.dumps(report, indent=2))
-    print("reproduce: .venv/bin/python bench/pool.py --runs " + " ".join(args.runs)
-          + (f" --against {args.against}" if args.against else ""))  # fmt: skip
+    print(
+        "reproduce: .venv/bin/python bench/pool.py --runs "
+        + " ".join(args.runs)
+        + (f" --against {args.against}" if args.against else "")
+    )
 
 
 if __name__ == "__main__":

@@ -35,23 +35,32 @@ from screening.stability_fit import fit_stability
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="energy model not trained on val.csv (the shipped recipe's twin)")
+    parser.add_argument(
+        "--model", required=True, help="energy model not trained on val.csv (the shipped recipe's twin)"
+    )
     parser.add_argument("--work", default="runs/rediscovery", help="folder for the screens (reused when present)")
-    parser.add_argument("--seeds", type=int, default=3, help="random tenths of train.csv hidden to fit the evidence stage")
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="random tenths of train.csv hidden to fit the evidence stage"
+    )
     parser.add_argument("--save", help="also write the stability model fitted on every row to this folder")
     parser.add_argument("--out", help="write the report (JSON) here as well")
     args = parser.parse_args()
     started = time.perf_counter()
     hidden, known = reference_path("mp_e_form", "val"), reference_path("mp_e_form", "train")
     if trained_on(load_model(args.model, "cpu").card, hidden):
-        raise SystemExit(f"{args.model} was trained on {hidden}, the hidden set of this benchmark; use its train-only twin")
+        raise SystemExit(
+            f"{args.model} was trained on {hidden}, the hidden set of this benchmark; use its train-only twin"
+        )
 
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
 
     fitted = fit_stability(args.model, [str(known)], str(hidden), args.work, seeds=args.seeds, log=log)
-    report = fitted.report | {"model": args.model, "evidence_stage": fitted.model.record["evidence_stage"],
-                              "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    report = fitted.report | {
+        "model": args.model,
+        "evidence_stage": fitted.model.record["evidence_stage"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     text = json.dumps(report, indent=2, default=float)
     if args.out:
         Path(args.out).write_text(text)
@@ -71,16 +80,21 @@ def print_table(report: dict) -> None:
     for k, part in report["arity"].items():
         first = next(iter(part["rankings"].values()))
         print(
-            f"\n{k} elements: {first['candidates']:,} candidates, {first['stable']} stable ({first['prevalence']:.2%}), {first['systems']} systems"
+            f"\n{k} elements: {first['candidates']:,} candidates, {first['stable']} stable "
+            f"({first['prevalence']:.2%}), {first['systems']} systems"
         )
         print(f"{'ranking':30s} {'top-N P':>8s} {'enrich':>7s} {'R@1%':>6s} {'R@5%':>6s} {'AUC':>6s} {'first':>6s}")
         for name, m in part["rankings"].items():
-            print(f"{name:30s} {m['precision_top_n']:8.3f} {m['enrichment_top_n']:7.1f} {m['recall_top_1pct']:6.3f} "
-                  f"{m['recall_top_5pct']:6.3f} {m['auc']:6.3f} {m['first_of_system']:6.3f}")  # fmt: skip
+            print(
+                f"{name:30s} {m['precision_top_n']:8.3f} {m['enrichment_top_n']:7.1f} {m['recall_top_1pct']:6.3f} "
+                f"{m['recall_top_5pct']:6.3f} {m['auc']:6.3f} {m['first_of_system']:6.3f}"
+            )
         for name, r in part["reliability"].items():
             half = r["at_least_half"]
-            print(f"{name} on the grid: Brier {r['brier']:.4f}, ECE {r['ece']:.4f}; P >= 0.5: {half['n']} candidates, "
-                  f"mean P {half['predicted']:.3f}, share stable {half['observed']:.3f}")  # fmt: skip
+            print(
+                f"{name} on the grid: Brier {r['brier']:.4f}, ECE {r['ece']:.4f}; P >= 0.5: {half['n']} candidates, "
+                f"mean P {half['predicted']:.3f}, share stable {half['observed']:.3f}"
+            )
 
 
 if __name__ == "__main__":

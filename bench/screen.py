@@ -51,9 +51,16 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     shutil.rmtree(args.out, ignore_errors=True)
     rates = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
-    options = dict(model=str(ROOT / "data/models/default"), out=args.out, elements=args.elements.split(","),
-                   max_arity=args.max_arity, max_atoms=args.max_atoms, chunk_size=args.chunk_size, bf16=args.bf16,
-                   reference=[f"{args.data}/mp_e_form/train.csv", f"{args.data}/mp_e_form/val.csv"])  # fmt: skip
+    options = dict(
+        model=str(ROOT / "data/models/default"),
+        out=args.out,
+        elements=args.elements.split(","),
+        max_arity=args.max_arity,
+        max_atoms=args.max_atoms,
+        chunk_size=args.chunk_size,
+        bf16=args.bf16,
+        reference=[f"{args.data}/mp_e_form/train.csv", f"{args.data}/mp_e_form/val.csv"],
+    )
     started = time.perf_counter()
     with PeakMemory(0.2) as memory:
         if args.no_flow:
@@ -76,21 +83,34 @@ def main() -> None:
     library = summary["plan_seconds"] + summary["score_seconds"] + summary["rank_seconds"]
     forward_wall = steps["predict"] / workers  # wall time of the forward passes (workers run in parallel)
     figures = {
-        "candidates": summary["candidates"], "scored": summary["scored"], "chunks": summary["chunks"],
-        "wall_s": round(wall, 1), "candidates_per_s": round(summary["candidates"] / wall),
-        "plan_s": summary["plan_seconds"], "score_s": summary["score_seconds"], "rank_s": summary["rank_seconds"],
-        "chunk_step_cpu_s": steps, "workers": workers, "precision": "bf16" if args.bf16 else "fp32",
-        "mflop_per_candidate": round(flop / 1e6, 1), "matmul_gflop_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "candidates": summary["candidates"],
+        "scored": summary["scored"],
+        "chunks": summary["chunks"],
+        "wall_s": round(wall, 1),
+        "candidates_per_s": round(summary["candidates"] / wall),
+        "plan_s": summary["plan_seconds"],
+        "score_s": summary["score_seconds"],
+        "rank_s": summary["rank_seconds"],
+        "chunk_step_cpu_s": steps,
+        "workers": workers,
+        "precision": "bf16" if args.bf16 else "fp32",
+        "mflop_per_candidate": round(flop / 1e6, 1),
+        "matmul_gflop_per_s": {k: round(v, 1) for k, v in rates.items()},
         "forward_gflop_per_s": round(forward_rate, 1),
         "forward_share_of_matmul_rate": round(forward_rate / rates["bf16" if args.bf16 else "fp32"], 3),
         "forward_wall_s": round(forward_wall, 1),
         "everything_else_over_forward": round((wall - forward_wall) / forward_wall, 3),
         "orchestration_overhead_s": None if args.no_flow else round(wall - library, 1),
         "orchestration_overhead_share": None if args.no_flow else round((wall - library) / wall, 3),
-        "peak_memory_gb": round(memory.peak / 1e9, 2), "below_known_hull": summary["below_known_hull"],
-    }  # fmt: skip
+        "peak_memory_gb": round(memory.peak / 1e9, 2),
+        "below_known_hull": summary["below_known_hull"],
+    }
     print(json.dumps(figures, indent=2))
-    flags = [f"--chunk-size {args.chunk_size}"] + (["--bf16"] if args.bf16 else []) + (["--no-flow"] if args.no_flow else [])
+    flags = (
+        [f"--chunk-size {args.chunk_size}"]
+        + (["--bf16"] if args.bf16 else [])
+        + (["--no-flow"] if args.no_flow else [])
+    )
     print(f"reproduce: .venv/bin/python bench/screen.py {' '.join(flags)}")
 
 

@@ -19,7 +19,13 @@ from screening.datasets import load_reference
 from screening.featurizers import ElementFraction86, Magpie145
 
 warnings.filterwarnings("ignore")
-SPLITS = [("mp_e_form", "train"), ("mp_e_form", "val"), ("oqmd_hf", "train"), ("mp_e_hull", "train"), ("mp_e_hull", "val")]
+SPLITS = [
+    ("mp_e_form", "train"),
+    ("mp_e_form", "val"),
+    ("oqmd_hf", "train"),
+    ("mp_e_hull", "train"),
+    ("mp_e_hull", "val"),
+]
 
 
 def compare(ours: np.ndarray, oracle: np.ndarray) -> dict:
@@ -41,7 +47,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from matminer.featurizers.base import MultipleFeaturizer
-    from matminer.featurizers.composition import ElementFraction, ElementProperty, IonProperty, Stoichiometry, ValenceOrbital
+    from matminer.featurizers.composition import (
+        ElementFraction,
+        ElementProperty,
+        IonProperty,
+        Stoichiometry,
+        ValenceOrbital,
+    )
     from pymatgen.core import Composition
 
     formulas = [f for name, split in SPLITS for f in load_reference(name, split)["formula"]]
@@ -59,7 +71,11 @@ def main() -> None:
     assert ours.feature_labels() == oracle.feature_labels()
     table = ours.featurize_formulas(sample)
     assert not table.rejections
-    report = {"formulas": len(sample), "matminer_seconds": round(oracle_seconds, 1), "magpie145": compare(table.values, expected)}
+    report = {
+        "formulas": len(sample),
+        "matminer_seconds": round(oracle_seconds, 1),
+        "magpie145": compare(table.values, expected),
+    }
 
     fractions = ElementFraction86()
     table = fractions.featurize_formulas(sample)

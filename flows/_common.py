@@ -53,8 +53,11 @@ def run_from_command_line(name: str, call) -> int:
     except RuntimeError as err:
         if "Failed to reach API" in str(err):
             url = os.environ.get("PREFECT_API_URL", "the configured API")
-            print(f"{name}: error: no Prefect server answers at {url}; start one with `prefect server start`, "
-                  "or unset PREFECT_API_URL to run on the embedded API", file=sys.stderr)  # fmt: skip
+            print(
+                f"{name}: error: no Prefect server answers at {url}; start one with `prefect server start`, "
+                "or unset PREFECT_API_URL to run on the embedded API",
+                file=sys.stderr,
+            )
             return 2
         print(f"{name}: error: {err}", file=sys.stderr)
         return 2

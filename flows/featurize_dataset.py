@@ -20,8 +20,9 @@ from screening.featurize_dataset import featurize_file
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def featurize(input_path: str, out_dir: str, featurizer: str, chunk_size: int,
-              scheduler: str | None, workers: int | None) -> dict:  # fmt: skip
+def featurize(
+    input_path: str, out_dir: str, featurizer: str, chunk_size: int, scheduler: str | None, workers: int | None
+) -> dict:
     return asdict(featurize_file(input_path, out_dir, featurizer, chunk_size, scheduler, workers))
 
 

@@ -21,7 +21,12 @@ from typing import Annotated
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 from pydantic import Field
@@ -51,7 +56,9 @@ def score_task(prepared: ScreenPlan, scheduler: str | None, workers: int | None)
             fresh = done - resumed  # chunks already on disk are skipped, not scored: no rate for them
             rate = f", {fresh / max(time.perf_counter() - started, 1e-9):,.0f}/s" if fresh else ""
             kept = f", {resumed:,} already on disk" if resumed else ""
-            logger.info("%s of %s candidates done (%.0f%%%s%s)", f"{done:,}", f"{total:,}", 100.0 * done / total, kept, rate)
+            logger.info(
+                "%s of %s candidates done (%.0f%%%s%s)", f"{done:,}", f"{total:,}", 100.0 * done / total, kept, rate
+            )
 
     return score(prepared, scheduler=scheduler, workers=workers, progress=False, on_chunk=report)
 
@@ -93,23 +100,42 @@ def screen_candidates(
     if not elements and not systems:
         raise ValueError("give elements (e.g. ['Li', 'Mn', 'O']) or systems (e.g. [['Li', 'Mn', 'O']])")
     started = time.perf_counter()
-    request = ScreenRequest(model=model, out=out, elements=elements, systems=systems, max_arity=max_arity,
-                            max_atoms=max_atoms, max_amount=max_amount, charge_neutral=charge_neutral,
-                            exclude_known=exclude_known, reference=reference or [], chunk_size=chunk_size,
-                            top_k=top_k, device=device, bf16=bf16, max_candidates=max_candidates)  # fmt: skip
+    request = ScreenRequest(
+        model=model,
+        out=out,
+        elements=elements,
+        systems=systems,
+        max_arity=max_arity,
+        max_atoms=max_atoms,
+        max_amount=max_amount,
+        charge_neutral=charge_neutral,
+        exclude_known=exclude_known,
+        reference=reference or [],
+        chunk_size=chunk_size,
+        top_k=top_k,
+        device=device,
+        bf16=bf16,
+        max_candidates=max_candidates,
+    )
     prepared = plan_task(request)
     # quote(): the plan holds the known hull; Prefect need not walk it looking for futures
     counts = score_task(quote(prepared), scheduler, workers)
     summary = rank_task(quote(prepared), counts, time.perf_counter() - started)
     publish_artifacts(summary, model)
     pictures = ", ".join(Path(p).name for p in summary["outputs"]["hull_pictures"])
-    print(f"screened {summary['candidates']:,} candidates in {summary['seconds']:.0f} s: {summary['scored']:,} scored, "
-          f"{summary['below_known_hull']:,} predicted below the hull of known compounds"
-          + (f"; p_stable expects {summary['expected_stable']:,.1f} stable compounds among them all, "
-             f"{summary['likely_stable']:,} candidates at p_stable >= 0.5\n" if summary.get("expected_stable") is not None else "\n")
-          + f"outputs in {out}/: ranked.parquet (every candidate, ranked), top.csv and top.md (best {top_k}), "
-          f"top_by_system.csv, {pictures}, summary.json\n"
-          f"best candidates (eV/atom):\n{print_top(pd.read_csv(summary['outputs']['top']), 10)}")  # fmt: skip
+    print(
+        f"screened {summary['candidates']:,} candidates in {summary['seconds']:.0f} s: {summary['scored']:,} scored, "
+        f"{summary['below_known_hull']:,} predicted below the hull of known compounds"
+        + (
+            f"; p_stable expects {summary['expected_stable']:,.1f} stable compounds among them all, "
+            f"{summary['likely_stable']:,} candidates at p_stable >= 0.5\n"
+            if summary.get("expected_stable") is not None
+            else "\n"
+        )
+        + f"outputs in {out}/: ranked.parquet (every candidate, ranked), top.csv and top.md (best {top_k}), "
+        f"top_by_system.csv, {pictures}, summary.json\n"
+        f"best candidates (eV/atom):\n{print_top(pd.read_csv(summary['outputs']['top']), 10)}"
+    )
     return summary
 
 
@@ -117,38 +143,67 @@ def publish_artifacts(summary: dict, model: str) -> None:
     """The run's top candidates, a summary, links to its outputs and its best hull picture."""
     top = pd.read_csv(summary["outputs"]["top"]).head(20)
     by_p = "p_stable" in top.columns
-    columns = ["rank", "formula", "chemsys", *(["p_stable"] if by_p else []), "e_form_pred", "e_form_std", "e_above_known_hull",
-               "p_below_known_hull", "known_decomposition"]  # fmt: skip
-    create_table_artifact(key="top-candidates", table=top[columns].round(4).to_dict("records"),
-                          description="Best candidates by " + ("probability of being stable (p_stable); energies in eV/atom" if by_p
-                                                               else "predicted distance to the known hull (eV/atom)"))  # fmt: skip
+    columns = [
+        "rank",
+        "formula",
+        "chemsys",
+        *(["p_stable"] if by_p else []),
+        "e_form_pred",
+        "e_form_std",
+        "e_above_known_hull",
+        "p_below_known_hull",
+        "known_decomposition",
+    ]
+    create_table_artifact(
+        key="top-candidates",
+        table=top[columns].round(4).to_dict("records"),
+        description="Best candidates by "
+        + (
+            "probability of being stable (p_stable); energies in eV/atom"
+            if by_p
+            else "predicted distance to the known hull (eV/atom)"
+        ),
+    )
     outputs = summary["outputs"]
-    links = "\n".join(f"- {name}: [{path}]({Path(path).resolve().as_uri()})" for name, path in outputs.items() if isinstance(path, str))
+    links = "\n".join(
+        f"- {name}: [{path}]({Path(path).resolve().as_uri()})"
+        for name, path in outputs.items()
+        if isinstance(path, str)
+    )
     create_markdown_artifact(
         key="screening-summary",
         markdown=(
             f"### Screened {summary['candidates']:,} candidates in {summary['seconds']:.1f} s\n\n"
-            f"- timings: plan {summary['plan_seconds']:.1f} s, score {summary['score_seconds']:.1f} s, rank {summary['rank_seconds']:.1f} s; "
-            f"CPU seconds per step over all chunks: {', '.join(f'{k} {v:.1f}' for k, v in summary['chunk_seconds'].items())}\n"
-            f"- scored {summary['scored']:,}, rejected {summary['rejected']:,}, removed {', '.join(f'{n:,} {why}' for why, n in summary['removed'].items()) or 'none'}; "
+            f"- timings: plan {summary['plan_seconds']:.1f} s, score {summary['score_seconds']:.1f} s, rank "
+            f"{summary['rank_seconds']:.1f} s; "
+            "CPU seconds per step over all chunks: "
+            f"{', '.join(f'{k} {v:.1f}' for k, v in summary['chunk_seconds'].items())}\n"
+            f"- scored {summary['scored']:,}, rejected {summary['rejected']:,}, removed "
+            f"{', '.join(f'{n:,} {why}' for why, n in summary['removed'].items()) or 'none'}; "
             f"chunks {summary['chunks']} ({summary['chunks_skipped']} already on disk)\n"
             f"- **{summary['below_known_hull']:,} predicted below the hull of known compounds**, "
             f"{summary['on_combined_hull']:,} on the combined hull\n"
             + (
-                f"- **p_stable expects {summary['expected_stable']:,.1f} stable compounds**; {summary['likely_stable']:,} candidates at "
+                f"- **p_stable expects {summary['expected_stable']:,.1f} stable compounds**; "
+                f"{summary['likely_stable']:,} candidates at "
                 f"p_stable >= 0.5\n"
                 if summary.get("expected_stable") is not None
                 else ""
             )
             + f"- model `{model}` (sha256 `{summary['provenance']['model_sha256'][:12]}`), featurizer "
-            f"`{summary['provenance']['featurizer']}`, {summary['provenance']['reference_compounds']:,} known compounds\n\n"
+            f"`{summary['provenance']['featurizer']}`, {summary['provenance']['reference_compounds']:,} known "
+            "compounds\n\n"
             f"#### Outputs\n{links}\n"
         ),
     )
     pictures = outputs.get("hull_pictures") or []
     if pictures:
-        picture_artifact(pictures[0], "best-system-hull",
-                         f"Hull of the most promising system ({Path(pictures[0]).stem[5:]}): known compounds and predicted candidates")  # fmt: skip
+        picture_artifact(
+            pictures[0],
+            "best-system-hull",
+            f"Hull of the most promising system ({Path(pictures[0]).stem[5:]}): known compounds and predicted "
+            "candidates",
+        )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,15 @@ from screening.models.training import TrainConfig
 
 
 @task(name="featurize", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
-def featurize_task(train: str | list[str], val: str | None, features: str, seed: int, out: str, holdout: bool,
-                   aux: list[str] | None = None) -> TrainingData:  # fmt: skip
+def featurize_task(
+    train: str | list[str],
+    val: str | None,
+    features: str,
+    seed: int,
+    out: str,
+    holdout: bool,
+    aux: list[str] | None = None,
+) -> TrainingData:
     return add_auxiliary(prepare_data(train, val, features, seed, out, holdout=holdout), aux or [], out)
 
 
@@ -92,9 +99,18 @@ def train_models(
     if ranking and not val:
         raise ValueError("ranking=True needs a val table: the stability model is fitted on its screening situation")
     out = out.replace("{date}", dt.datetime.now(dt.UTC).date().isoformat())
-    config = TrainConfig.for_architecture(arch, members=members, epochs=epochs, batch_size=batch_size, lr=lr,
-                                          weight_decay=weight_decay,
-                                          bf16=bf16, compile=torch_compile, seed=seed, max_minutes=max_minutes)  # fmt: skip
+    config = TrainConfig.for_architecture(
+        arch,
+        members=members,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        bf16=bf16,
+        compile=torch_compile,
+        seed=seed,
+        max_minutes=max_minutes,
+    )
     data = featurize_task(train, val, features, seed, out, holdout, aux)
     result = train_task(quote(data), config, out, device, half)
     metrics = {"validation": result["validation"]} if result["validation"] else {}
@@ -103,32 +119,51 @@ def train_models(
     if ranking:
         metrics["ranking"] = ranking_task(out, [train] if isinstance(train, str) else list(train), val)
     publish_artifacts(out, metrics, result["card"])
-    scores = ", ".join(f"{split} MAE {m['mae']:.4f} eV/atom" for split, m in metrics.items() if split != "ranking") or "no held-out rows"
+    scores = (
+        ", ".join(f"{split} MAE {m['mae']:.4f} eV/atom" for split, m in metrics.items() if split != "ranking")
+        or "no held-out rows"
+    )
     print(f"trained {arch} x{members} on {features}: {scores} -> {out}")
     return metrics
 
 
 def publish_artifacts(out: str, metrics: dict, card: dict) -> None:
-    rows = [{"split": split, **{k: round(v, 5) for k, v in m.items() if k in ("mae", "rmse", "r2")}, "n": m.get("n")}
-            for split, m in metrics.items() if split != "ranking"]  # fmt: skip
+    rows = [
+        {"split": split, **{k: round(v, 5) for k, v in m.items() if k in ("mae", "rmse", "r2")}, "n": m.get("n")}
+        for split, m in metrics.items()
+        if split != "ranking"
+    ]
     for k, m in metrics.get("ranking", {}).items():  # p_stable in the screening situation (cross-fitted)
-        rows.append({"split": f"p_stable, {k}-element grids", "top_n_precision": round(m["precision_top_n"], 4),
-                     "recall_top_5pct": round(m["recall_top_5pct"], 4), "auc": round(m["auc"], 4), "ece": round(m["ece"], 5),
-                     "n": m["candidates"]})  # fmt: skip
+        rows.append(
+            {
+                "split": f"p_stable, {k}-element grids",
+                "top_n_precision": round(m["precision_top_n"], 4),
+                "recall_top_5pct": round(m["recall_top_5pct"], 4),
+                "auc": round(m["auc"], 4),
+                "ece": round(m["ece"], 5),
+                "n": m["candidates"],
+            }
+        )
     create_table_artifact(
-        key="model-metrics", table=rows, description=f"{card['architecture']} x{card['members']} ({card['featurizer']}), eV/atom"
+        key="model-metrics",
+        table=rows,
+        description=f"{card['architecture']} x{card['members']} ({card['featurizer']}), eV/atom",
     )
     training = card["training"]
     validation = metrics.get("validation")
-    scores = (f"- validation MAE **{validation['mae']:.4f} eV/atom** (members "
-              f"{', '.join(f'{m:.4f}' for m in validation['members_mae'])})\n"
-              if validation else "- trained on every row: no validation of its own\n")  # fmt: skip
+    scores = (
+        f"- validation MAE **{validation['mae']:.4f} eV/atom** (members "
+        f"{', '.join(f'{m:.4f}' for m in validation['members_mae'])})\n"
+        if validation
+        else "- trained on every row: no validation of its own\n"
+    )
     create_markdown_artifact(
         key="model-card",
         markdown=(
             f"### {card['architecture']} x{card['members']} on {card['featurizer']}\n\n"
             + scores
-            + f"- {training['epochs_run']} epochs (best {training['best_epoch']}), {training['seconds']:.0f} s on {training['device']}\n"
+            + f"- {training['epochs_run']} epochs (best {training['best_epoch']}), {training['seconds']:.0f} s on "
+            f"{training['device']}\n"
             f"- model directory: [{out}]({Path(out).resolve().as_uri()}); card: `card.json`, `MODEL_CARD.md`\n"
         ),
     )
@@ -144,13 +179,17 @@ if __name__ == "__main__":
     parser.add_argument("--val")
     parser.add_argument("--no-val", action="store_true", help="train on every row (a recipe validated elsewhere)")
     parser.add_argument("--test")
-    parser.add_argument("--aux", nargs="+", help="tables of other sources (e.g. OQMD), through an output unit of their own")
+    parser.add_argument(
+        "--aux", nargs="+", help="tables of other sources (e.g. OQMD), through an output unit of their own"
+    )
     parser.add_argument("--out", required=True)
     parser.add_argument("--arch", default="irnet17")
     parser.add_argument("--features", default="magpie145+elemfrac86+mat2vec200")
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=140)
-    parser.add_argument("--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (the recipe: 0.1)")
+    parser.add_argument(
+        "--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (the recipe: 0.1)"
+    )
     parser.add_argument("--ranking", action="store_true", help="with --val: also fit the stability model (p_stable)")
     args = parser.parse_args()
     sys.exit(

@@ -45,19 +45,42 @@ def _train(args: argparse.Namespace) -> int:
     from screening.models.training import TrainConfig
 
     if args.ranking and not args.val:
-        raise ValueError("--ranking needs --val: the stability model is fitted on the validation table's screening situation")
+        raise ValueError(
+            "--ranking needs --val: the stability model is fitted on the validation table's screening situation"
+        )
     config = TrainConfig.for_architecture(
-        args.arch, members=args.members, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, schedule=args.schedule, patience=args.patience,
-        bf16=args.bf16, seed=args.seed, max_minutes=args.max_minutes, compile=args.compile or None,
-    )  # fmt: skip
+        args.arch,
+        members=args.members,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        patience=args.patience,
+        bf16=args.bf16,
+        seed=args.seed,
+        max_minutes=args.max_minutes,
+        compile=args.compile or None,
+    )
     command = "screening " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
-    model, metrics = fit(args.train, args.val, args.features, config, args.out, device=args.device,
-                         progress=not args.quiet, half=args.half, command=command, holdout=not args.no_val,
-                         auxiliary=args.aux or ())  # fmt: skip
+    model, metrics = fit(
+        args.train,
+        args.val,
+        args.features,
+        config,
+        args.out,
+        device=args.device,
+        progress=not args.quiet,
+        half=args.half,
+        command=command,
+        holdout=not args.no_val,
+        auxiliary=args.aux or (),
+    )
     if not metrics:
-        print(f"trained {model.card['architecture']} x{model.members} on {model.featurizer} on every row of "
-              f"{' + '.join(args.train)} (no validation: evaluate the recipe on a run with --val)")  # fmt: skip
+        print(
+            f"trained {model.card['architecture']} x{model.members} on {model.featurizer} on every row of "
+            f"{' + '.join(args.train)} (no validation: evaluate the recipe on a run with --val)"
+        )
         print(f"model: {args.out} (card.json, model.safetensors, learning_curve.png)")
         return 0
     print(
@@ -85,9 +108,13 @@ def _fit_ranking(model_dir: str, known: list[str], hidden: str, quiet: bool = Fa
     fitted.model.save(model_dir)
     record_stability(model_dir, fitted.model.record)
     for k, m in fitted.model.record["benchmark"].items():
-        print(f"p_stable, {k}-element systems ({m['candidates']:,} candidates, {m['prevalence']:.2%} stable): top-N precision "
-              f"{m['precision_top_n']:.3f} ({m['enrichment_top_n']:.0f}x), recall in the top 5% {m['recall_top_5pct']:.3f}, "
-              f"AUC {m['auc']:.3f}, first of system {m['first_of_system']:.3f}, ECE {m['ece']:.4f}")  # fmt: skip
+        print(
+            f"p_stable, {k}-element systems ({m['candidates']:,} candidates, {m['prevalence']:.2%} stable): top-N "
+            "precision "
+            f"{m['precision_top_n']:.3f} ({m['enrichment_top_n']:.0f}x), recall in the top 5% "
+            f"{m['recall_top_5pct']:.3f}, "
+            f"AUC {m['auc']:.3f}, first of system {m['first_of_system']:.3f}, ECE {m['ece']:.4f}"
+        )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -98,8 +125,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(metrics | {"parity_plot": str(plot)}))
     else:
-        print(f"MAE {metrics['mae']:.4f}  RMSE {metrics['rmse']:.4f}  R2 {metrics['r2']:.4f}  "
-              f"n={metrics['n']:,} ({metrics['rows_rejected']} rows rejected)")  # fmt: skip
+        print(
+            f"MAE {metrics['mae']:.4f}  RMSE {metrics['rmse']:.4f}  R2 {metrics['r2']:.4f}  "
+            f"n={metrics['n']:,} ({metrics['rows_rejected']} rows rejected)"
+        )
         if metrics["trained_on_these_rows"]:
             print(f"note: {args.model} was trained on {args.data}; these are training errors, not a validation")
         print(f"parity plot: {plot}")
@@ -111,12 +140,20 @@ def _merge(args: argparse.Namespace) -> int:
 
     if Path(args.out).exists() and any(Path(args.out).iterdir()):
         raise FileExistsError(f"{args.out} exists and is not empty: choose a new folder for the pooled model")
-    model, metrics = merge_models(args.models, args.out, command=" ".join(["screening", *sys.argv[1:]]) if sys.argv else None)
+    model, metrics = merge_models(
+        args.models, args.out, command=" ".join(["screening", *sys.argv[1:]]) if sys.argv else None
+    )
     parts = " + ".join(str(p["members"]) for p in model.card["merged_from"])
-    print(f"pooled {model.card['architecture']} x{model.members} ({parts}) into {args.out}"
-          + (f": validation MAE {metrics['mae']:.4f}, RMSE {metrics['rmse']:.4f}, R2 {metrics['r2']:.4f} on {metrics['n']:,} rows"
-             if metrics else " (the parts share no validation table here: evaluate it yourself)")
-          + "; re-fit its uncertainty with screening calibrate")  # fmt: skip
+    print(
+        f"pooled {model.card['architecture']} x{model.members} ({parts}) into {args.out}"
+        + (
+            f": validation MAE {metrics['mae']:.4f}, RMSE {metrics['rmse']:.4f}, R2 {metrics['r2']:.4f} on "
+            f"{metrics['n']:,} rows"
+            if metrics
+            else " (the parts share no validation table here: evaluate it yourself)"
+        )
+        + "; re-fit its uncertainty with screening calibrate"
+    )
     return 0
 
 
@@ -135,26 +172,36 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.like:
         card = adopt_twin_validation(args.model, args.like)
         u = card.get("uncertainty")
-        print(f"recipe validation of {args.like} (MAE {card['recipe_validation']['metrics']['validation']['mae']:.4f})"
-              + (f" and its uncertainty (scale {u['scale']}, floor {u['floor']})" if u else "")
-              + (" and its stability model (p_stable)" if card.get("stability") else "")
-              + f" written to {Path(args.model) / 'card.json'}")  # fmt: skip
+        print(
+            f"recipe validation of {args.like} (MAE {card['recipe_validation']['metrics']['validation']['mae']:.4f})"
+            + (f" and its uncertainty (scale {u['scale']}, floor {u['floor']})" if u else "")
+            + (" and its stability model (p_stable)" if card.get("stability") else "")
+            + f" written to {Path(args.model) / 'card.json'}"
+        )
         return 0
     model = load_model(args.model, args.device)
     if trained_on(model.card, args.data):
-        raise ValueError(f"{args.model} was trained on {args.data}: its errors there say nothing about its uncertainty; "
-                         "calibrate on held-out rows, or with --like on a twin trained without them")  # fmt: skip
+        raise ValueError(
+            f"{args.model} was trained on {args.data}: its errors there say nothing about its uncertainty; "
+            "calibrate on held-out rows, or with --like on a twin trained without them"
+        )
     frame = read_formula_table(args.data)
     rows = {"all": slice(None), "even": slice(0, None, 2), "odd": slice(1, None, 2)}[args.rows]
     x, y, _, rejected = featurize_targets(frame.iloc[rows].reset_index(drop=True), model.featurizer, args.data)
     mean, spread, _ = model.predict(x)
     fitted = fit_spread(y - mean, spread)
     card = json.loads((Path(args.model) / "card.json").read_text())
-    card["uncertainty"] = fitted | {"data": args.data, "sha256": sha256_of(args.data), "rows": args.rows,
-                                    "rows_rejected": len(rejected)}  # fmt: skip
+    card["uncertainty"] = fitted | {
+        "data": args.data,
+        "sha256": sha256_of(args.data),
+        "rows": args.rows,
+        "rows_rejected": len(rejected),
+    }
     card_path = write_card(args.model, card)
-    print(f"predictive std = sqrt(({fitted['scale']} x spread)^2 + {fitted['floor']}^2): mean CRPS "
-          f"{fitted['crps_raw_spread']:.4f} -> {fitted['crps']:.4f} on {fitted['n']:,} rows; written to {card_path}")  # fmt: skip
+    print(
+        f"predictive std = sqrt(({fitted['scale']} x spread)^2 + {fitted['floor']}^2): mean CRPS "
+        f"{fitted['crps_raw_spread']:.4f} -> {fitted['crps']:.4f} on {fitted['n']:,} rows; written to {card_path}"
+    )
     return 0
 
 
@@ -214,19 +261,29 @@ def _hull(args: argparse.Namespace) -> int:
     batch, rejected = parse_formulas(frame["formula"].tolist())
     energy = pd.to_numeric(frame["target"], errors="coerce").to_numpy(np.float64)[batch.index]
     finite = np.isfinite(energy)
-    rejected += [Rejection(int(i), str(f), f"energy {frame['target'].iloc[i]!r} is not a finite number")
-                 for i, f in zip(batch.index[~finite], batch.formula[~finite])]  # fmt: skip
+    rejected += [
+        Rejection(int(i), str(f), f"energy {frame['target'].iloc[i]!r} is not a finite number")
+        for i, f in zip(batch.index[~finite], batch.formula[~finite])
+    ]
     batch, energy = batch.select(finite), energy[finite]
     result = hull_distances(batch, energy)
-    table = pd.DataFrame({
-        "formula": batch.formula,
-        "chemsys": ["-".join(sorted(SYMBOLS[z - 1] for z in zs[zs > 0])) for zs in batch.z],
-        "e_form_per_atom": energy,
-        "e_above_hull": np.clip(result.e_above_hull, 0.0, None),  # >= 0: rounding leaves ~-1e-15 on the hull
-        "stable": result.stable,
-        "decomposition": result.decomposition_strings(batch.formula),
-    })  # fmt: skip
-    _write_table(table, args.out, f"{len(table):,} compounds, {int(result.stable.sum()):,} on the hull", rejected, "rows rejected")
+    table = pd.DataFrame(
+        {
+            "formula": batch.formula,
+            "chemsys": ["-".join(sorted(SYMBOLS[z - 1] for z in zs[zs > 0])) for zs in batch.z],
+            "e_form_per_atom": energy,
+            "e_above_hull": np.clip(result.e_above_hull, 0.0, None),  # >= 0: rounding leaves ~-1e-15 on the hull
+            "stable": result.stable,
+            "decomposition": result.decomposition_strings(batch.formula),
+        }
+    )
+    _write_table(
+        table,
+        args.out,
+        f"{len(table):,} compounds, {int(result.stable.sum()):,} on the hull",
+        rejected,
+        "rows rejected",
+    )
     return 0
 
 
@@ -234,27 +291,44 @@ def _screen(args: argparse.Namespace) -> int:
     from screening.screen import ScreenRequest, screen
 
     request = ScreenRequest(
-        model=args.model, out=args.out,
+        model=args.model,
+        out=args.out,
         elements=[e.strip() for e in args.elements.split(",") if e.strip()] if args.elements else None,
         systems=[s.split("-") for s in args.systems.split(",")] if args.systems else None,
-        max_arity=args.max_arity, max_atoms=args.max_atoms, max_amount=args.max_amount,
-        charge_neutral=args.charge_neutral, exclude_known=not args.keep_known, reference=args.reference or [],
-        chunk_size=args.chunk_size, top_k=args.top_k, device=args.device, bf16=args.bf16,
+        max_arity=args.max_arity,
+        max_atoms=args.max_atoms,
+        max_amount=args.max_amount,
+        charge_neutral=args.charge_neutral,
+        exclude_known=not args.keep_known,
+        reference=args.reference or [],
+        chunk_size=args.chunk_size,
+        top_k=args.top_k,
+        device=args.device,
+        bf16=args.bf16,
         max_candidates=args.max_candidates,
-    )  # fmt: skip
+    )
     if not request.elements and not request.systems:
         raise ValueError("give --elements (e.g. Li,Mn,O) or --systems (e.g. Li-Mn-O,Ba-Ti-O)")
     if not args.reference and not args.no_reference:
-        raise ValueError("no --reference: candidates would be placed against the elements alone and most called stable; "
-                         "give the known compounds (--reference ../shared/data/mp_e_form/train.csv), or --no-reference "
-                         "to screen without them")  # fmt: skip
+        raise ValueError(
+            "no --reference: candidates would be placed against the elements alone and most called stable; "
+            "give the known compounds (--reference ../shared/data/mp_e_form/train.csv), or --no-reference "
+            "to screen without them"
+        )
     summary = screen(request, progress=not args.quiet, scheduler=args.scheduler, workers=args.workers)
-    print(f"screened {summary['candidates']:,} candidates: {summary['scored']:,} scored, {summary['rejected']:,} rejected, "
-          f"removed {', '.join(f'{n:,} {why}' for why, n in summary['removed'].items()) or 'none'}; "
-          f"{summary['below_known_hull']:,} predicted below the known hull"
-          + (f"; p_stable expects {summary['expected_stable']:,.1f} stable compounds, {summary['likely_stable']:,} "
-             f"candidates at >= 0.5" if summary.get("expected_stable") is not None else "")
-          + f" ({summary['seconds']:.1f} s)")  # fmt: skip
+    print(
+        f"screened {summary['candidates']:,} candidates: {summary['scored']:,} scored, {summary['rejected']:,} "
+        "rejected, "
+        f"removed {', '.join(f'{n:,} {why}' for why, n in summary['removed'].items()) or 'none'}; "
+        f"{summary['below_known_hull']:,} predicted below the known hull"
+        + (
+            f"; p_stable expects {summary['expected_stable']:,.1f} stable compounds, {summary['likely_stable']:,} "
+            f"candidates at >= 0.5"
+            if summary.get("expected_stable") is not None
+            else ""
+        )
+        + f" ({summary['seconds']:.1f} s)"
+    )
     print(f"ranked: {summary['outputs']['ranked']}   top {args.top_k}: {summary['outputs']['top']}")
     print("\n".join((Path(args.out) / "top.md").read_text().splitlines()[:12]))
     return 0
@@ -266,8 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="screening",
         description="High-throughput screening of candidate compositions: featurize, train residual-network "
-                    "ensembles, and screen chemical spaces ranked by p_stable. Errors a user can fix are one line, "
-                    "exit code 2. Outputs: docs/outputs.md.")  # fmt: skip
+        "ensembles, and screen chemical spaces ranked by p_stable. Errors a user can fix are one line, "
+        "exit code 2. Outputs: docs/outputs.md.",
+    )
     parser.add_argument("--version", action="version", version=f"screening {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -281,12 +356,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feat.add_argument("input", help="CSV or Parquet file (local path or fsspec URL)")
     feat.add_argument(
-        "--featurizer", default="magpie145", metavar="NAME",
+        "--featurizer",
+        default="magpie145",
+        metavar="NAME",
         help=f"one of {', '.join(FEATURIZER_NAMES)} (default magpie145)",
-    )  # fmt: skip
+    )
     feat.add_argument("--out", required=True, metavar="DIR", help="output directory")
     feat.add_argument("--chunk-size", type=_positive_int, default=50_000, metavar="N")
-    feat.add_argument("--scheduler", default=None, metavar="ADDRESS", help="address of a running Dask scheduler (default: a local cluster)")
+    feat.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (default: a local cluster)",
+    )
     feat.add_argument(
         "--workers",
         type=_non_negative_int,
@@ -309,16 +391,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CSV",
         help="formula,target table(s); several are concatenated (a final model on train + val)",
     )
-    train.add_argument("--aux", nargs="+", metavar="CSV",
-                       help="formula,target table(s) of other sources (e.g. OQMD beside MP): they train the "
-                            "network through an output unit of their own; the model predicts --train's source")  # fmt: skip
+    train.add_argument(
+        "--aux",
+        nargs="+",
+        metavar="CSV",
+        help="formula,target table(s) of other sources (e.g. OQMD beside MP): they train the "
+        "network through an output unit of their own; the model predicts --train's source",
+    )
     held_out = train.add_mutually_exclusive_group()
     held_out.add_argument("--val", metavar="CSV", help="validation table (default: 10%% of --train)")
     held_out.add_argument(
-        "--no-val", action="store_true", help="train on every row, keep the last epoch (a fixed schedule validated on another run)"
+        "--no-val",
+        action="store_true",
+        help="train on every row, keep the last epoch (a fixed schedule validated on another run)",
     )
     train.add_argument(
-        "--arch", default="irnet17", choices=sorted(ARCHITECTURES), metavar="NAME", help=f"one of {', '.join(sorted(ARCHITECTURES))}"
+        "--arch",
+        default="irnet17",
+        choices=sorted(ARCHITECTURES),
+        metavar="NAME",
+        help=f"one of {', '.join(sorted(ARCHITECTURES))}",
     )
     train.add_argument(
         "--features",
@@ -332,20 +424,32 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int, default=None)
     train.add_argument("--lr", type=float, default=None)
     train.add_argument(
-        "--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (default 1e-5; the shipped recipe: 0.1)"
+        "--weight-decay",
+        type=float,
+        default=None,
+        help="AdamW decoupled weight decay (default 1e-5; the shipped recipe: 0.1)",
     )
     train.add_argument("--schedule", choices=["onecycle", "plateau", "constant"], default=None)
     train.add_argument("--patience", type=_positive_int, default=None, help="early stopping, epochs")
-    train.add_argument("--ranking", action="store_true",
-                       help="with --val: also fit the stability model (p_stable) on the screening situation of the "
-                            "validation table (its compounds' systems enumerated and screened with this model)")  # fmt: skip
+    train.add_argument(
+        "--ranking",
+        action="store_true",
+        help="with --val: also fit the stability model (p_stable) on the screening situation of the "
+        "validation table (its compounds' systems enumerated and screened with this model)",
+    )
     train.add_argument("--bf16", action="store_true", help="bfloat16 autocast for matmuls")
-    train.add_argument("--compile", action="store_true", help="torch.compile the training forward (~2.3x on CPU after ~40 s)")
+    train.add_argument(
+        "--compile", action="store_true", help="torch.compile the training forward (~2.3x on CPU after ~40 s)"
+    )
     train.add_argument("--half", action="store_true", help="store weights as float16")
     train.add_argument("--seed", type=int, default=None)
-    train.add_argument("--max-minutes", type=float, default=None,
-                       help="wall-time budget; one-cycle is fitted to it (as many epochs as fit, at most --epochs, "
-                            "measured after the second epoch); other schedules stop there")  # fmt: skip
+    train.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="wall-time budget; one-cycle is fitted to it (as many epochs as fit, at most --epochs, "
+        "measured after the second epoch); other schedules stop there",
+    )
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(handler=_train)
@@ -363,16 +467,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(handler=_evaluate)
 
-    calibrate = commands.add_parser("calibrate", help="fit the ensemble's predictive uncertainty on held-out data (stored in its card)")
+    calibrate = commands.add_parser(
+        "calibrate", help="fit the ensemble's predictive uncertainty on held-out data (stored in its card)"
+    )
     calibrate.add_argument("--model", required=True, metavar="DIR")
     source = calibrate.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", metavar="CSV", help="formula,target rows the model was not trained on")
-    source.add_argument("--like", metavar="TWIN_DIR",
-                        help="a model trained on every row (--no-val): take the validation and the fitted uncertainty "
-                             "of its twin, trained the same way on part of its data with --val (and its stability model)")  # fmt: skip
-    source.add_argument("--ranking-from", metavar="MODEL_DIR",
-                        help="take only the stability model (p_stable) of another model folder (fitted by train --ranking "
-                             "with a model that did not see the ranking's validation table); the card records where it came from")  # fmt: skip
+    source.add_argument(
+        "--like",
+        metavar="TWIN_DIR",
+        help="a model trained on every row (--no-val): take the validation and the fitted uncertainty "
+        "of its twin, trained the same way on part of its data with --val (and its stability model)",
+    )
+    source.add_argument(
+        "--ranking-from",
+        metavar="MODEL_DIR",
+        help="take only the stability model (p_stable) of another model folder (fitted by train --ranking "
+        "with a model that did not see the ranking's validation table); the card records where it came from",
+    )
     calibrate.add_argument(
         "--rows",
         choices=["all", "even", "odd"],
@@ -391,33 +503,55 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=_predict)
 
     hull = commands.add_parser("hull", help="energy above the convex hull of a formula,target table")
-    hull.add_argument("--data", required=True, metavar="CSV", help="formula,target (formation energy per atom, eV/atom)")
+    hull.add_argument(
+        "--data", required=True, metavar="CSV", help="formula,target (formation energy per atom, eV/atom)"
+    )
     hull.add_argument("--out", required=True, metavar="FILE.parquet")
     hull.set_defaults(handler=_hull)
 
-    scr = commands.add_parser("screen", help="enumerate, score, place on the hull and rank candidates",
-                              description="Enumerate every composition of a chemical space, score it with an ensemble, place "
-                                          "it against the hull of known compounds and rank by p_stable (the probability of "
-                                          "being stable; docs/outputs.md). Re-running the same command resumes.")  # fmt: skip
-    scr.add_argument("--elements", help="comma-separated elements, e.g. Li,Mn,Fe,O (every system of 2..--max-arity of them)")
+    scr = commands.add_parser(
+        "screen",
+        help="enumerate, score, place on the hull and rank candidates",
+        description="Enumerate every composition of a chemical space, score it with an ensemble, place "
+        "it against the hull of known compounds and rank by p_stable (the probability of "
+        "being stable; docs/outputs.md). Re-running the same command resumes.",
+    )
+    scr.add_argument(
+        "--elements", help="comma-separated elements, e.g. Li,Mn,Fe,O (every system of 2..--max-arity of them)"
+    )
     scr.add_argument("--systems", help="explicit chemical systems instead, e.g. Li-Mn-O,Ba-Ti-O")
-    scr.add_argument("--max-arity", type=_positive_int, default=3, help="largest number of elements per system (default 3)")
+    scr.add_argument(
+        "--max-arity", type=_positive_int, default=3, help="largest number of elements per system (default 3)"
+    )
     scr.add_argument("--max-atoms", type=_positive_int, default=10, help="atoms per formula unit (default 10)")
     scr.add_argument("--max-amount", type=_positive_int, default=None, help="atoms of one element (default: no limit)")
     scr.add_argument(
-        "--charge-neutral", action="store_true", help="keep only charge-neutral candidates (loses most intermetallic stable compounds)"
+        "--charge-neutral",
+        action="store_true",
+        help="keep only charge-neutral candidates (loses most intermetallic stable compounds)",
     )
-    scr.add_argument("--keep-known", action="store_true", help="also score compositions in the reference (default: skip them)")
+    scr.add_argument(
+        "--keep-known", action="store_true", help="also score compositions in the reference (default: skip them)"
+    )
     scr.add_argument("--model", required=True, metavar="DIR", help="model folder, e.g. data/models/default")
     scr.add_argument(
-        "--reference", action="append", metavar="CSV", help="known compounds, formula,target (eV/atom); repeat for several files"
+        "--reference",
+        action="append",
+        metavar="CSV",
+        help="known compounds, formula,target (eV/atom); repeat for several files",
     )
     scr.add_argument(
-        "--no-reference", action="store_true", help="screen without known compounds (the hull is the elements alone): only on purpose"
+        "--no-reference",
+        action="store_true",
+        help="screen without known compounds (the hull is the elements alone): only on purpose",
     )
     scr.add_argument("--out", required=True, metavar="DIR", help="run folder (created; the same command resumes it)")
-    scr.add_argument("--chunk-size", type=_positive_int, default=100_000, metavar="N", help="candidates per task (default 100000)")
-    scr.add_argument("--top-k", type=_positive_int, default=50, metavar="K", help="rows of top.csv / top.md (default 50)")
+    scr.add_argument(
+        "--chunk-size", type=_positive_int, default=100_000, metavar="N", help="candidates per task (default 100000)"
+    )
+    scr.add_argument(
+        "--top-k", type=_positive_int, default=50, metavar="K", help="rows of top.csv / top.md (default 50)"
+    )
     scr.add_argument(
         "--max-candidates",
         type=_positive_int,
@@ -426,8 +560,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a space of up to N candidates (default: refuse spaces over 20,000,000 with their size and time)",
     )
     scr.add_argument("--device", default="auto", help="cpu, cuda or auto (default: a GPU when there is one)")
-    scr.add_argument("--bf16", action="store_true", help="bfloat16 matmuls (faster on CPUs and GPUs; figures in docs/benchmarks.md)")
-    scr.add_argument("--scheduler", default=None, metavar="ADDRESS", help="address of a running Dask scheduler (default: a local cluster)")
+    scr.add_argument(
+        "--bf16", action="store_true", help="bfloat16 matmuls (faster on CPUs and GPUs; figures in docs/benchmarks.md)"
+    )
+    scr.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (default: a local cluster)",
+    )
     scr.add_argument(
         "--workers",
         type=_non_negative_int,
@@ -463,7 +604,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except KeyboardInterrupt:
-        print(f"screening {args.command}: interrupted; run the same command again to resume (finished chunks are kept)", file=sys.stderr)
+        print(
+            f"screening {args.command}: interrupted; run the same command again to resume (finished chunks are kept)",
+            file=sys.stderr,
+        )
         return 130
     except (FileNotFoundError, FileExistsError, KeyError, ValueError, ConnectionError, RuntimeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

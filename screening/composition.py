@@ -162,18 +162,26 @@ class CompositionBatch:
             return np.pad(a, ((0, 0), (0, width - a.shape[1])))
 
         return cls(
-            np.arange(len(first) + len(second)), np.concatenate([first.formula, second.formula]),
-            np.vstack([pad(first.z), pad(second.z)]), np.vstack([pad(first.amount), pad(second.amount)]),
-        )  # fmt: skip
+            np.arange(len(first) + len(second)),
+            np.concatenate([first.formula, second.formula]),
+            np.vstack([pad(first.z), pad(second.z)]),
+            np.vstack([pad(first.amount), pad(second.amount)]),
+        )
 
     def composition_keys(self, digits: int = 8) -> list[str]:
         """A canonical key per row for the reduced composition (``Fe2O3`` and ``Fe4O6`` agree):
         symbols in order of atomic number with atom fractions rounded to ``digits``."""
         fractions = np.round(self.fraction, digits).tolist()
-        return [" ".join(f"{SYMBOLS[z - 1]}{f:g}" for z, f in zip(zr, fr) if z) for zr, fr in zip(self.z.tolist(), fractions)]
+        return [
+            " ".join(f"{SYMBOLS[z - 1]}{f:g}" for z, f in zip(zr, fr) if z)
+            for zr, fr in zip(self.z.tolist(), fractions)
+        ]
 
     def as_dicts(self) -> list[dict[str, float]]:
-        return [{SYMBOLS[z - 1]: float(a) for z, a in zip(zr, ar) if z} for zr, ar in zip(self.z.tolist(), self.amount.tolist())]
+        return [
+            {SYMBOLS[z - 1]: float(a) for z, a in zip(zr, ar) if z}
+            for zr, ar in zip(self.z.tolist(), self.amount.tolist())
+        ]
 
     @classmethod
     def from_tokens(
@@ -239,7 +247,9 @@ def parse_formulas(formulas: Iterable[object]) -> tuple[CompositionBatch, list[R
     tok_row = np.concatenate(rows)
     formula_array = np.empty(len(index), dtype=object)
     formula_array[:] = [formulas[i] for i in index.tolist()]
-    batch = CompositionBatch.from_tokens(formula_array, index, new_row[tok_row], np.concatenate(zs), np.concatenate(amounts))
+    batch = CompositionBatch.from_tokens(
+        formula_array, index, new_row[tok_row], np.concatenate(zs), np.concatenate(amounts)
+    )
     return batch, rejections
 
 

@@ -37,8 +37,12 @@ def top_k_recall(e_above_true, score, k: int, threshold: float = 0.0) -> dict[st
     true = np.asarray(e_above_true, np.float64) <= threshold
     top = np.argsort(np.asarray(score, np.float64), kind="stable")[:k]
     hits = int(true[top].sum())
-    return {"k": int(min(k, true.size)), "hits": hits, "precision_at_k": hits / max(len(top), 1),
-            "recall_at_k": hits / max(int(true.sum()), 1)}  # fmt: skip
+    return {
+        "k": int(min(k, true.size)),
+        "hits": hits,
+        "precision_at_k": hits / max(len(top), 1),
+        "recall_at_k": hits / max(int(true.sum()), 1),
+    }
 
 
 def reliability(e_above_true, p_stable, bins: int = 10, threshold: float = 0.0) -> dict:

@@ -61,8 +61,11 @@ def _count_vectors(arity: int, top: int, max_sum: int | None) -> int:
     slack = max_sum - arity  # amounts minus 1 sum to at most this
     if slack < 0:
         return 0
-    return sum((-1) ** j * comb(arity, j) * comb(slack - j * top + arity, arity)
-               for j in range(arity + 1) if slack - j * top >= 0)  # fmt: skip
+    return sum(
+        (-1) ** j * comb(arity, j) * comb(slack - j * top + arity, arity)
+        for j in range(arity + 1)
+        if slack - j * top >= 0
+    )
 
 
 @lru_cache(maxsize=256)
@@ -98,7 +101,8 @@ def grid_template(arity: int, grid: Grid) -> np.ndarray:
     size = grid_size(arity, grid)
     if size > MAX_TEMPLATE:
         raise ValueError(
-            f"the grid gives {size:,} compositions per {arity}-element system (over {MAX_TEMPLATE:,}): lower max_atoms or max_amount"
+            f"the grid gives {size:,} compositions per {arity}-element system (over {MAX_TEMPLATE:,}): lower "
+            "max_atoms or max_amount"
         )
     top = _top(arity, grid)
     if top < 1:
@@ -171,8 +175,13 @@ class CandidateSpace:
             yield CandidateChunk.build(pending)
 
 
-def space(elements: list[str] | None = None, max_arity: int = 3, grid: Grid = Grid(),
-          systems: list[list[str]] | None = None, min_arity: int = 2) -> CandidateSpace:  # fmt: skip
+def space(
+    elements: list[str] | None = None,
+    max_arity: int = 3,
+    grid: Grid = Grid(),
+    systems: list[list[str]] | None = None,
+    min_arity: int = 2,
+) -> CandidateSpace:
     """A candidate space from a list of elements (all systems of ``min_arity..max_arity`` of
     them) or from explicit chemical systems (each a list of symbols)."""
     if systems is not None:
@@ -258,5 +267,9 @@ def reduced_formulas(batch: CompositionBatch) -> list[str]:
                 common = gcd(common, int(round(a)))
             pairs = [(z, round(a) // max(common, 1)) for z, a in pairs]
         pairs.sort(key=lambda p: (chi[p[0]], p[0]))
-        out.append("".join(SYMBOLS[z - 1] + ("" if a == 1 else f"{a:.4g}" if isinstance(a, float) else str(a)) for z, a in pairs))
+        out.append(
+            "".join(
+                SYMBOLS[z - 1] + ("" if a == 1 else f"{a:.4g}" if isinstance(a, float) else str(a)) for z, a in pairs
+            )
+        )
     return out

@@ -22,14 +22,27 @@ WIDTH = 4  # element positions described (candidates of up to 4 elements; a 5th 
 ELEMENT_PROPERTIES = ("Electronegativity", "Column", "Row", "MendeleevNumber", "CovalentRadius")
 
 FEATURES: tuple[str, ...] = (
-    "n_elements", "atoms", "max_fraction", "min_fraction",
-    "log_same_anonymous", "log_same_anonymous_by_electronegativity", "log_same_group_pattern",
-    "log_same_group_row_pattern", "log_element_site_min", "log_element_site_mean",
-    "charge_balanced", "charge_balanced_ordered", "all_metal",
-    "sub_hull_energy", "sub_hull_phases", "sub_hull_min_phase_fraction", "sub_hull_elements",
-    "log_sub_hull_compounds", "log_system_known",
+    "n_elements",
+    "atoms",
+    "max_fraction",
+    "min_fraction",
+    "log_same_anonymous",
+    "log_same_anonymous_by_electronegativity",
+    "log_same_group_pattern",
+    "log_same_group_row_pattern",
+    "log_element_site_min",
+    "log_element_site_mean",
+    "charge_balanced",
+    "charge_balanced_ordered",
+    "all_metal",
+    "sub_hull_energy",
+    "sub_hull_phases",
+    "sub_hull_min_phase_fraction",
+    "sub_hull_elements",
+    "log_sub_hull_compounds",
+    "log_system_known",
     *(f"{p}_{j}" for j in range(WIDTH) for p in ("fraction", *ELEMENT_PROPERTIES)),
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -54,8 +67,12 @@ class KnownCompounds:
         n = len(batch)
         fraction = batch.fraction
         itself = self._composition(_composition_key(batch)).astype(np.float64)  # 0 or 1
-        columns = [batch.n_elements.astype(np.float64), _atoms(batch), fraction.max(axis=1),
-                   np.where(batch.mask, fraction, 1.0).min(axis=1)]  # fmt: skip
+        columns = [
+            batch.n_elements.astype(np.float64),
+            _atoms(batch),
+            fraction.max(axis=1),
+            np.where(batch.mask, fraction, 1.0).min(axis=1),
+        ]
         for name in _KEYS:
             columns.append(np.log1p(self._keys[name](_keys(name, batch)) - itself))
         site_rows, site_keys = _site_keys(batch, with_rows=True)
@@ -149,7 +166,9 @@ def _composition_key(batch: CompositionBatch) -> np.ndarray:
 def _site_keys(batch: CompositionBatch, with_rows: bool = False):
     """(element, its atom fraction, number of elements) of every element of every row."""
     rows, cols = np.nonzero(batch.mask)
-    keys = np.column_stack([batch.z[rows, cols].astype(np.int64), _fraction_ints(batch)[rows, cols], batch.n_elements[rows]])
+    keys = np.column_stack(
+        [batch.z[rows, cols].astype(np.int64), _fraction_ints(batch)[rows, cols], batch.n_elements[rows]]
+    )
     return (rows, keys) if with_rows else keys
 
 

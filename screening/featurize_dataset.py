@@ -109,7 +109,9 @@ def featurize_chunk(spec: str, chunk: int, start_row: int, frame, out_dir: str, 
 def _prepare_out_dir(out: Storage, manifest: dict, overwrite: bool) -> None:
     if not out.is_empty():
         if not out.exists(MANIFEST):
-            raise FileExistsError(f"output directory {out.url} exists and is not a screening dataset; choose another --out")
+            raise FileExistsError(
+                f"output directory {out.url} exists and is not a screening dataset; choose another --out"
+            )
         previous = json.loads(out.read_text(MANIFEST))
         if overwrite:
             for name in (FEATURES_DIR, REJECTED_DIR, MANIFEST, SUMMARY):
@@ -146,10 +148,17 @@ def featurize_file(
     require_columns(read_columns(input_path), feat.required_columns())
     total = count_rows(input_path)
     summary = featurize_chunks(
-        iter_chunks(input_path, chunk_size, feat.required_columns()), out_dir, featurizer,
-        source=fingerprint, chunk_size=chunk_size, scheduler=scheduler, workers=workers,
-        overwrite=overwrite, progress=progress, expected_rows=total,
-    )  # fmt: skip
+        iter_chunks(input_path, chunk_size, feat.required_columns()),
+        out_dir,
+        featurizer,
+        source=fingerprint,
+        chunk_size=chunk_size,
+        scheduler=scheduler,
+        workers=workers,
+        overwrite=overwrite,
+        progress=progress,
+        expected_rows=total,
+    )
     return summary
 
 

@@ -28,7 +28,9 @@ from screening.elements import SYMBOLS
 from screening.hull_lp import PADDING_COST, simplex_batch
 
 QHULL_MAX_ELEMENTS = 5  # qhull only up to this many elements (its cost grows fast beyond)
-SIMPLEX_MAX_WORK = 2_000  # queries x points x elements of a system up to which the batched simplex beats a qhull call (measured: bench/hull.py and the 1M ranking)
+# queries x points x elements of a system up to which the batched simplex beats a qhull call (measured: bench/hull.py
+# and the 1M ranking)
+SIMPLEX_MAX_WORK = 2_000
 STABLE_TOL = 1e-9  # eV/atom: at or below this above the hull, a compound counts as on it
 VERTICAL_TOL = 1e-7  # energy component of a unit facet normal below which the facet is vertical
 
@@ -59,7 +61,10 @@ def decomposition_strings(decomposition, formulas, digits: int = 6) -> list[str]
         named = ((f, name(r)) for r, f in zip(rows.tolist(), fractions.tolist()))
         return sorted(named, key=lambda t: (-round(t[0], 9), t[1]))
 
-    return [" + ".join(f"{label}:{f:.{digits}g}" for f, label in parts(rows, fractions)) for rows, fractions in decomposition]
+    return [
+        " + ".join(f"{label}:{f:.{digits}g}" for f, label in parts(rows, fractions))
+        for rows, fractions in decomposition
+    ]
 
 
 def mixture_strings(ids: np.ndarray, weights: np.ndarray, formulas, digits: int = 6) -> list[str]:
@@ -72,7 +77,9 @@ def mixture_strings(ids: np.ndarray, weights: np.ndarray, formulas, digits: int 
     names = np.asarray(formulas, dtype=object)
     symbols = np.array(SYMBOLS, dtype=object)
     labels = np.where(
-        ids < 0, symbols[np.clip(-ids - 1, 0, len(SYMBOLS) - 1)], names[np.clip(ids, 0, max(len(names) - 1, 0))] if len(names) else ""
+        ids < 0,
+        symbols[np.clip(-ids - 1, 0, len(SYMBOLS) - 1)],
+        names[np.clip(ids, 0, max(len(names) - 1, 0))] if len(names) else "",
     )
     rows, cols = np.nonzero(keep)
     used = labels[rows, cols].astype(str)
@@ -119,7 +126,9 @@ class ReferenceHull:
     def __init__(self, batch: CompositionBatch, energy: np.ndarray):
         energy = np.asarray(energy, np.float64)
         if energy.shape != (len(batch),):
-            raise ValueError(f"need one energy per composition: {len(batch)} compositions, energies of shape {energy.shape}")
+            raise ValueError(
+                f"need one energy per composition: {len(batch)} compositions, energies of shape {energy.shape}"
+            )
         if not np.isfinite(energy).all():
             bad = int(np.flatnonzero(~np.isfinite(energy))[0])
             raise ValueError(f"energy of row {bad} ({batch.formula[bad]}) is {energy[bad]}, not a finite number")
@@ -147,9 +156,13 @@ class ReferenceHull:
         """Hull points of a system: its elements (ids ``-z``, in the system's order) and the
         stable compounds of its sub-systems (and of itself unless ``proper_only``)."""
         stable = self.stable_rows
-        return np.concatenate([-np.array(system, np.int64)] + [stable[s] for s in _subsystems(system, proper_only) if s in stable])
+        return np.concatenate(
+            [-np.array(system, np.int64)] + [stable[s] for s in _subsystems(system, proper_only) if s in stable]
+        )
 
-    def energy_at(self, batch: CompositionBatch, decompositions: bool = True) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    def energy_at(
+        self, batch: CompositionBatch, decompositions: bool = True
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
         """Hull energy (eV/atom) at each composition of ``batch`` and its decomposition into
         reference rows (negative ids: pure elements), the compositions themselves excluded
         (an empty list if not ``decompositions``)."""
@@ -169,7 +182,9 @@ class ReferenceHull:
         fraction = batch.fraction
         for level in _by_arity(chemical_systems(batch)).values():
             queries = list(level.values())
-            energies, vertices, w = self._solve(list(level), [self._point_ids(s) for s in level], batch, fraction, queries)
+            energies, vertices, w = self._solve(
+                list(level), [self._point_ids(s) for s in level], batch, fraction, queries
+            )
             rows = np.concatenate(queries)
             hull_e[rows] = energies
             ids[rows, : vertices.shape[1]], weights[rows, : w.shape[1]] = vertices, w
@@ -184,7 +199,9 @@ class ReferenceHull:
         fraction = batch.fraction
         for level in _by_arity(chemical_systems(batch)).values():
             queries = list(level.values())
-            e, vertices, weights = self._solve(list(level), [self._point_ids(s) for s in level], batch, fraction, queries)
+            e, vertices, weights = self._solve(
+                list(level), [self._point_ids(s) for s in level], batch, fraction, queries
+            )
             rows = np.concatenate(queries)
             vertices, weights = np.asarray(vertices).reshape(len(rows), -1), np.asarray(weights).reshape(len(rows), -1)
             keep = weights > 1e-9
@@ -220,7 +237,9 @@ class ReferenceHull:
         rows = np.concatenate(query_rows)
         query_system = np.repeat(np.arange(len(systems)), n_queries)
         query = _columns(
-            _pad_columns(query_batch.z[rows], n).astype(np.int64), _pad_columns(query_fraction[rows], n), system_z[query_system]
+            _pad_columns(query_batch.z[rows], n).astype(np.int64),
+            _pad_columns(query_fraction[rows], n),
+            system_z[query_system],
         )
         hull_e, vertices, weights = _hull_energies(n, comp, e, n_points, query, n_queries)
         return hull_e, ids[vertices], weights

@@ -26,7 +26,11 @@ PADDING_COST = 1e6  # padded point slots (all-zero compositions) never enter the
 
 
 def simplex_batch(
-    points: np.ndarray, costs: np.ndarray, queries: np.ndarray, max_pivots: int | None = None, bland_after: int | None = None
+    points: np.ndarray,
+    costs: np.ndarray,
+    queries: np.ndarray,
+    max_pivots: int | None = None,
+    bland_after: int | None = None,
 ):
     """Minimum-cost mixtures of ``points`` (``(P, M, n)``; slots ``0..n-1`` the identity; padding
     rows all zero with cost :data:`PADDING_COST`) with costs ``(P, M)`` at ``queries`` ``(P, n)``.

@@ -34,7 +34,12 @@ def _fractions(batch: CompositionBatch, symbols: list[str]) -> np.ndarray:
 
 
 def hull_picture(
-    chemsys: str, ranked: pd.DataFrame, ref_batch: CompositionBatch, ref_energy: np.ndarray, path: str | Path, label_top: int = 6
+    chemsys: str,
+    ranked: pd.DataFrame,
+    ref_batch: CompositionBatch,
+    ref_energy: np.ndarray,
+    path: str | Path,
+    label_top: int = 6,
 ) -> Path:
     """Draw the hull picture of ``chemsys`` (e.g. ``"Li-Mn-O"``) into ``path`` (PNG)."""
     symbols = chemsys.split("-")
@@ -69,10 +74,27 @@ def _binary(ax, symbols, x_known, e_known, stable, names, x_cand, cands, label_t
     ax.scatter(x_known[stable], e_known[stable], s=30, color="black", zorder=3, label="known, on hull")
     pred = cands["e_form_pred"].to_numpy()
     below = cands["e_above_known_hull"].to_numpy() < 0
-    ax.errorbar(x_cand[~below], pred[~below], yerr=cands["e_form_std"].to_numpy()[~below], fmt="o", ms=3.5,
-                color="tab:blue", alpha=0.6, elinewidth=0.8, label="candidates (±1 std)")  # fmt: skip
-    ax.errorbar(x_cand[below], pred[below], yerr=cands["e_form_std"].to_numpy()[below], fmt="*", ms=10,
-                color="tab:red", elinewidth=0.8, label="candidates below known hull")  # fmt: skip
+    ax.errorbar(
+        x_cand[~below],
+        pred[~below],
+        yerr=cands["e_form_std"].to_numpy()[~below],
+        fmt="o",
+        ms=3.5,
+        color="tab:blue",
+        alpha=0.6,
+        elinewidth=0.8,
+        label="candidates (±1 std)",
+    )
+    ax.errorbar(
+        x_cand[below],
+        pred[below],
+        yerr=cands["e_form_std"].to_numpy()[below],
+        fmt="*",
+        ms=10,
+        color="tab:red",
+        elinewidth=0.8,
+        label="candidates below known hull",
+    )
     for name, xx, ee in zip(names[stable], x_known[stable], e_known[stable]):
         ax.annotate(name, (xx, ee), textcoords="offset points", xytext=(0, -12), ha="center", fontsize=7)
     for r in cands.head(label_top).itertuples():
@@ -85,8 +107,12 @@ def _binary(ax, symbols, x_known, e_known, stable, names, x_cand, cands, label_t
             fontsize=7,
             color="tab:red" if r.e_above_known_hull < 0 else "tab:blue",
         )
-    ax.set(xlabel=f"atom fraction of {symbols[1]} (rest {symbols[0]})", ylabel=f"formation energy ({UNIT})",
-           title=f"{'-'.join(symbols)}: predicted candidates against the known hull", xlim=(-0.02, 1.02))  # fmt: skip
+    ax.set(
+        xlabel=f"atom fraction of {symbols[1]} (rest {symbols[0]})",
+        ylabel=f"formation energy ({UNIT})",
+        title=f"{'-'.join(symbols)}: predicted candidates against the known hull",
+        xlim=(-0.02, 1.02),
+    )
     ax.axhline(0, color="0.8", lw=0.8, zorder=0)
     ax.legend(fontsize=8, loc="best")
 
@@ -110,17 +136,42 @@ def _ternary(fig, ax, symbols, x_known, e_known, stable, names, x_cand, cands, l
     high = max(0.05, np.ceil(float(np.nanpercentile(e_above, 95)) * 100) / 100) if len(e_above) else 0.1
     low = min(-0.02, np.floor(float(np.nanmin(e_above)) * 100) / 100) if len(e_above) else -0.1
     norm = TwoSlopeNorm(vmin=low, vcenter=0.0, vmax=high)
-    points = ax.scatter(*xy_cand.T, c=e_above, cmap="coolwarm", norm=norm, s=22, edgecolors="0.3",
-                        linewidths=0.3, zorder=4, label="candidates")  # fmt: skip
+    points = ax.scatter(
+        *xy_cand.T,
+        c=e_above,
+        cmap="coolwarm",
+        norm=norm,
+        s=22,
+        edgecolors="0.3",
+        linewidths=0.3,
+        zorder=4,
+        label="candidates",
+    )
     below = e_above < 0
-    ax.scatter(*xy_cand[below].T, marker="*", s=120, facecolors="none", edgecolors="tab:red", linewidths=1.0, zorder=5,
-               label="predicted below known hull")  # fmt: skip
+    ax.scatter(
+        *xy_cand[below].T,
+        marker="*",
+        s=120,
+        facecolors="none",
+        edgecolors="tab:red",
+        linewidths=1.0,
+        zorder=5,
+        label="predicted below known hull",
+    )
     bar = fig.colorbar(points, ax=ax, shrink=0.75, label=f"predicted distance to known hull ({UNIT})")
     bar.set_ticks(np.clip(np.round(np.r_[np.linspace(low, 0, 3), np.linspace(0, high, 5)[1:]], 4), low, high))
     for r in cands.head(label_top).itertuples():
         px, py = xy_cand[cands.index.get_loc(r.Index)]
-        ax.annotate(f"{r.formula} ({r.e_above_known_hull:+.2f})", (px, py), textcoords="offset points", xytext=(6, 5), fontsize=7,
-                    zorder=6, color="darkred", bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 0.5})  # fmt: skip
+        ax.annotate(
+            f"{r.formula} ({r.e_above_known_hull:+.2f})",
+            (px, py),
+            textcoords="offset points",
+            xytext=(6, 5),
+            fontsize=7,
+            zorder=6,
+            color="darkred",
+            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 0.5},
+        )
     ax.set(title=f"{'-'.join(symbols)}: predicted candidates against the known hull", aspect="equal")
     ax.axis("off")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
@@ -151,12 +202,20 @@ def _ladder(chemsys: str, cands: pd.DataFrame, path, label_top: int) -> Path:
     top = cands.head(label_top).iloc[::-1]
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(top) + 1.6), dpi=120)
     colors = np.where(top["e_above_known_hull"] < 0, "tab:red", "tab:blue")
-    ax.errorbar(top["e_above_known_hull"], np.arange(len(top)), xerr=top["e_form_std"], fmt="none", ecolor="0.5", elinewidth=0.8)
+    ax.errorbar(
+        top["e_above_known_hull"], np.arange(len(top)), xerr=top["e_form_std"], fmt="none", ecolor="0.5", elinewidth=0.8
+    )
     ax.scatter(top["e_above_known_hull"], np.arange(len(top)), c=colors, s=22, zorder=3)
     ax.axvline(0, color="black", lw=1, label="hull of known compounds")
-    ax.set_yticks(np.arange(len(top)), [f"{f}  (P={p:.2f})" for f, p in zip(top["formula"], top["p_below_known_hull"])], fontsize=7)
-    ax.set(xlabel=f"predicted distance to known hull ({UNIT}); bars: ensemble ±1 std",
-           title=f"{chemsys}: best {len(top)} candidates\n(red: predicted below the known hull)")  # fmt: skip
+    ax.set_yticks(
+        np.arange(len(top)),
+        [f"{f}  (P={p:.2f})" for f, p in zip(top["formula"], top["p_below_known_hull"])],
+        fontsize=7,
+    )
+    ax.set(
+        xlabel=f"predicted distance to known hull ({UNIT}); bars: ensemble ±1 std",
+        title=f"{chemsys}: best {len(top)} candidates\n(red: predicted below the known hull)",
+    )
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)

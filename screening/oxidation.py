@@ -76,7 +76,9 @@ def neutral_assignment_exists(
     return possible
 
 
-def charge_neutral(batch: CompositionBatch, electronegativity_order: bool = True, allow_alloys: bool = True) -> np.ndarray:
+def charge_neutral(
+    batch: CompositionBatch, electronegativity_order: bool = True, allow_alloys: bool = True
+) -> np.ndarray:
     """The screening filter: charge-neutral with pymatgen's common oxidation states (one per
     element), cations less electronegative than anions; all-metal compositions pass when
     ``allow_alloys`` (as SMACT's ``smact_validity(include_alloys=True)``)."""

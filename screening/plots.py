@@ -16,22 +16,46 @@ def _pyplot():
     return plt
 
 
-def parity_plot(y_true, y_pred, path: str | Path, title: str, unit: str = "eV/atom", metrics: dict | None = None) -> Path:
+def parity_plot(
+    y_true, y_pred, path: str | Path, title: str, unit: str = "eV/atom", metrics: dict | None = None
+) -> Path:
     plt = _pyplot()
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     fig, ax = plt.subplots(figsize=(6.2, 5.2), dpi=120)
     lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
     pad = 0.03 * (hi - lo or 1.0)
-    cells = ax.hexbin(y_true, y_pred, gridsize=80, bins="log", mincnt=1, cmap="viridis",
-                      extent=(lo - pad, hi + pad, lo - pad, hi + pad))  # fmt: skip
+    cells = ax.hexbin(
+        y_true,
+        y_pred,
+        gridsize=80,
+        bins="log",
+        mincnt=1,
+        cmap="viridis",
+        extent=(lo - pad, hi + pad, lo - pad, hi + pad),
+    )
     fig.colorbar(cells, ax=ax, label="compounds per cell", shrink=0.8)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="crimson", lw=1, label="y = x")
-    ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad), xlabel=f"DFT value ({unit})",
-           ylabel=f"predicted ({unit})", title=title)  # fmt: skip
+    ax.set(
+        xlim=(lo - pad, hi + pad),
+        ylim=(lo - pad, hi + pad),
+        xlabel=f"DFT value ({unit})",
+        ylabel=f"predicted ({unit})",
+        title=title,
+    )
     if metrics:
-        text = f"MAE {metrics['mae']:.4f} {unit}\nRMSE {metrics['rmse']:.4f} {unit}\nR² {metrics['r2']:.4f}\nn = {metrics['n']:,}"
-        ax.text(0.04, 0.96, text, transform=ax.transAxes, va="top", fontsize=9,
-                bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.7"})  # fmt: skip
+        text = (
+            f"MAE {metrics['mae']:.4f} {unit}\nRMSE {metrics['rmse']:.4f} {unit}\n"
+            f"R² {metrics['r2']:.4f}\nn = {metrics['n']:,}"
+        )
+        ax.text(
+            0.04,
+            0.96,
+            text,
+            transform=ax.transAxes,
+            va="top",
+            fontsize=9,
+            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.7"},
+        )
     ax.legend(loc="lower right", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)

@@ -92,8 +92,14 @@ def reliability(stable, probability, bins: int = 10) -> dict:
         inside = which == b
         if inside.any():
             predicted, observed = float(p[inside].mean()), float(stable[inside].mean())
-            table.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "n": int(inside.sum()),
-                          "predicted": predicted, "observed": observed})  # fmt: skip
+            table.append(
+                {
+                    "bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}",
+                    "n": int(inside.sum()),
+                    "predicted": predicted,
+                    "observed": observed,
+                }
+            )
             ece += inside.mean() * abs(predicted - observed)
     high = p >= 0.5
     return {

@@ -33,9 +33,9 @@ from screening.composition import CompositionBatch, parse_formulas
 from screening.hull import STABLE_TOL, ReferenceHull
 from screening.tabular_io import write_parquet_atomic
 
-HULL_SET_TOL = (
-    1e-6  # eV/atom: candidates this close above the known hull join the combined hull's points too (extra points never change a hull)
-)
+# eV/atom: candidates this close above the known hull join the combined hull's points too (extra points never change a
+# hull)
+HULL_SET_TOL = 1e-6
 RANK_SCRATCH = ".rank-scratch"  # hidden: Parquet readers of the run folder skip it
 
 
@@ -78,12 +78,21 @@ class Ranking:
     likely_stable: int | None = None  # candidates given p_stable >= 0.5
 
 
-def rank(out: Path, ref_batch: CompositionBatch, ref_energy: np.ndarray, provenance: dict, top_k: int = 50,
-         per_system: int = 5, systems: int = 3, memory_limit: str = "1GB", stability=None) -> Ranking:  # fmt: skip
+def rank(
+    out: Path,
+    ref_batch: CompositionBatch,
+    ref_energy: np.ndarray,
+    provenance: dict,
+    top_k: int = 50,
+    per_system: int = 5,
+    systems: int = 3,
+    memory_limit: str = "1GB",
+    stability=None,
+) -> Ranking:
     """All scored candidates with their distance to the hull of known and predicted compounds
-    together, ranked by ``p_stable`` (with a stability model, :mod:`screening.stability`),
-    then by distance to the known hull (most negative first), then by the probability of lying below it, then by candidate id
-    (a total, reproducible order)."""
+    together, ranked by ``p_stable`` (with a stability model, :mod:`screening.stability`), then by
+    distance to the known hull (most negative first), then by the probability of lying below it,
+    then by candidate id (a total, reproducible order)."""
     parts = sorted((out / "scored").glob("part-*.parquet"))  # complete parts only
     if not parts:
         raise FileNotFoundError(f"no scored parts in {out / 'scored'}: nothing to rank")
@@ -122,8 +131,13 @@ def combined_columns(part: Path, hull: ReferenceHull) -> pa.Table:
         raise RuntimeError(f"scored formulas of {part} failed to parse: {rejected[:3]}")
     hull_e, _ = hull.energy_at(batch, decompositions=False)
     e_above = table.column(Col.e_form_pred).to_numpy().astype(np.float64) - hull_e
-    return pa.table({Col.candidate_id: table.column(Col.candidate_id), Col.e_above_combined_hull: e_above,
-                     Col.stable_combined: e_above <= STABLE_TOL})  # fmt: skip
+    return pa.table(
+        {
+            Col.candidate_id: table.column(Col.candidate_id),
+            Col.e_above_combined_hull: e_above,
+            Col.stable_combined: e_above <= STABLE_TOL,
+        }
+    )
 
 
 def _system_stats(parts: list[Path]) -> pd.DataFrame:
@@ -132,11 +146,18 @@ def _system_stats(parts: list[Path]) -> pd.DataFrame:
 
     con = duckdb.connect()
     try:
-        return con.execute(f"""
+        return (
+            con.execute(
+                f"""
             SELECT {Col.chemsys}, max({Col.evidence_logit}) AS best_evidence_logit,
                    min({Col.e_above_known_hull}) AS best_e_above_known_hull,
                    avg(CASE WHEN {Col.e_above_known_hull} < 0 THEN 1.0 ELSE 0.0 END) AS share_below_known_hull
-            FROM read_parquet(?) GROUP BY {Col.chemsys}""", [[str(p) for p in parts]]).df().set_index(Col.chemsys)  # fmt: skip
+            FROM read_parquet(?) GROUP BY {Col.chemsys}""",
+                [[str(p) for p in parts]],
+            )
+            .df()
+            .set_index(Col.chemsys)
+        )
     finally:
         con.close()
 
@@ -145,15 +166,28 @@ def _p_stable(part: Path, combined: pa.Table, stats: pd.DataFrame, stability) ->
     from screening.stability import stacker_inputs
 
     if Col.evidence_logit not in pq.read_schema(part).names:
-        raise RuntimeError(f"{part} was scored without the evidence columns the stability model needs; rescore into a new folder")
-    needed = [Col.chemsys, Col.n_elements, Col.e_form_pred, Col.e_form_std, Col.known_hull_energy, Col.e_above_known_hull,
-              Col.evidence_logit, Col.log_system_known, Col.log_sub_hull_compounds]  # fmt: skip
+        raise RuntimeError(
+            f"{part} was scored without the evidence columns the stability model needs; rescore into a new folder"
+        )
+    needed = [
+        Col.chemsys,
+        Col.n_elements,
+        Col.e_form_pred,
+        Col.e_form_std,
+        Col.known_hull_energy,
+        Col.e_above_known_hull,
+        Col.evidence_logit,
+        Col.log_system_known,
+        Col.log_sub_hull_compounds,
+    ]
     frame = pq.read_table(part, columns=needed).to_pandas()
     frame[Col.e_above_combined_hull] = combined.column(Col.e_above_combined_hull).to_numpy()
     return stability.probability(stacker_inputs(frame, stats))
 
 
-def _sort_into(path: Path, parts: list[Path], scratch: Path, provenance: dict, memory_limit: str, by_p_stable: bool = False) -> None:
+def _sort_into(
+    path: Path, parts: list[Path], scratch: Path, provenance: dict, memory_limit: str, by_p_stable: bool = False
+) -> None:
     import duckdb
 
     order = f"{Col.e_above_known_hull}, {Col.p_below_known_hull} DESC, {Col.candidate_id}"
@@ -164,17 +198,20 @@ def _sort_into(path: Path, parts: list[Path], scratch: Path, provenance: dict, m
     metadata = json.dumps(provenance).replace("'", "''")
     con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(scratch / "spill")})
     target = str(tmp).replace("'", "''")  # COPY's target cannot be a parameter
+    p_stable_column = f" c.{Col.p_stable}," if by_p_stable else ""
     try:
-        con.execute(f"""
+        con.execute(
+            f"""
             COPY (
               SELECT row_number() OVER (ORDER BY {order}) AS {Col.rank}, {scored},
-                     c.{Col.e_above_combined_hull}, c.{Col.stable_combined},{f" c.{Col.p_stable}," if by_p_stable else ""}
+                     c.{Col.e_above_combined_hull}, c.{Col.stable_combined},{p_stable_column}
                      row_number() OVER (PARTITION BY s.{Col.chemsys} ORDER BY {order}) AS {Col.rank_in_system}
               FROM read_parquet(?, union_by_name = true) s
               JOIN read_parquet(?) c USING ({Col.candidate_id})
               ORDER BY {Col.rank}
             ) TO '{target}' (FORMAT parquet, KV_METADATA {{screening: '{metadata}'}})""",
-            [[str(p) for p in parts], str(scratch / "combined" / "part-*.parquet")])  # fmt: skip
+            [[str(p) for p in parts], str(scratch / "combined" / "part-*.parquet")],
+        )
     finally:
         con.close()
     os.replace(tmp, path)
@@ -189,33 +226,57 @@ def read_ranking(path: Path, top_k: int = 50, per_system: int = 5, systems: int 
     try:
         total, below, on_combined = con.execute(
             f"SELECT count(*), count(*) FILTER ({Col.e_above_known_hull} < 0), "
-            f"count(*) FILTER ({Col.stable_combined}) FROM {source}").fetchone()  # fmt: skip
+            f"count(*) FILTER ({Col.stable_combined}) FROM {source}"
+        ).fetchone()
         top = con.execute(f"SELECT * FROM {source} WHERE {Col.rank} <= ? ORDER BY {Col.rank}", [top_k]).df()
-        by_system = con.execute(f"""
+        by_system = con.execute(
+            f"""
             SELECT r.* FROM {source} r
-            JOIN (SELECT {Col.chemsys}, min({Col.rank}) AS best FROM {source} GROUP BY {Col.chemsys}) b USING ({Col.chemsys})
-            WHERE r.{Col.rank_in_system} <= ? ORDER BY b.best, r.{Col.rank_in_system}""", [per_system]).df()  # fmt: skip
+            JOIN (SELECT {Col.chemsys}, min({Col.rank}) AS best FROM {source} GROUP BY {Col.chemsys}) b
+              USING ({Col.chemsys})
+            WHERE r.{Col.rank_in_system} <= ? ORDER BY b.best, r.{Col.rank_in_system}""",
+            [per_system],
+        ).df()
         expected = likely = None
         if Col.p_stable in con.execute(f"SELECT * FROM {source} LIMIT 0").df().columns:
-            expected, likely = con.execute(f"SELECT sum({Col.p_stable}), count(*) FILTER ({Col.p_stable} >= 0.5) FROM {source}").fetchone()
-        best_systems = {c: con.execute(f"SELECT * FROM {source} WHERE {Col.chemsys} = ? ORDER BY {Col.rank}", [c]).df()
-                        for c in by_system[Col.chemsys].drop_duplicates().head(systems)}  # fmt: skip
+            expected, likely = con.execute(
+                f"SELECT sum({Col.p_stable}), count(*) FILTER ({Col.p_stable} >= 0.5) FROM {source}"
+            ).fetchone()
+        best_systems = {
+            c: con.execute(f"SELECT * FROM {source} WHERE {Col.chemsys} = ? ORDER BY {Col.rank}", [c]).df()
+            for c in by_system[Col.chemsys].drop_duplicates().head(systems)
+        }
     finally:
         con.close()
-    return Ranking(path, int(total), int(below), int(on_combined), top, by_system, best_systems,
-                   None if expected is None else float(expected), None if likely is None else int(likely))  # fmt: skip
+    return Ranking(
+        path,
+        int(total),
+        int(below),
+        int(on_combined),
+        top,
+        by_system,
+        best_systems,
+        None if expected is None else float(expected),
+        None if likely is None else int(likely),
+    )
 
 
 def markdown_table(top: pd.DataFrame) -> str:
     ranked_by_p = Col.p_stable in top.columns
-    lines = ["| rank | formula | system |" + (" P(stable) |" if ranked_by_p else "")
-             + " E_form pred (eV/atom) | ± std | E above known hull (eV/atom) | P(below known hull) | decomposition (known) |",
-             "|---|---|---|" + ("---|" if ranked_by_p else "") + "---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| rank | formula | system |"
+        + (" P(stable) |" if ranked_by_p else "")
+        + " E_form pred (eV/atom) | ± std | E above known hull (eV/atom) | P(below known hull) | decomposition "
+        "(known) |",
+        "|---|---|---|" + ("---|" if ranked_by_p else "") + "---|---|---|---|---|",
+    ]
     for r in top.itertuples():
         flag = " ⚠ rare element" if r.rare_element else ""
         p = f" {r.p_stable:.3f} |" if ranked_by_p else ""
-        lines.append(f"| {r.rank} | {r.formula}{flag} | {r.chemsys} |{p} {r.e_form_pred:.3f} | {r.e_form_std:.3f} | "
-                     f"{r.e_above_known_hull:+.3f} | {r.p_below_known_hull:.2f} | {r.known_decomposition} |")  # fmt: skip
+        lines.append(
+            f"| {r.rank} | {r.formula}{flag} | {r.chemsys} |{p} {r.e_form_pred:.3f} | {r.e_form_std:.3f} | "
+            f"{r.e_above_known_hull:+.3f} | {r.p_below_known_hull:.2f} | {r.known_decomposition} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -33,15 +33,23 @@ class Situation:
     positives: CompositionBatch  # the hidden stable compounds on the grid
     candidates: CandidateChunk  # the grid of the positives' systems, known compositions removed
     stable: np.ndarray  # bool per candidate
-    n_known_table: int = 0  # the first rows of ``known`` are the known table; the rest, hidden compounds of fewer elements
+    n_known_table: int = (
+        0  # the first rows of ``known`` are the known table; the rest, hidden compounds of fewer elements
+    )
 
     @property
     def systems(self) -> list[tuple[int, ...]]:
         return sorted({tuple(int(z) for z in zr if z) for zr in self.positives.z.tolist()})
 
 
-def situations(known: CompositionBatch, known_energy: np.ndarray, hidden: CompositionBatch, hidden_energy: np.ndarray,
-               arities=ARITIES, max_atoms: int = MAX_ATOMS) -> list[Situation]:  # fmt: skip
+def situations(
+    known: CompositionBatch,
+    known_energy: np.ndarray,
+    hidden: CompositionBatch,
+    hidden_energy: np.ndarray,
+    arities=ARITIES,
+    max_atoms: int = MAX_ATOMS,
+) -> list[Situation]:
     """One situation per number of elements that has positives (see the module's docstring).
     ``hidden`` must not repeat compositions of ``known``."""
     everything = CompositionBatch.concat(known, hidden)
@@ -76,13 +84,21 @@ def enumerate_systems(systems: list[tuple[int, ...]], grid: Grid) -> CandidateCh
     return CandidateChunk.build(pieces)
 
 
-def simulated(batch: CompositionBatch, energy: np.ndarray, seeds=(0, 1, 2), hide: float = 0.1, arities=ARITIES,
-              max_atoms: int = MAX_ATOMS):  # fmt: skip
+def simulated(
+    batch: CompositionBatch,
+    energy: np.ndarray,
+    seeds=(0, 1, 2),
+    hide: float = 0.1,
+    arities=ARITIES,
+    max_atoms: int = MAX_ATOMS,
+):
     """Rediscovery situations from known compounds alone: for each seed a random ``hide`` share
     of them is hidden. Yields ``(seed, situation)``."""
     for seed in seeds:
         hidden = np.random.default_rng(seed).random(len(batch)) < hide
-        for situation in situations(batch.select(~hidden), energy[~hidden], batch.select(hidden), energy[hidden], arities, max_atoms):
+        for situation in situations(
+            batch.select(~hidden), energy[~hidden], batch.select(hidden), energy[hidden], arities, max_atoms
+        ):
             yield seed, situation
 
 

@@ -36,8 +36,14 @@ def acquire(folder: Path) -> None:
     except BlockingIOError:
         holder = _holder(fd)
         os.close(fd)
-        raise FolderLockedError(f"{folder} is in use by another run ({holder}); wait for it to finish, or choose another --out") from None
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        raise FolderLockedError(
+            f"{folder} is in use by another run ({holder}); wait for it to finish, or choose another --out"
+        ) from None
+    me = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(me).encode(), 0)
     _HELD[key] = fd

@@ -45,7 +45,9 @@ class ScoringContext:
     rare: frozenset[int] = frozenset()  # atomic numbers the model saw few training rows of
     provenance: dict = field(default_factory=dict)
     reference_names: list[str] | None = None  # reduced formulas of the hull's compounds (decompositions)
-    evidence: KnownCompounds | None = None  # all known compounds (with a stability model: its evidence stage runs per chunk)
+    evidence: KnownCompounds | None = (
+        None  # all known compounds (with a stability model: its evidence stage runs per chunk)
+    )
     stability_sha256: str | None = None
 
 
@@ -99,12 +101,16 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
         keep &= ~is_known
     rows = np.flatnonzero(keep)
     clock("filter")
-    table = get_featurizer(model.featurizer).featurize_frame_float32(pd.DataFrame({"formula": chunk.batch.formula[rows]}))
-    rejected = pd.DataFrame({
-        "candidate_id": chunk.candidate_id[rows[[r.index for r in table.rejections]]],
-        "formula": pd.Series([r.formula for r in table.rejections], dtype=object),
-        "reason": pd.Series([r.reason for r in table.rejections], dtype=object),
-    })  # fmt: skip
+    table = get_featurizer(model.featurizer).featurize_frame_float32(
+        pd.DataFrame({"formula": chunk.batch.formula[rows]})
+    )
+    rejected = pd.DataFrame(
+        {
+            "candidate_id": chunk.candidate_id[rows[[r.index for r in table.rejections]]],
+            "formula": pd.Series([r.formula for r in table.rejections], dtype=object),
+            "reason": pd.Series([r.reason for r in table.rejections], dtype=object),
+        }
+    )
     scored_rows = rows[table.index]
     batch = chunk.batch.select(scored_rows)
     clock("featurize")
@@ -114,19 +120,23 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
     e_above = mean - hull_e
     p_below = probability_below(e_above, predictive_std(std, model.card.get("uncertainty")))
     rare = list(context.rare)
-    scored = pd.DataFrame({
-        "candidate_id": chunk.candidate_id[scored_rows],
-        "formula": batch.formula,
-        "chemsys": chunk.chemsys[scored_rows],
-        "n_elements": batch.n_elements.astype(np.int8),
-        "e_form_pred": mean.astype(np.float64),
-        "e_form_std": std.astype(np.float64),
-        "known_hull_energy": hull_e,
-        "e_above_known_hull": e_above,
-        "p_below_known_hull": p_below,
-        "known_decomposition": mixture_strings(vertex_ids, weights, context.reference_names or context.hull.batch.formula, digits=4),
-        "rare_element": np.isin(batch.z, rare).any(axis=1) if rare else np.zeros(len(batch), bool),
-    })  # fmt: skip
+    scored = pd.DataFrame(
+        {
+            "candidate_id": chunk.candidate_id[scored_rows],
+            "formula": batch.formula,
+            "chemsys": chunk.chemsys[scored_rows],
+            "n_elements": batch.n_elements.astype(np.int8),
+            "e_form_pred": mean.astype(np.float64),
+            "e_form_std": std.astype(np.float64),
+            "known_hull_energy": hull_e,
+            "e_above_known_hull": e_above,
+            "p_below_known_hull": p_below,
+            "known_decomposition": mixture_strings(
+                vertex_ids, weights, context.reference_names or context.hull.batch.formula, digits=4
+            ),
+            "rare_element": np.isin(batch.z, rare).any(axis=1) if rare else np.zeros(len(batch), bool),
+        }
+    )
     clock("hull")
     if context.evidence is not None:
         from screening.stability import logit
@@ -172,10 +182,18 @@ def score_and_write(index: int, chunk: CandidateChunk, out: str, context: Scorin
         return done | {"skipped": True}
     seconds: dict[str, float] = {}
     scored, rejected, removed = score_chunk(chunk, context, worker_model(context), seconds)
-    meta = {"chunk": index, "candidates": len(chunk), "scored": len(scored), "rejected": len(rejected), "removed": removed}
+    meta = {
+        "chunk": index,
+        "candidates": len(chunk),
+        "scored": len(scored),
+        "rejected": len(rejected),
+        "removed": removed,
+    }
     if meta["scored"] + meta["rejected"] + sum(removed.values()) != meta["candidates"]:
         raise RuntimeError(f"candidate accounting failed in chunk {index}: {meta}")
-    write_parquet_atomic(pa.Table.from_pandas(rejected, preserve_index=False), str(Path(out) / "rejected" / part_name(index)))
+    write_parquet_atomic(
+        pa.Table.from_pandas(rejected, preserve_index=False), str(Path(out) / "rejected" / part_name(index))
+    )
     table = pa.Table.from_pandas(scored, preserve_index=False)
     metadata = {"screening": json.dumps(context.provenance), "screening_chunk": json.dumps(meta)}
     started = time.perf_counter()

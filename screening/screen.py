@@ -82,13 +82,19 @@ def read_reference(paths: list[str]) -> tuple[CompositionBatch, np.ndarray, pd.D
     reasons = [(r.index, r.formula, r.reason) for r in rejected]
     written = frame["target_as_written"] if "target_as_written" in frame.columns else frame["target"]
     reasons += [
-        (int(i), str(f), f"energy {str(written.iloc[i])!r} is not a finite number") for i, f in zip(batch.index[bad], batch.formula[bad])
+        (int(i), str(f), f"energy {str(written.iloc[i])!r} is not a finite number")
+        for i, f in zip(batch.index[bad], batch.formula[bad])
     ]
     table = pd.DataFrame(reasons, columns=["row", "formula", "reason"])
     table["source"] = frame["source"].iloc[table["row"]].to_numpy() if len(table) else []
     batch, energy = batch.select(~bad), energy[~bad]
     keys = pd.Series(batch.composition_keys())
-    lowest = pd.DataFrame({"key": keys, "e": energy}).sort_values("e", kind="stable").drop_duplicates("key").index.sort_values()
+    lowest = (
+        pd.DataFrame({"key": keys, "e": energy})
+        .sort_values("e", kind="stable")
+        .drop_duplicates("key")
+        .index.sort_values()
+    )
     return batch.select(lowest.to_numpy()), energy[lowest.to_numpy()], table
 
 
@@ -123,11 +129,15 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     build their hull. Fails before anything is scored if any of that is wrong."""
     started = time.perf_counter()
     out = Path(request.out)
-    candidates = space(request.elements, request.max_arity, Grid(request.max_atoms, request.max_amount), request.systems)
+    candidates = space(
+        request.elements, request.max_arity, Grid(request.max_atoms, request.max_amount), request.systems
+    )
     total = candidates.size()
     if total == 0:
-        raise ValueError(f"the request enumerates no candidates ({len(candidates.systems)} chemical systems of 2 to "
-                         f"{request.max_arity} elements on this grid): give at least two elements or a system")  # fmt: skip
+        raise ValueError(
+            f"the request enumerates no candidates ({len(candidates.systems)} chemical systems of 2 to "
+            f"{request.max_arity} elements on this grid): give at least two elements or a system"
+        )
     check_budget(total, out, request.max_candidates)
     model_dir = Path(request.model)
     model = load_model(str(model_dir), request.device)  # checks checkpoint and device before any work
@@ -143,31 +153,52 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     elements = frozenset(z for s in candidates.systems for z in s)
     all_known, all_energy, rejected = read_reference(request.reference)
     if not request.reference:
-        log.warning("no reference compounds: candidates are placed against the elements alone (a hull at 0 eV/atom), "
-                    "so most will be called below the known hull")  # fmt: skip
+        log.warning(
+            "no reference compounds: candidates are placed against the elements alone (a hull at 0 eV/atom), "
+            "so most will be called below the known hull"
+        )
     ref_batch, ref_energy = restrict(all_known, all_energy, elements)
     provenance = {
-        "model": str(request.model), "model_sha256": model_hash, "model_card": {k: model.card.get(k) for k in ("architecture", "members", "featurizer", "created", "uncertainty")},
-        "featurizer": model.featurizer, "code_version": __version__, "request": asdict(request),
-        "reference_compounds": len(ref_batch), "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }  # fmt: skip
+        "model": str(request.model),
+        "model_sha256": model_hash,
+        "model_card": {
+            k: model.card.get(k) for k in ("architecture", "members", "featurizer", "created", "uncertainty")
+        },
+        "featurizer": model.featurizer,
+        "code_version": __version__,
+        "request": asdict(request),
+        "reference_compounds": len(ref_batch),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
     context = ScoringContext(
-        model_dir=str(model_dir.resolve()), model_sha256=model_hash, device=request.device, bf16=request.bf16,
-        hull=ReferenceHull(ref_batch, ref_energy), known=frozenset(ref_batch.composition_keys()),
-        charge_neutral=request.charge_neutral, exclude_known=request.exclude_known, rare=frozenset(_rare_elements(model)),
-        provenance=provenance, reference_names=reduced_formulas(ref_batch),
+        model_dir=str(model_dir.resolve()),
+        model_sha256=model_hash,
+        device=request.device,
+        bf16=request.bf16,
+        hull=ReferenceHull(ref_batch, ref_energy),
+        known=frozenset(ref_batch.composition_keys()),
+        charge_neutral=request.charge_neutral,
+        exclude_known=request.exclude_known,
+        rare=frozenset(_rare_elements(model)),
+        provenance=provenance,
+        reference_names=reduced_formulas(ref_batch),
         evidence=KnownCompounds(all_known, all_energy, elements) if stability is not None else None,
         stability_sha256=stability.record["sha256"] if stability is not None else None,
-    )  # fmt: skip
+    )
     keep_model(context, model)  # scoring in this process reuses it; workers load their own
     run_lock.acquire(out)  # released by finish(), or by the OS when this process ends
     _start_folder(out, manifest)  # only now, with every input validated, is the folder a run's
     if len(rejected):
         write_rejections(rejected, out)
     log.info(
-        "screening %s candidates in %d chemical systems against %d known compounds", f"{total:,}", len(candidates.systems), len(ref_batch)
+        "screening %s candidates in %d chemical systems against %d known compounds",
+        f"{total:,}",
+        len(candidates.systems),
+        len(ref_batch),
     )
-    return ScreenPlan(request, out, candidates, total, context, ref_batch, ref_energy, time.perf_counter() - started, stability)
+    return ScreenPlan(
+        request, out, candidates, total, context, ref_batch, ref_energy, time.perf_counter() - started, stability
+    )
 
 
 def check_budget(total: int, out: Path, max_candidates: int | None) -> None:
@@ -177,12 +208,16 @@ def check_budget(total: int, out: Path, max_candidates: int | None) -> None:
 
     size = total * BYTES_PER_CANDIDATE
     hours = total / CANDIDATES_PER_SECOND / 3600
-    what = (f"the space holds {total:,} candidates (~{size / 1e9:,.1f} GB of output, ~{hours:,.1f} h at "
-            f"~{CANDIDATES_PER_SECOND:,} candidates/s on 2 CPU cores)")  # fmt: skip
+    what = (
+        f"the space holds {total:,} candidates (~{size / 1e9:,.1f} GB of output, ~{hours:,.1f} h at "
+        f"~{CANDIDATES_PER_SECOND:,} candidates/s on 2 CPU cores)"
+    )
     existing = next(p for p in (out, *out.resolve().parents) if p.exists())
     free = shutil.disk_usage(existing).free
     if size > free:
-        raise ValueError(f"{what}, but {existing} has {free / 1e9:,.1f} GB free: narrow the space or choose another --out")
+        raise ValueError(
+            f"{what}, but {existing} has {free / 1e9:,.1f} GB free: narrow the space or choose another --out"
+        )
     limit = BUDGET_CANDIDATES if max_candidates is None else max_candidates
     if total > limit:
         raise ValueError(f"{what}, over the limit of {limit:,}: narrow it, or pass --max-candidates {total} to run it")
@@ -198,8 +233,13 @@ def load_stability(model_dir: Path):
     return StabilityModel.load(model_dir)
 
 
-def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = None, progress: bool = True,
-          on_chunk: Callable[[int, int, int], None] | None = None) -> dict:  # fmt: skip
+def score(
+    plan: ScreenPlan,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    on_chunk: Callable[[int, int, int], None] | None = None,
+) -> dict:
     """Score every chunk not yet on disk: on the Dask scheduler at ``scheduler``, else on a
     local cluster of ``workers`` processes, else (``workers=0``, or a space of one chunk) in
     this process. ``on_chunk(done, total, resumed)`` is called as chunks complete (candidates
@@ -210,11 +250,23 @@ def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = 
     if workers is None and not scheduler and plan.n_chunks <= 1:
         workers = 0  # one chunk: a cluster would only add its start-up time
     started = time.perf_counter()
-    counts = {"candidates": plan.total, "scored": 0, "rejected": 0, "chunks": 0, "chunks_skipped": 0, "removed": {},
-              "chunk_seconds": {}}  # fmt: skip
+    counts = {
+        "candidates": plan.total,
+        "scored": 0,
+        "rejected": 0,
+        "chunks": 0,
+        "chunks_skipped": 0,
+        "removed": {},
+        "chunk_seconds": {},
+    }
     bar, done, resumed = _bar(progress, plan.total), 0, 0
-    results = map_bounded(score_and_write, ((i, chunk, out) for i, chunk in todo), scheduler=scheduler, workers=workers,
-                          shared=plan.context)  # fmt: skip
+    results = map_bounded(
+        score_and_write,
+        ((i, chunk, out) for i, chunk in todo),
+        scheduler=scheduler,
+        workers=workers,
+        shared=plan.context,
+    )
     for meta in results:
         counts["chunks"] += 1
         counts["chunks_skipped"] += bool(meta["skipped"])
@@ -232,8 +284,13 @@ def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = 
             on_chunk(done, plan.total, resumed)
     if bar is not None:
         bar.close()
-    if counts["chunks"] != plan.n_chunks or counts["scored"] + counts["rejected"] + sum(counts["removed"].values()) != plan.total:
-        raise RuntimeError(f"candidate accounting failed: {counts} for a space of {plan.total:,} in {plan.n_chunks} chunks")
+    if (
+        counts["chunks"] != plan.n_chunks
+        or counts["scored"] + counts["rejected"] + sum(counts["removed"].values()) != plan.total
+    ):
+        raise RuntimeError(
+            f"candidate accounting failed: {counts} for a space of {plan.total:,} in {plan.n_chunks} chunks"
+        )
     counts["chunk_seconds"] = {k: round(v, 2) for k, v in counts["chunk_seconds"].items()}  # summed over workers
     for name in ("scored", "rejected"):  # a worker killed while writing leaves its temporary file
         remove_stale_temporaries(plan.out / name)
@@ -243,14 +300,23 @@ def score(plan: ScreenPlan, scheduler: str | None = None, workers: int | None = 
 def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
     """Rank, write the top tables and the summary (``seconds``: the run's time so far)."""
     started = time.perf_counter()
-    ranking = rank(plan.out, plan.ref_batch, plan.ref_energy, plan.context.provenance,
-                   top_k=plan.request.top_k, per_system=min(plan.request.top_k, 5), systems=HULL_PICTURES,
-                   stability=plan.stability)  # fmt: skip
+    ranking = rank(
+        plan.out,
+        plan.ref_batch,
+        plan.ref_energy,
+        plan.context.provenance,
+        top_k=plan.request.top_k,
+        per_system=min(plan.request.top_k, 5),
+        systems=HULL_PICTURES,
+        stability=plan.stability,
+    )
     ranking.top.to_csv(plan.out / "top.csv", index=False)
     (plan.out / "top.md").write_text(markdown_table(ranking.top))
     ranking.by_system.to_csv(plan.out / "top_by_system.csv", index=False)
-    pictures = [str(hull_picture(chemsys, candidates, plan.ref_batch, plan.ref_energy, plan.out / f"hull_{chemsys}.png"))
-                for chemsys, candidates in ranking.best_systems.items()]  # fmt: skip
+    pictures = [
+        str(hull_picture(chemsys, candidates, plan.ref_batch, plan.ref_energy, plan.out / f"hull_{chemsys}.png"))
+        for chemsys, candidates in ranking.best_systems.items()
+    ]
     summary = counts | {
         "below_known_hull": ranking.below_known_hull,
         "expected_stable": None if ranking.expected_stable is None else round(ranking.expected_stable, 1),
@@ -259,16 +325,23 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
         "plan_seconds": round(plan.seconds, 2),
         "rank_seconds": round(time.perf_counter() - started, 2),
         "seconds": round(seconds + time.perf_counter() - started, 2),
-        "outputs": {"scored": str(plan.out / "scored"), "ranked": str(plan.out / "ranked.parquet"), "top": str(plan.out / "top.csv"),
-                    "top_by_system": str(plan.out / "top_by_system.csv"), "hull_pictures": pictures},
+        "outputs": {
+            "scored": str(plan.out / "scored"),
+            "ranked": str(plan.out / "ranked.parquet"),
+            "top": str(plan.out / "top.csv"),
+            "top_by_system": str(plan.out / "top_by_system.csv"),
+            "hull_pictures": pictures,
+        },
         "provenance": plan.context.provenance,
-    }  # fmt: skip
+    }
     (plan.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     run_lock.release(plan.out)
     return summary
 
 
-def screen(request: ScreenRequest, progress: bool = True, scheduler: str | None = None, workers: int | None = None) -> dict:
+def screen(
+    request: ScreenRequest, progress: bool = True, scheduler: str | None = None, workers: int | None = None
+) -> dict:
     """The whole pipeline: :func:`plan`, :func:`score`, :func:`finish`."""
     started = time.perf_counter()
     prepared = plan(request)
@@ -297,15 +370,19 @@ def _check_folder(out: Path, request: ScreenRequest, inputs: dict) -> dict:
     """The manifest this request needs; refuses a folder that holds another run or other files.
     Writes nothing (a start that fails later leaves the folder as it was)."""
     manifest = out / "_manifest.json"
-    wanted = {k: v for k, v in asdict(request).items() if k not in ("out", "device", "top_k", "max_candidates")} | inputs
+    wanted = {
+        k: v for k, v in asdict(request).items() if k not in ("out", "device", "top_k", "max_candidates")
+    } | inputs
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} is a file, not a folder; choose another --out")
     if manifest.exists():
         previous = json.loads(manifest.read_text())
         if previous != wanted:
             changed = sorted(k for k in wanted if wanted[k] != previous.get(k))
-            raise FileExistsError(f"{out} holds a screening run with different {', '.join(changed)}; rerun with the same "
-                                  f"request to resume it, or choose another --out")  # fmt: skip
+            raise FileExistsError(
+                f"{out} holds a screening run with different {', '.join(changed)}; rerun with the same "
+                f"request to resume it, or choose another --out"
+            )
     elif out.exists() and any(p.name != run_lock.LOCK_NAME for p in out.iterdir()):
         raise FileExistsError(f"output directory {out} exists and is not a screening run; choose another --out")
     return wanted

@@ -36,12 +36,26 @@ FORMAT = "screening-stability/1"
 EPS = 1e-6
 # Stacker inputs, computed from a scored table by :func:`stacker_inputs`.
 STACK_FEATURES: tuple[str, ...] = (
-    "evidence_logit", "evidence_gap_to_system_best", "e_above_known_hull", "e_above_known_gap_to_system_best",
-    "e_above_combined_hull", "spread", "z_known", "e_form_pred", "known_hull_energy", "n_elements",
-    "log_system_known", "log_sub_hull_compounds", "system_share_below_known",
-)  # fmt: skip
-GBM = dict(max_iter=300, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0, random_state=0)
-STACK_GBM = dict(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0, random_state=0)
+    "evidence_logit",
+    "evidence_gap_to_system_best",
+    "e_above_known_hull",
+    "e_above_known_gap_to_system_best",
+    "e_above_combined_hull",
+    "spread",
+    "z_known",
+    "e_form_pred",
+    "known_hull_energy",
+    "n_elements",
+    "log_system_known",
+    "log_sub_hull_compounds",
+    "system_share_below_known",
+)
+GBM = dict(
+    max_iter=300, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0, random_state=0
+)
+STACK_GBM = dict(
+    max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0, random_state=0
+)
 
 
 class StabilityModelError(ValueError):
@@ -66,9 +80,13 @@ def system_stats(frame: pd.DataFrame) -> pd.DataFrame:
     """Per chemical system (index ``chemsys``): the best evidence, the lowest energy above the
     known hull, and the share of candidates below it (every candidate of a system needed)."""
     grouped = frame.assign(_below=frame["e_above_known_hull"] < 0).groupby("chemsys")
-    return pd.DataFrame({"best_evidence_logit": grouped["evidence_logit"].max(),
-                         "best_e_above_known_hull": grouped["e_above_known_hull"].min(),
-                         "share_below_known_hull": grouped["_below"].mean()})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "best_evidence_logit": grouped["evidence_logit"].max(),
+            "best_e_above_known_hull": grouped["e_above_known_hull"].min(),
+            "share_below_known_hull": grouped["_below"].mean(),
+        }
+    )
 
 
 def stacker_inputs(frame: pd.DataFrame, systems: pd.DataFrame) -> np.ndarray:
@@ -88,13 +106,20 @@ def stacker_inputs(frame: pd.DataFrame, systems: pd.DataFrame) -> np.ndarray:
     e, ev = col("e_above_known_hull"), col("evidence_logit")
     sigma = col("e_form_std")
     columns = {
-        "evidence_logit": ev, "evidence_gap_to_system_best": stats["best_evidence_logit"].to_numpy() - ev,
-        "e_above_known_hull": e, "e_above_known_gap_to_system_best": e - stats["best_e_above_known_hull"].to_numpy(),
-        "e_above_combined_hull": col("e_above_combined_hull"), "spread": sigma, "z_known": e / np.maximum(sigma, 1e-3),
-        "e_form_pred": col("e_form_pred"), "known_hull_energy": col("known_hull_energy"), "n_elements": col("n_elements"),
-        "log_system_known": col("log_system_known"), "log_sub_hull_compounds": col("log_sub_hull_compounds"),
+        "evidence_logit": ev,
+        "evidence_gap_to_system_best": stats["best_evidence_logit"].to_numpy() - ev,
+        "e_above_known_hull": e,
+        "e_above_known_gap_to_system_best": e - stats["best_e_above_known_hull"].to_numpy(),
+        "e_above_combined_hull": col("e_above_combined_hull"),
+        "spread": sigma,
+        "z_known": e / np.maximum(sigma, 1e-3),
+        "e_form_pred": col("e_form_pred"),
+        "known_hull_energy": col("known_hull_energy"),
+        "n_elements": col("n_elements"),
+        "log_system_known": col("log_system_known"),
+        "log_sub_hull_compounds": col("log_sub_hull_compounds"),
         "system_share_below_known": stats["share_below_known_hull"].to_numpy(),
-    }  # fmt: skip
+    }
     return np.column_stack([columns[name] for name in STACK_FEATURES])
 
 
@@ -121,11 +146,22 @@ class StabilityModel:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        blob = pickle.dumps({"format": FORMAT, "evidence": self.evidence, "stacker": self.stacker,
-                             "calibration": [a.tolist() for a in self.calibration]})  # fmt: skip
+        blob = pickle.dumps(
+            {
+                "format": FORMAT,
+                "evidence": self.evidence,
+                "stacker": self.stacker,
+                "calibration": [a.tolist() for a in self.calibration],
+            }
+        )
         (directory / "stability.pkl").write_bytes(blob)
-        record = self.record | {"format": FORMAT, "sha256": hashlib.sha256(blob).hexdigest(), "sklearn": sklearn.__version__,
-                                "evidence_features": list(EVIDENCE_FEATURES), "stack_features": list(STACK_FEATURES)}  # fmt: skip
+        record = self.record | {
+            "format": FORMAT,
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "sklearn": sklearn.__version__,
+            "evidence_features": list(EVIDENCE_FEATURES),
+            "stack_features": list(STACK_FEATURES),
+        }
         (directory / "stability.json").write_text(json.dumps(record, indent=2, default=float))
         self.record = record
         return directory / "stability.pkl"
@@ -151,7 +187,8 @@ class StabilityModel:
             or record.get("stack_features") != list(STACK_FEATURES)
         ):
             raise StabilityModelError(
-                f"{blob_path} was made for other features or format ({record.get('format')}); refit it with this version"
+                f"{blob_path} was made for other features or format ({record.get('format')}); refit it with this "
+                "version"
             )
         parts = pickle.load(io.BytesIO(blob))  # the hash above guards against a changed file
         return cls(parts["evidence"], parts["stacker"], tuple(np.asarray(a) for a in parts["calibration"]), record)
@@ -175,8 +212,9 @@ def fold_of(systems: np.ndarray, folds: int, salt: str = "") -> np.ndarray:
     return codes.map(fold).to_numpy()
 
 
-def cross_fitted(features: np.ndarray, stable: np.ndarray, systems: np.ndarray, folds: int = 5,
-                 settings: dict | None = None) -> np.ndarray:  # fmt: skip
+def cross_fitted(
+    features: np.ndarray, stable: np.ndarray, systems: np.ndarray, folds: int = 5, settings: dict | None = None
+) -> np.ndarray:
     """Out-of-fold probabilities: each system scored by a classifier fitted on the others."""
     fold = fold_of(systems, folds)
     out = np.zeros(len(stable))

@@ -32,7 +32,7 @@ from screening.stability import (
     fold_of,
     isotonic_map,
     logit,
-    new_classifier,  # fmt: skip
+    new_classifier,
     stacker_inputs,
     system_stats,
 )
@@ -56,8 +56,10 @@ def read_table(paths: list[str]) -> tuple[CompositionBatch, np.ndarray]:
 
     batch, energy, rejected = read_reference(paths)
     if len(rejected):
-        raise ValueError(f"{', '.join(map(str, paths))}: {len(rejected)} rows cannot be used (first: "
-                         f"{rejected['formula'].iloc[0]!r}, {rejected['reason'].iloc[0]}); clean the table first")  # fmt: skip
+        raise ValueError(
+            f"{', '.join(map(str, paths))}: {len(rejected)} rows cannot be used (first: "
+            f"{rejected['formula'].iloc[0]!r}, {rejected['reason'].iloc[0]}); clean the table first"
+        )
     return batch, energy
 
 
@@ -68,17 +70,29 @@ def screened(situation: Situation, model: str, work: Path, known_paths: list[str
 
     given = work / f"given-{situation.arity}.csv"  # hidden compounds of fewer elements, given as known
     extra = np.arange(situation.n_known_table, len(situation.known))
-    pd.DataFrame({"formula": situation.known.formula[extra], "target": situation.known_energy[extra]}).to_csv(given, index=False)
+    pd.DataFrame({"formula": situation.known.formula[extra], "target": situation.known_energy[extra]}).to_csv(
+        given, index=False
+    )
     out = work / f"screen-{situation.arity}"
     if not (out / "ranked.parquet").exists():
         systems = [[SYMBOLS[z - 1] for z in s] for s in situation.systems]
-        request = ScreenRequest(model=model, out=str(out), systems=systems, max_arity=situation.arity, max_atoms=10,
-                                reference=[*known_paths, str(given)], chunk_size=50_000, device="cpu")  # fmt: skip
+        request = ScreenRequest(
+            model=model,
+            out=str(out),
+            systems=systems,
+            max_arity=situation.arity,
+            max_atoms=10,
+            reference=[*known_paths, str(given)],
+            chunk_size=50_000,
+            device="cpu",
+        )
         screen(request, progress=False, workers=0)
     frame = pd.read_parquet(out / "ranked.parquet")
     batch, rejected = parse_formulas(frame["formula"].tolist())
     if rejected or len(frame) != len(situation.candidates):
-        raise RuntimeError(f"the screen in {out} gave {len(frame):,} candidates, the situation has {len(situation.candidates):,}")
+        raise RuntimeError(
+            f"the screen in {out} gave {len(frame):,} candidates, the situation has {len(situation.candidates):,}"
+        )
     frame["stable"] = _Counter(_composition_key(situation.positives))(_composition_key(batch)) > 0
     if frame["stable"].sum() != situation.stable.sum():
         raise RuntimeError(f"the screen in {out} does not hold the situation's positives")
@@ -91,12 +105,19 @@ def fit_evidence(batch: CompositionBatch, energy: np.ndarray, seeds: int = SEEDS
         tables.append(evidence_table(situation))
         labels.append(situation.stable)
         log(
-            f"evidence situation {seed}, {situation.arity} elements: {len(situation.stable):,} candidates, {int(situation.stable.sum())} stable"
+            f"evidence situation {seed}, {situation.arity} elements: {len(situation.stable):,} candidates, "
+            f"{int(situation.stable.sum())} stable"
         )
     if not tables:
         raise ValueError("the known tables are too small to hide stable compounds of 2 to 4 elements from")
     x, y = np.vstack(tables), np.concatenate(labels)
-    record = {"seeds": seeds, "hidden_share": 0.1, "situations": len(tables), "candidates": int(len(y)), "stable": int(y.sum())}
+    record = {
+        "seeds": seeds,
+        "hidden_share": 0.1,
+        "situations": len(tables),
+        "candidates": int(len(y)),
+        "stable": int(y.sum()),
+    }
     return new_classifier(**GBM).fit(x, y), record
 
 
@@ -113,8 +134,14 @@ def nested_p_stable(s: np.ndarray, y: np.ndarray, systems: np.ndarray) -> np.nda
     return p
 
 
-def fit_stability(energy_model: str, known_paths: list[str], hidden_path: str, work: str | Path,
-                  seeds: int = SEEDS, log: Callable[[str], None] = print) -> Fitted:  # fmt: skip
+def fit_stability(
+    energy_model: str,
+    known_paths: list[str],
+    hidden_path: str,
+    work: str | Path,
+    seeds: int = SEEDS,
+    log: Callable[[str], None] = print,
+) -> Fitted:
     """Screen the hidden table's situations with ``energy_model``, fit both stages, measure
     them cross-fitted, and fit the stacker on every row (see the module's docstring)."""
     from screening.models.fit import load_model
@@ -128,12 +155,15 @@ def fit_stability(energy_model: str, known_paths: list[str], hidden_path: str, w
     frames, tables = [], []
     found = situations(kb, ke, hb, he)
     if not found:
-        raise ValueError(f"{hidden_path} holds no compound of 2 to 4 elements (<= 10 atoms) on the hull of all compounds: "
-                         "nothing to fit the ranking on; give a larger validation table")  # fmt: skip
+        raise ValueError(
+            f"{hidden_path} holds no compound of 2 to 4 elements (<= 10 atoms) on the hull of all compounds: "
+            "nothing to fit the ranking on; give a larger validation table"
+        )
     for situation in found:
         frame, features = screened(situation, energy_model, work, known_paths)
         log(
-            f"screened the {situation.arity}-element systems: {len(frame):,} candidates in {len(situation.systems)} systems, {int(frame['stable'].sum())} stable"
+            f"screened the {situation.arity}-element systems: {len(frame):,} candidates in {len(situation.systems)} "
+            f"systems, {int(frame['stable'].sum())} stable"
         )
         frames.append(frame)
         tables.append(features)
@@ -151,20 +181,37 @@ def fit_stability(energy_model: str, known_paths: list[str], hidden_path: str, w
     knots = isotonic_map(cross_fitted(s, y, systems, folds=FOLDS), y)
     stacker = new_classifier(**STACK_GBM).fit(s, y)
     record = {
-        "fitted_on": {"known": list(map(str, known_paths)), "hidden": str(hidden_path), "energy_model": str(energy_model),
-                      "energy_model_uncertainty": model.card.get("uncertainty"), "candidates": int(len(y)),
-                      "stable": int(y.sum()), "systems": int(pd.Series(systems).nunique())},
-        "evidence_stage": evidence_record, "settings": {"evidence": GBM, "stacker": STACK_GBM, "folds": FOLDS},
+        "fitted_on": {
+            "known": list(map(str, known_paths)),
+            "hidden": str(hidden_path),
+            "energy_model": str(energy_model),
+            "energy_model_uncertainty": model.card.get("uncertainty"),
+            "candidates": int(len(y)),
+            "stable": int(y.sum()),
+            "systems": int(pd.Series(systems).nunique()),
+        },
+        "evidence_stage": evidence_record,
+        "settings": {"evidence": GBM, "stacker": STACK_GBM, "folds": FOLDS},
         "benchmark": {k: summary_figures(part) for k, part in report["arity"].items()},
         "seconds": round(time.perf_counter() - started, 1),
-    }  # fmt: skip
+    }
     return Fitted(StabilityModel(evidence, stacker, knots, record), frame, features, report)
 
 
 def summary_figures(part: dict) -> dict:
     m, r = part["rankings"]["p_stable"], part["reliability"]["p_stable"]
-    keys = ("candidates", "stable", "systems", "prevalence", "precision_top_n", "enrichment_top_n", "recall_top_1pct",
-            "recall_top_5pct", "auc", "first_of_system")  # fmt: skip
+    keys = (
+        "candidates",
+        "stable",
+        "systems",
+        "prevalence",
+        "precision_top_n",
+        "enrichment_top_n",
+        "recall_top_1pct",
+        "recall_top_5pct",
+        "auc",
+        "first_of_system",
+    )
     return {k: m[k] for k in keys} | {"ece": r["ece"], "brier": r["brier"], "at_least_half": r["at_least_half"]}
 
 
@@ -172,7 +219,9 @@ def benchmark_report(frame: pd.DataFrame, features: np.ndarray) -> dict:
     """Every ranking of the comparison, ternaries and quaternaries apart, and the reliability
     of the probability columns on the grid."""
     y, systems = frame["stable"].to_numpy(), frame["chemsys"].to_numpy()
-    charge = features[:, FEATURES.index("charge_balanced_ordered")].astype(bool) | features[:, FEATURES.index("all_metal")].astype(bool)
+    charge = features[:, FEATURES.index("charge_balanced_ordered")].astype(bool) | features[
+        :, FEATURES.index("all_metal")
+    ].astype(bool)
     rankings = {
         "random": np.zeros(len(frame)),
         "charge-neutral filter": charge.astype(float),
@@ -187,12 +236,17 @@ def benchmark_report(frame: pd.DataFrame, features: np.ndarray) -> dict:
     for k in sorted(frame["n_elements"].unique()):
         rows = frame["n_elements"].to_numpy() == k
         report["arity"][str(k)] = {
-            "rankings": {name: screening_metrics(y[rows], score[rows], systems[rows]) for name, score in rankings.items()},
+            "rankings": {
+                name: screening_metrics(y[rows], score[rows], systems[rows]) for name, score in rankings.items()
+            },
             "reliability": {
                 "p_stable": reliability(y[rows], frame["p_stable"].to_numpy()[rows]),
                 "p_below_known_hull": reliability(y[rows], frame["p_below_known_hull"].to_numpy()[rows]),
             },
-            "charge_neutral_filter": {"stable_kept": float(charge[rows][y[rows]].mean()), "precision": float(y[rows][charge[rows]].mean())},
+            "charge_neutral_filter": {
+                "stable_kept": float(charge[rows][y[rows]].mean()),
+                "precision": float(y[rows][charge[rows]].mean()),
+            },
         }
     report["reliability_all"] = reliability(y, frame["p_stable"].to_numpy())
     return report

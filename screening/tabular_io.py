@@ -61,7 +61,9 @@ def iter_chunks(path: str, chunk_size: int, columns: list[str] | None = None) ->
         raise ValueError(f"chunk size must be positive, got {chunk_size}")
     if table_format(path) == "csv":
         with fsspec.open(str(path), "rt", compression="infer") as f:
-            reader = pd.read_csv(f, chunksize=chunk_size, usecols=columns, keep_default_na=False, dtype={"formula": str})
+            reader = pd.read_csv(
+                f, chunksize=chunk_size, usecols=columns, keep_default_na=False, dtype={"formula": str}
+            )
             yield from reader
         return
     with fsspec.open(str(path), "rb") as f:

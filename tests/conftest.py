@@ -5,8 +5,13 @@ import pytest
 
 from screening.datasets import load_reference, shared_data_dir
 
-ALL_SPLITS = [("mp_e_form", "train"), ("mp_e_form", "val"), ("oqmd_hf", "train"),
-              ("mp_e_hull", "train"), ("mp_e_hull", "val")]  # fmt: skip
+ALL_SPLITS = [
+    ("mp_e_form", "train"),
+    ("mp_e_form", "val"),
+    ("oqmd_hf", "train"),
+    ("mp_e_hull", "train"),
+    ("mp_e_hull", "val"),
+]
 
 
 def pytest_configure(config):
@@ -34,9 +39,26 @@ def formula_sample(all_formulas) -> list[str]:
     """A fixed random sample of real formulas, plus cases that exercise every code path."""
     rng = np.random.default_rng(20261123)
     picks = [all_formulas[i] for i in rng.choice(len(all_formulas), 600, replace=False)]
-    edge = ["Cd1", "O2", "Fe", "NaN", "Li0.5CoO2", "Ca3(PO4)2", "CdH8(NO5)2", "Mg17(As3O16)2",
-            "C6H8O7", "C2H6ClBrIS", "XeF4", "HeO", "Pu2O3", "Na1Cl1", "K0.333Fe0.667O",
-            "Mn2.5Ni0.5O4Li", "Ba1Ti1O3", "H12C6O6N2S3P1"]  # fmt: skip
+    edge = [
+        "Cd1",
+        "O2",
+        "Fe",
+        "NaN",
+        "Li0.5CoO2",
+        "Ca3(PO4)2",
+        "CdH8(NO5)2",
+        "Mg17(As3O16)2",
+        "C6H8O7",
+        "C2H6ClBrIS",
+        "XeF4",
+        "HeO",
+        "Pu2O3",
+        "Na1Cl1",
+        "K0.333Fe0.667O",
+        "Mn2.5Ni0.5O4Li",
+        "Ba1Ti1O3",
+        "H12C6O6N2S3P1",
+    ]
     return edge + picks
 
 
@@ -64,7 +86,9 @@ def single_machine_run(tmp_path_factory, long_run_reference):
     from screening.screen import ScreenRequest, screen
 
     out = tmp_path_factory.mktemp("single") / "run"
-    request = ScreenRequest(model=str(PROJECT_ROOT / "data/models/default"), out=str(out), reference=long_run_reference, **LONG_RUN)
+    request = ScreenRequest(
+        model=str(PROJECT_ROOT / "data/models/default"), out=str(out), reference=long_run_reference, **LONG_RUN
+    )
     summary = screen(request, progress=False, workers=0)
     assert summary["candidates"] == LONG_RUN_CANDIDATES
     return out
@@ -78,7 +102,9 @@ def assert_same_screening(run, expected):
     assert got["candidate_id"].is_unique
     pd.testing.assert_frame_equal(got, want)
     scored = pd.read_parquet(run / "scored").sort_values("candidate_id", ignore_index=True)
-    pd.testing.assert_frame_equal(scored, pd.read_parquet(expected / "scored").sort_values("candidate_id", ignore_index=True))
+    pd.testing.assert_frame_equal(
+        scored, pd.read_parquet(expected / "scored").sort_values("candidate_id", ignore_index=True)
+    )
     assert not list(run.rglob("*.tmp"))
 
 

@@ -27,7 +27,9 @@ def test_fit_recovers_an_underdispersed_spread():
     fitted = fit_spread(residual, spread)
     assert abs(fitted["scale"] - 2.0) <= 0.2 and abs(fitted["floor"] - 0.05) <= 0.01
     assert fitted["crps"] < fitted["crps_raw_spread"]
-    np.testing.assert_allclose(predictive_std(spread, fitted), np.sqrt((fitted["scale"] * spread) ** 2 + fitted["floor"] ** 2))
+    np.testing.assert_allclose(
+        predictive_std(spread, fitted), np.sqrt((fitted["scale"] * spread) ** 2 + fitted["floor"] ** 2)
+    )
     np.testing.assert_array_equal(predictive_std(spread, None), spread)
     with pytest.raises(ValueError, match="at least 100"):
         fit_spread(residual[:10], spread[:10])
@@ -41,8 +43,29 @@ def test_calibrate_command_writes_the_card(tmp_path, data_dir, capsys):
     model = tmp_path / "model"
     lines = (data_dir / "mp_e_form" / "train.csv").read_text().splitlines()
     (tmp_path / "train.csv").write_text("\n".join(lines[:401]) + "\n")
-    assert main(["train", "--train", str(tmp_path / "train.csv"), "--arch", "irnet17", "--features", "magpie145",
-                 "--members", "3", "--epochs", "4", "--batch-size", "64", "--out", str(model), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--train",
+                str(tmp_path / "train.csv"),
+                "--arch",
+                "irnet17",
+                "--features",
+                "magpie145",
+                "--members",
+                "3",
+                "--epochs",
+                "4",
+                "--batch-size",
+                "64",
+                "--out",
+                str(model),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     card = json.loads((model / "card.json").read_text())
     card.pop("uncertainty", None)
     (model / "card.json").write_text(json.dumps(card))

@@ -21,9 +21,28 @@ def small_tables(tmp_path_factory, data_dir):
 def test_train_evaluate_predict(small_tables, tmp_path, capsys):
     train_csv, val_csv = small_tables
     model_dir = tmp_path / "model"
-    code = main(["train", "--train", str(train_csv), "--val", str(val_csv), "--arch", "irnet17",
-                 "--features", "elemfrac86", "--members", "2", "--epochs", "2", "--batch-size", "64",
-                 "--out", str(model_dir), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--train",
+            str(train_csv),
+            "--val",
+            str(val_csv),
+            "--arch",
+            "irnet17",
+            "--features",
+            "elemfrac86",
+            "--members",
+            "2",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--out",
+            str(model_dir),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert "trained irnet17 x2 on elemfrac86" in capsys.readouterr().out
     card = json.loads((model_dir / "card.json").read_text())
@@ -31,14 +50,24 @@ def test_train_evaluate_predict(small_tables, tmp_path, capsys):
     assert card["training"]["epochs_run"] == 2 and "mae" in card["metrics"]["validation"]
     assert card["uncertainty"]["n"] == 120 and card["uncertainty"]["scale"] > 0  # fitted on the validation rows
     assert "Uncertainty: predictive std" in (model_dir / "MODEL_CARD.md").read_text()
-    for name in ("model.safetensors", "learning_curve.png", "parity_val.png", "history.jsonl", "rejected_val.csv", "MODEL_CARD.md"):
+    for name in (
+        "model.safetensors",
+        "learning_curve.png",
+        "parity_val.png",
+        "history.jsonl",
+        "rejected_val.csv",
+        "MODEL_CARD.md",
+    ):
         assert (model_dir / name).exists(), name
 
     plot = tmp_path / "parity.png"
     assert main(["evaluate", "--model", str(model_dir), "--data", str(val_csv), "--plot", str(plot), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["n"] == 120 and metrics["rows_rejected"] == 2 and plot.stat().st_size > 10_000
-    assert metrics["mae"] == pytest.approx(card["metrics"]["validation"]["mae"], rel=1e-5) and not metrics["trained_on_these_rows"]
+    assert (
+        metrics["mae"] == pytest.approx(card["metrics"]["validation"]["mae"], rel=1e-5)
+        and not metrics["trained_on_these_rows"]
+    )
 
     out = tmp_path / "pred.parquet"
     assert main(["predict", "--model", str(model_dir), "--data", str(val_csv), "--out", str(out), "--members"]) == 0
@@ -51,7 +80,12 @@ def test_train_evaluate_predict(small_tables, tmp_path, capsys):
 
 def test_model_errors_are_one_line(small_tables, tmp_path, capsys):
     _, val_csv = small_tables
-    assert main(["predict", "--model", str(tmp_path / "none"), "--data", str(val_csv), "--out", str(tmp_path / "p.parquet")]) == 2
+    assert (
+        main(
+            ["predict", "--model", str(tmp_path / "none"), "--data", str(val_csv), "--out", str(tmp_path / "p.parquet")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "does not exist" in err and len(err.splitlines()) == 1
     import torch
@@ -69,7 +103,19 @@ def test_final_model_on_every_row_takes_its_twins_validation(small_tables, tmp_p
     train_csv, val_csv = small_tables
     clean_val = tmp_path / "val_clean.csv"
     pd.read_csv(val_csv).iloc[:120].to_csv(clean_val, index=False)
-    recipe = ["--arch", "irnet17", "--features", "elemfrac86", "--members", "2", "--epochs", "3", "--batch-size", "64", "--quiet"]
+    recipe = [
+        "--arch",
+        "irnet17",
+        "--features",
+        "elemfrac86",
+        "--members",
+        "2",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "64",
+        "--quiet",
+    ]
     twin, final = tmp_path / "twin", tmp_path / "final"
     assert main(["train", "--train", str(train_csv), "--val", str(clean_val), "--out", str(twin), *recipe]) == 0
     assert main(["train", "--train", str(train_csv), str(clean_val), "--no-val", "--out", str(final), *recipe]) == 0
@@ -82,7 +128,10 @@ def test_final_model_on_every_row_takes_its_twins_validation(small_tables, tmp_p
     assert "No validation" in (final / "MODEL_CARD.md").read_text()
 
     # the last epoch is what was saved: the model reproduces its own final training MAE's scale
-    assert main(["evaluate", "--model", str(final), "--data", str(clean_val), "--plot", str(tmp_path / "p.png"), "--json"]) == 0
+    assert (
+        main(["evaluate", "--model", str(final), "--data", str(clean_val), "--plot", str(tmp_path / "p.png"), "--json"])
+        == 0
+    )
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["n"] == 120 and evaluated["trained_on_these_rows"]
     assert main(["calibrate", "--model", str(final), "--data", str(clean_val)]) == 2  # in-sample errors say nothing
@@ -92,7 +141,9 @@ def test_final_model_on_every_row_takes_its_twins_validation(small_tables, tmp_p
     card = json.loads((final / "card.json").read_text())
     twin_card = json.loads((twin / "card.json").read_text())
     assert card["recipe_validation"]["metrics"] == twin_card["metrics"]
-    assert card["uncertainty"]["scale"] == twin_card["uncertainty"]["scale"] and card["uncertainty"]["fitted_on_model"] == str(twin)
+    assert card["uncertainty"]["scale"] == twin_card["uncertainty"]["scale"] and card["uncertainty"][
+        "fitted_on_model"
+    ] == str(twin)
     text = (final / "MODEL_CARD.md").read_text()
     assert "validated on a twin" in text and f"{twin_card['metrics']['validation']['mae']:.4f}" in text
     assert card["recipe_validation"]["trained_on"]["device"] == twin_card["training"]["device"] == "cpu"
@@ -100,7 +151,12 @@ def test_final_model_on_every_row_takes_its_twins_validation(small_tables, tmp_p
 
     # not twins: other settings, or a twin trained on data the final model never saw
     other, unseen = tmp_path / "other", tmp_path / "unseen"
-    assert main(["train", "--train", str(train_csv), "--val", str(clean_val), "--out", str(other), *recipe, "--epochs", "2"]) == 0
+    assert (
+        main(
+            ["train", "--train", str(train_csv), "--val", str(clean_val), "--out", str(other), *recipe, "--epochs", "2"]
+        )
+        == 0
+    )
     elsewhere = tmp_path / "elsewhere.csv"
     load_reference("mp_e_form", "train").iloc[400:800].to_csv(elsewhere, index=False)
     assert main(["train", "--train", str(elsewhere), "--val", str(clean_val), "--out", str(unseen), *recipe]) == 0
@@ -112,7 +168,12 @@ def test_final_model_on_every_row_takes_its_twins_validation(small_tables, tmp_p
     assert main(["calibrate", "--model", str(twin), "--like", str(twin)]) == 2
     assert "validation metrics of its own" in capsys.readouterr().err
     # a fixed schedule only: early stopping and the plateau schedule read the validation MAE
-    assert main(["train", "--train", str(train_csv), "--no-val", "--patience", "5", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert (
+        main(
+            ["train", "--train", str(train_csv), "--no-val", "--patience", "5", "--out", str(tmp_path / "x"), "--quiet"]
+        )
+        == 2
+    )
     assert "need validation rows" in capsys.readouterr().err
 
     # a final model whose one-cycle was fitted to a time budget (--max-minutes) is the twin of
@@ -138,19 +199,41 @@ def test_auxiliary_tables_train_through_their_own_output_unit(small_tables, tmp_
     leaking = pd.DataFrame({"formula": pd.read_csv(clean_val)["formula"].iloc[:7], "target": 0.0})
     aux = tmp_path / "aux.csv"
     pd.concat([oqmd, leaking, pd.DataFrame({"formula": ["Qq2"], "target": [0.1]})]).to_csv(aux, index=False)
-    recipe = ["--arch", "irnet17", "--features", "elemfrac86", "--members", "2", "--epochs", "2", "--batch-size", "64", "--quiet"]
+    recipe = [
+        "--arch",
+        "irnet17",
+        "--features",
+        "elemfrac86",
+        "--members",
+        "2",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--quiet",
+    ]
     out = tmp_path / "model"
-    assert main(["train", "--train", str(train_csv), "--val", str(clean_val), "--aux", str(aux), "--out", str(out), *recipe]) == 0
+    assert (
+        main(
+            ["train", "--train", str(train_csv), "--val", str(clean_val), "--aux", str(aux), "--out", str(out), *recipe]
+        )
+        == 0
+    )
     card = json.loads((out / "card.json").read_text())
     (table,) = card["data"]["auxiliary"]
     assert table["rows_dropped_as_validation_compositions"] >= 7 and table["rows_rejected"] == 1
     assert table["rows_used"] + table["rows_dropped_as_validation_compositions"] == 307 and table["sha256"]
     assert card["training"]["auxiliary"] == [str(aux)] and (out / "rejected_auxiliary.csv").exists()
-    assert main(["evaluate", "--model", str(out), "--data", str(clean_val), "--plot", str(tmp_path / "p.png"), "--json"]) == 0
+    assert (
+        main(["evaluate", "--model", str(out), "--data", str(clean_val), "--plot", str(tmp_path / "p.png"), "--json"])
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["mae"] == pytest.approx(card["metrics"]["validation"]["mae"], rel=1e-5)
     assert main(["evaluate", "--model", str(out), "--data", str(aux), "--plot", str(tmp_path / "q.png"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["trained_on_these_rows"]  # the network learnt from them
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])[
+        "trained_on_these_rows"
+    ]  # the network learnt from them
     plain = tmp_path / "plain"  # without the auxiliary table it is another recipe, not a twin
     assert main(["train", "--train", str(train_csv), str(clean_val), "--no-val", "--out", str(plain), *recipe]) == 0
     capsys.readouterr()
@@ -160,7 +243,23 @@ def test_auxiliary_tables_train_through_their_own_output_unit(small_tables, tmp_
     moved.parent.mkdir()
     moved.write_bytes(aux.read_bytes())
     final = tmp_path / "final"
-    assert main(["train", "--train", str(train_csv), str(clean_val), "--no-val", "--aux", str(moved), "--out", str(final), *recipe]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--train",
+                str(train_csv),
+                str(clean_val),
+                "--no-val",
+                "--aux",
+                str(moved),
+                "--out",
+                str(final),
+                *recipe,
+            ]
+        )
+        == 0
+    )
     assert main(["calibrate", "--model", str(final), "--like", str(out)]) == 0
     assert json.loads((final / "card.json").read_text())["recipe_validation"]["model"] == str(out)
 
@@ -169,7 +268,9 @@ def test_help_answers_without_loading_torch_or_pandas():
     import subprocess
     import sys
 
-    code = ("import sys, screening.cli; screening.cli.build_parser().format_help(); "
-            "print(sorted(m for m in ('torch', 'pandas', 'pyarrow', 'prefect') if m in sys.modules))")  # fmt: skip
+    code = (
+        "import sys, screening.cli; screening.cli.build_parser().format_help(); "
+        "print(sorted(m for m in ('torch', 'pandas', 'pyarrow', 'prefect') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"  # `screening --help` in ~0.1 s instead of ~2 s

@@ -21,9 +21,24 @@ def dask_cluster(tmp_path):
 
     scheduler_file = tmp_path / "scheduler.json"
     env = os.environ | {"PYTHONPATH": str(PROJECT_ROOT)}
-    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                                  "--dashboard-address", ":0", "--scheduler-file", str(scheduler_file)],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    scheduler = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--dashboard-address",
+            ":0",
+            "--scheduler-file",
+            str(scheduler_file),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     workers = []
     try:
         for _ in range(60):
@@ -31,9 +46,25 @@ def dask_cluster(tmp_path):
                 break
             time.sleep(0.25)
         for name in ("w1", "w2"):
-            workers.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
-                                             "--nthreads", "1", "--no-nanny", "--name", name],
-                                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "distributed.cli.dask_worker",
+                        "--scheduler-file",
+                        str(scheduler_file),
+                        "--nthreads",
+                        "1",
+                        "--no-nanny",
+                        "--name",
+                        name,
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         with Client(scheduler_file=str(scheduler_file), timeout="30s") as client:
             client.wait_for_workers(2, timeout=60)
             address = client.scheduler.address
@@ -44,7 +75,9 @@ def dask_cluster(tmp_path):
             process.wait()
 
 
-def test_screen_flow_survives_a_killed_dask_worker(prefect_api, dask_cluster, long_run_reference, single_machine_run, tmp_path):
+def test_screen_flow_survives_a_killed_dask_worker(
+    prefect_api, dask_cluster, long_run_reference, single_machine_run, tmp_path
+):
     address, workers = dask_cluster
     out = tmp_path / "run"
     parts_at_kill = []
@@ -62,8 +95,14 @@ def test_screen_flow_survives_a_killed_dask_worker(prefect_api, dask_cluster, lo
 
     killer = threading.Thread(target=kill_first_worker_mid_run)
     killer.start()
-    summary = screen_candidates(model=str(PROJECT_ROOT / "data/models/default"), out=str(out), reference=long_run_reference,
-                                scheduler=address, device="cpu", **LONG_RUN)  # fmt: skip
+    summary = screen_candidates(
+        model=str(PROJECT_ROOT / "data/models/default"),
+        out=str(out),
+        reference=long_run_reference,
+        scheduler=address,
+        device="cpu",
+        **LONG_RUN,
+    )
     finished.set()
     killer.join()
     n_chunks = -(-LONG_RUN_CANDIDATES // LONG_RUN["chunk_size"])

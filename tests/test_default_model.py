@@ -18,7 +18,10 @@ def test_default_model_is_the_validated_recipe_on_train_and_val(data_dir):
     model = load_model(str(DEFAULT), "cpu")
     assert model.members == card["members"] == 3 and model.featurizer == "magpie145+elemfrac86+mat2vec200"
     files = manifest()["files"]
-    assert [t["sha256"] for t in card["data"]["train"]] == [files["mp_e_form/train.csv"]["sha256"], files["mp_e_form/val.csv"]["sha256"]]
+    assert [t["sha256"] for t in card["data"]["train"]] == [
+        files["mp_e_form/train.csv"]["sha256"],
+        files["mp_e_form/val.csv"]["sha256"],
+    ]
     assert [t["rows_used"] for t in card["data"]["train"]] == [72_082, 6_768] and card["metrics"] == {}
     oqmd = files["oqmd_hf/train.csv"]["sha256"]
     assert [(t["sha256"], t["rows_used"]) for t in card["data"]["auxiliary"]] == [(oqmd, 51_255)]
@@ -27,7 +30,9 @@ def test_default_model_is_the_validated_recipe_on_train_and_val(data_dir):
     assert twin["data"]["train"]["sha256"] == files["mp_e_form/train.csv"]["sha256"]
     assert twin["data"]["val"]["sha256"] == files["mp_e_form/val.csv"]["sha256"]
     # the twin's auxiliary rows: OQMD's, less those whose composition is in val.csv (no leak)
-    assert [t["sha256"] for t in twin["data"]["auxiliary"]] == [oqmd] and twin["data"]["auxiliary"][0]["rows_used"] < 51_255
+    assert [t["sha256"] for t in twin["data"]["auxiliary"]] == [oqmd] and twin["data"]["auxiliary"][0][
+        "rows_used"
+    ] < 51_255
     recipe_mae = twin["metrics"]["validation_fp16_weights"]["mae"]
     assert recipe_mae < 0.0715 and card["uncertainty"]["fitted_on_model"] == twin["model"]
 
@@ -42,7 +47,9 @@ def test_default_model_is_the_validated_recipe_on_train_and_val(data_dir):
     assert abs(mae - np.mean(last["train_mae"])) < 0.015 and mae < 0.6 * recipe_mae
     assert (std > 0).all() and members.shape == (3, len(y))
     assert "Li" in card["training_element_counts"] and "validated on a twin" in (DEFAULT / "MODEL_CARD.md").read_text()
-    assert twin["trained_on"]["device"] and card["training"]["device"]  # where each ran (the recipe's CPU time: docs/benchmarks.md)
+    assert (
+        twin["trained_on"]["device"] and card["training"]["device"]
+    )  # where each ran (the recipe's CPU time: docs/benchmarks.md)
 
 
 def test_default_model_ranks_by_a_verified_stability_model():
@@ -54,9 +61,9 @@ def test_default_model_ranks_by_a_verified_stability_model():
     model = StabilityModel.load(DEFAULT)
     stability = card["stability"]
     assert stability["sha256"] == model.record["sha256"]
-    assert stability["fitted_on"]["hidden"].endswith("mp_e_form/val.csv") and stability["fitted_on"]["known"][0].endswith(
-        "mp_e_form/train.csv"
-    )
+    assert stability["fitted_on"]["hidden"].endswith("mp_e_form/val.csv") and stability["fitted_on"]["known"][
+        0
+    ].endswith("mp_e_form/train.csv")
     for k in ("3", "4"):
         m = stability["benchmark"][k]
         assert m["enrichment_top_n"] > 30 and m["auc"] > 0.95 and m["ece"] < 0.01

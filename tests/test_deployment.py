@@ -30,11 +30,20 @@ def prefect_server(tmp_path_factory):
     environment that points the CLI and flows at it."""
     home = tmp_path_factory.mktemp("prefect-home")
     port = _free_port()
-    env = os.environ | {"PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "INFO"}  # fmt: skip
+    env = os.environ | {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
     log = open(home / "server.log", "w")
-    server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    server = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         for _ in range(240):
             try:
@@ -63,20 +72,45 @@ def test_deployment_run_through_a_work_pool(prefect_server, tmp_path):
     deployed = _run([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deploy/prefect.yaml"], env)
     for name in ("screen-candidates/default", "screen-candidates/nightly", "train-models/weekly"):
         assert name in deployed
-    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "screening-pool"], env=env, cwd=PROJECT_ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "screening-pool"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         out = tmp_path / "run-{date}"
-        _run([PREFECT, "deployment", "run", "screen-candidates/default", "-p", 'elements=["Li","Co","O"]', "-p", "max_arity=3",
-              "-p", f"out={out}", "--watch"], env)  # fmt: skip
+        _run(
+            [
+                PREFECT,
+                "deployment",
+                "run",
+                "screen-candidates/default",
+                "-p",
+                'elements=["Li","Co","O"]',
+                "-p",
+                "max_arity=3",
+                "-p",
+                f"out={out}",
+                "--watch",
+            ],
+            env,
+        )
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
     (run,) = tmp_path.glob("run-20*")  # {date} became the run's date
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["candidates"] == 3 * 31 + 109 and summary["scored"] + summary["removed"]["already known"] == summary["candidates"]
+    assert (
+        summary["candidates"] == 3 * 31 + 109
+        and summary["scored"] + summary["removed"]["already known"] == summary["candidates"]
+    )
     assert (run / "ranked.parquet").exists() and list(run.glob("hull_*.png"))
-    request = urllib.request.Request(f"{env['PREFECT_API_URL']}/artifacts/filter", data=b"{}", headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{env['PREFECT_API_URL']}/artifacts/filter", data=b"{}", headers={"Content-Type": "application/json"}
+    )
     artifacts = {a["key"]: a for a in json.load(urllib.request.urlopen(request, timeout=10))}
     assert {"top-candidates", "screening-summary", "best-system-hull", "screening-progress"} <= set(artifacts)
     assert artifacts["best-system-hull"]["data"].startswith("data:image/png;base64,")
@@ -85,14 +119,36 @@ def test_deployment_run_through_a_work_pool(prefect_server, tmp_path):
     assert "0 2 * * *" in schedules
 
 
-def test_killed_flow_process_reruns_to_the_same_output(prefect_server, long_run_reference, single_machine_run, tmp_path):
+def test_killed_flow_process_reruns_to_the_same_output(
+    prefect_server, long_run_reference, single_machine_run, tmp_path
+):
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "flows.screen_candidates", "--elements", ",".join(LONG_RUN["elements"]),
-               "--max-arity", str(LONG_RUN["max_arity"]), "--max-atoms", str(LONG_RUN["max_atoms"]),
-               "--chunk-size", str(LONG_RUN["chunk_size"]), "--model", "data/models/default", "--out", str(out),
-               *[a for path in long_run_reference for a in ("--reference", path)]]  # fmt: skip
-    first = subprocess.Popen(command, env=prefect_server, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "flows.screen_candidates",
+        "--elements",
+        ",".join(LONG_RUN["elements"]),
+        "--max-arity",
+        str(LONG_RUN["max_arity"]),
+        "--max-atoms",
+        str(LONG_RUN["max_atoms"]),
+        "--chunk-size",
+        str(LONG_RUN["chunk_size"]),
+        "--model",
+        "data/models/default",
+        "--out",
+        str(out),
+        *[a for path in long_run_reference for a in ("--reference", path)],
+    ]
+    first = subprocess.Popen(
+        command,
+        env=prefect_server,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     n_chunks = -(-LONG_RUN_CANDIDATES // LONG_RUN["chunk_size"])
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and first.poll() is None:
@@ -102,7 +158,9 @@ def test_killed_flow_process_reruns_to_the_same_output(prefect_server, long_run_
             break
         time.sleep(0.02)
     first.wait(timeout=30)
-    assert first.returncode == -signal.SIGKILL and 5 <= done < n_chunks, f"not killed mid-run ({done} of {n_chunks} chunks)"
+    assert first.returncode == -signal.SIGKILL and 5 <= done < n_chunks, (
+        f"not killed mid-run ({done} of {n_chunks} chunks)"
+    )
     assert not (out / "ranked.parquet").exists()
 
     _run(command, prefect_server)

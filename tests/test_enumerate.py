@@ -20,9 +20,13 @@ def test_grid_matches_brute_force(grid):
     from screening.enumerate import grid_size
 
     for k in (2, 3, 4):
-        brute = [v for v in itertools.product(range(1, 13), repeat=k)
-                 if (grid.max_atoms is None or sum(v) <= grid.max_atoms)
-                 and (grid.max_amount is None or max(v) <= grid.max_amount) and math.gcd(*v) == 1]  # fmt: skip
+        brute = [
+            v
+            for v in itertools.product(range(1, 13), repeat=k)
+            if (grid.max_atoms is None or sum(v) <= grid.max_atoms)
+            and (grid.max_amount is None or max(v) <= grid.max_amount)
+            and math.gcd(*v) == 1
+        ]
         template = grid_template(k, grid)
         assert grid_size(k, grid) == len(template) == len(brute)
         assert sorted(map(tuple, template.tolist())) == sorted(brute)
@@ -75,8 +79,41 @@ def test_bad_requests_are_named(kwargs, message):
 
 
 def test_too_large_a_space_is_refused():
-    elements = ["H", "Li", "Be", "B", "C", "N", "O", "F", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "K", "Ca",
-                "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Rb", "Sr"]  # fmt: skip
+    elements = [
+        "H",
+        "Li",
+        "Be",
+        "B",
+        "C",
+        "N",
+        "O",
+        "F",
+        "Na",
+        "Mg",
+        "Al",
+        "Si",
+        "P",
+        "S",
+        "Cl",
+        "K",
+        "Ca",
+        "Ti",
+        "V",
+        "Cr",
+        "Mn",
+        "Fe",
+        "Co",
+        "Ni",
+        "Cu",
+        "Zn",
+        "Ga",
+        "Ge",
+        "As",
+        "Se",
+        "Br",
+        "Rb",
+        "Sr",
+    ]
     assert count(elements, 5, Grid(max_atoms=40)) > MAX_CANDIDATES
     with pytest.raises(ValueError, match="narrow it"):
         space(elements, 5, Grid(max_atoms=40))
@@ -89,7 +126,15 @@ def test_charge_neutral_filter():
     # OF2 fails: pymatgen's common oxidation states of O are (-2,) only
     assert charge_neutral(batch).tolist() == [True, True, True, True, False, False, False, True, False, True]
     assert charge_neutral(batch, allow_alloys=False)[7] == False  # noqa: E712
-    assert charge_neutral(batch, electronegativity_order=False).tolist()[:7] == [True, True, True, True, False, False, False]
+    assert charge_neutral(batch, electronegativity_order=False).tolist()[:7] == [
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
 
 
 def test_charge_neutral_implies_a_pymatgen_oxidation_state_guess(all_formulas):
@@ -104,7 +149,11 @@ def test_charge_neutral_implies_a_pymatgen_oxidation_state_guess(all_formulas):
     assert 0.2 < ours.mean() < 0.95
     for formula, zs, neutral in zip(small.formula, small.z, ours):
         if neutral:
-            override = {Composition(formula).elements[0].from_Z(int(z)).symbol: states[z, : n_states[z]].tolist() for z in zs if z}
+            override = {
+                Composition(formula).elements[0].from_Z(int(z)).symbol: states[z, : n_states[z]].tolist()
+                for z in zs
+                if z
+            }
             assert Composition(formula).oxi_state_guesses(oxi_states_override=override), formula
 
 

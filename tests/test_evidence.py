@@ -9,9 +9,25 @@ from screening.composition import parse_formulas
 from screening.evidence import FEATURES, KnownCompounds
 from screening.rediscovery import situations
 
-KNOWN = {"Li2O": -2.0, "MnO": -2.0, "MnO2": -1.8, "Mn2O3": -2.0, "LiMnO2": -2.1, "NaMnO2": -2.0, "KMnO2": -1.9,
-         "Na2O": -1.4, "K2O": -1.2, "LiCoO2": -1.7, "CoO": -1.2, "Li2MnO3": -2.1, "FeO": -1.4, "Fe2O3": -1.7,
-         "LiFeO2": -1.8, "NaFeO2": -1.7, "Li5FeO4": -1.9}  # fmt: skip
+KNOWN = {
+    "Li2O": -2.0,
+    "MnO": -2.0,
+    "MnO2": -1.8,
+    "Mn2O3": -2.0,
+    "LiMnO2": -2.1,
+    "NaMnO2": -2.0,
+    "KMnO2": -1.9,
+    "Na2O": -1.4,
+    "K2O": -1.2,
+    "LiCoO2": -1.7,
+    "CoO": -1.2,
+    "Li2MnO3": -2.1,
+    "FeO": -1.4,
+    "Fe2O3": -1.7,
+    "LiFeO2": -1.8,
+    "NaFeO2": -1.7,
+    "Li5FeO4": -1.9,
+}
 
 
 def known(formulas=KNOWN):
@@ -38,8 +54,12 @@ def test_counts_of_analogues_and_sub_system_geometry():
     # ABO2-type ternaries among the others: NaMnO2, KMnO2, LiCoO2, LiFeO2, NaFeO2 (+ LiMnO2 for the rest)
     np.testing.assert_allclose(np.expm1(column(x, "log_same_anonymous")), [5, 6, 0, 5])
     # the same elements' groups at the same fractions (alkali, transition metal of group 7/8, oxygen)
-    assert np.expm1(column(x, "log_same_group_pattern"))[1] == pytest.approx(2)  # KFeO2: LiFeO2, NaFeO2 (LiCoO2: group 9)
-    np.testing.assert_allclose(np.expm1(column(x, "log_system_known")), [1, 0, 2, 1])  # Li2MnO3 (and LiMnO2 for the others)
+    assert np.expm1(column(x, "log_same_group_pattern"))[1] == pytest.approx(
+        2
+    )  # KFeO2: LiFeO2, NaFeO2 (LiCoO2: group 9)
+    np.testing.assert_allclose(
+        np.expm1(column(x, "log_system_known")), [1, 0, 2, 1]
+    )  # Li2MnO3 (and LiMnO2 for the others)
     np.testing.assert_allclose(x[0], x[3])  # Li2Mn2O4 is LiMnO2
     assert column(x, "sub_hull_phases")[0] == 2 and column(x, "sub_hull_energy")[0] == pytest.approx(-2.0)  # Li2O + MnO
     assert column(x, "charge_balanced_ordered").tolist() == [0, 1, 0, 0]  # pymatgen's common Mn states are +2, +4, +7

@@ -130,8 +130,21 @@ def test_outputs_read_back_with_duckdb(input_csv, tmp_path):
 
 def test_cli_featurize_and_errors(input_csv, tmp_path, capsys):
     out = tmp_path / "cli"
-    code = main(["featurize", str(input_csv), "--featurizer", "elemfrac86", "--out", str(out),
-                 "--chunk-size", "1000", "--workers", "0", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "featurize",
+            str(input_csv),
+            "--featurizer",
+            "elemfrac86",
+            "--out",
+            str(out),
+            "--chunk-size",
+            "1000",
+            "--workers",
+            "0",
+            "--quiet",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "2,996 written, 4 rejected" in printed and str(out / "rejected") in printed
@@ -166,7 +179,9 @@ def test_any_fsspec_location(input_csv):
     summary = featurize_file(str(input_csv), url, featurizer="elemfrac86", chunk_size=1000, workers=0)
     assert summary.rows_written == 2996 and summary.out_dir == url
     fs = fsspec.filesystem("memory")
-    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls("/screening-test/ds/features", detail=False)) == [fd.part_name(i) for i in range(3)]
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls("/screening-test/ds/features", detail=False)) == [
+        fd.part_name(i) for i in range(3)
+    ]
     with fs.open("/screening-test/ds/features/" + fd.part_name(0), "rb") as f:
         assert len(pq.read_table(f)) == 999  # row 7 (Xx2O) is rejected
     again = featurize_file(str(input_csv), url, featurizer="elemfrac86", chunk_size=1000, workers=0)

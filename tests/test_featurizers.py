@@ -122,8 +122,12 @@ def test_concatenation_is_the_parts_side_by_side():
     table = combined.featurize_frame(frame)
     assert table.index.tolist() == [0, 2]
     assert [(r.index, r.formula) for r in table.rejections] == [(1, "HeO"), (3, "Xx")]
-    expected = np.hstack([Magpie145().featurize_formulas(["Fe2O3", "NaCl"]).values,
-                          ElementFraction86().featurize_formulas(["Fe2O3", "NaCl"]).values])  # fmt: skip
+    expected = np.hstack(
+        [
+            Magpie145().featurize_formulas(["Fe2O3", "NaCl"]).values,
+            ElementFraction86().featurize_formulas(["Fe2O3", "NaCl"]).values,
+        ]
+    )
     np.testing.assert_array_equal(table.values, expected)
     with pytest.raises(ValueError, match="collide"):
         get_featurizer("elemfrac86+elemfrac86")
@@ -162,15 +166,24 @@ def test_element_embedding_deviations_equal_matminer_avg_dev(ours, preset):
         warnings.simplefilter("ignore")
         expected = np.array([reference.featurize(Composition(f)) for f in formulas])
     np.testing.assert_allclose(table.values, expected, atol=1e-12)
-    assert (table.values[-1] == 0).all() and featurizer.name == ours and len(featurizer.feature_labels()) == expected.shape[1]
+    assert (
+        (table.values[-1] == 0).all()
+        and featurizer.name == ours
+        and len(featurizer.feature_labels()) == expected.shape[1]
+    )
 
 
 @pytest.mark.parametrize("spec", ["magpie145+elemfrac86+mat2vec200", "columns:a,b"])
 def test_blockwise_float32_features_equal_the_whole_table(spec):
     from screening.featurizers import get_featurizer
 
-    frame = pd.DataFrame({"formula": ["Fe2O3", "Xx2O", "LiCoO2", "NaCl", "", "Ca3(PO4)2", "Pu2O3", "MgO"],
-                          "a": [1.0, 2, 3, 4, 5, float("nan"), 7, 8], "b": [0.5] * 8})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "formula": ["Fe2O3", "Xx2O", "LiCoO2", "NaCl", "", "Ca3(PO4)2", "Pu2O3", "MgO"],
+            "a": [1.0, 2, 3, 4, 5, float("nan"), 7, 8],
+            "b": [0.5] * 8,
+        }
+    )
     featurizer = get_featurizer(spec)
     whole = featurizer.featurize_frame(frame)
     for block in (3, 8, 100):

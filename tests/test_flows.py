@@ -29,8 +29,9 @@ def test_screen_flow_under_prefect(prefect_api, tmp_path):
     net.reset_parameters([1, 2])
     card = {"architecture": "elemnet", "d_in": 86, "members": 2, "featurizer": "elemfrac86"}
     Ensemble(net, torch.zeros(86), torch.ones(86), -1.0, 0.1, card).save(tmp_path / "model")
-    summary = screen_candidates(model=str(tmp_path / "model"), out=str(tmp_path / "run"), elements=["Li", "O", "Mn"],
-                                max_arity=3, device="cpu")  # fmt: skip
+    summary = screen_candidates(
+        model=str(tmp_path / "model"), out=str(tmp_path / "run"), elements=["Li", "O", "Mn"], max_arity=3, device="cpu"
+    )
     assert summary["candidates"] == 3 * 31 + 109 and summary["scored"] == summary["candidates"]
     assert (tmp_path / "run" / "ranked.parquet").exists()
 
@@ -41,10 +42,23 @@ def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
 
     rows = pd.read_csv(data_dir / "mp_e_form" / "train.csv").head(400)
     rows.iloc[:300].to_csv(tmp_path / "train.csv", index=False)
-    pd.concat([rows.iloc[300:], pd.DataFrame({"formula": ["Xx2O"], "target": [-1.0]})]).to_csv(tmp_path / "test.csv", index=False)
-    metrics = train_models(train=str(tmp_path / "train.csv"), test=str(tmp_path / "test.csv"), out=str(tmp_path / "model"),
-                           arch="brnet", features="elemfrac86", members=2, epochs=3, batch_size=64, device="cpu")  # fmt: skip
-    assert set(metrics) == {"validation", "test"} and metrics["test"]["n"] == 100 and metrics["test"]["rows_rejected"] == 1
+    pd.concat([rows.iloc[300:], pd.DataFrame({"formula": ["Xx2O"], "target": [-1.0]})]).to_csv(
+        tmp_path / "test.csv", index=False
+    )
+    metrics = train_models(
+        train=str(tmp_path / "train.csv"),
+        test=str(tmp_path / "test.csv"),
+        out=str(tmp_path / "model"),
+        arch="brnet",
+        features="elemfrac86",
+        members=2,
+        epochs=3,
+        batch_size=64,
+        device="cpu",
+    )
+    assert (
+        set(metrics) == {"validation", "test"} and metrics["test"]["n"] == 100 and metrics["test"]["rows_rejected"] == 1
+    )
     model = load_model(str(tmp_path / "model"))
     assert model.members == 2 and model.card["data"]["val"]["split"] == "10% of train, seeded"
     assert (tmp_path / "model" / "parity_test.png").exists() and (tmp_path / "model" / "MODEL_CARD.md").exists()
@@ -52,14 +66,29 @@ def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
     # a final model on every row of two tables (and of an auxiliary source, through its own
     # output unit): no validation of its own, tested on the test table
     pd.read_csv(data_dir / "oqmd_hf" / "train.csv").head(200).to_csv(tmp_path / "oqmd.csv", index=False)
-    final = train_models(train=[str(tmp_path / "train.csv"), str(tmp_path / "test.csv")], holdout=False, out=str(tmp_path / "final"),
-                         test=str(tmp_path / "test.csv"), aux=[str(tmp_path / "oqmd.csv")],
-                         arch="brnet", features="elemfrac86", members=2, epochs=2, batch_size=64, weight_decay=0.1, device="cpu")  # fmt: skip
+    final = train_models(
+        train=[str(tmp_path / "train.csv"), str(tmp_path / "test.csv")],
+        holdout=False,
+        out=str(tmp_path / "final"),
+        test=str(tmp_path / "test.csv"),
+        aux=[str(tmp_path / "oqmd.csv")],
+        arch="brnet",
+        features="elemfrac86",
+        members=2,
+        epochs=2,
+        batch_size=64,
+        weight_decay=0.1,
+        device="cpu",
+    )
     assert set(final) == {"test"} and final["test"]["rows_rejected"] == 1
     card = load_model(str(tmp_path / "final")).card
     assert [t["rows_used"] for t in card["data"]["train"]] == [300, 100] and card["metrics"] == {}
-    assert card["data"]["auxiliary"][0]["rows_used"] == 200 and card["training"]["auxiliary"] == [str(tmp_path / "oqmd.csv")]
-    assert card["training"]["weight_decay"] == 0.1 and model.card["training"]["weight_decay"] == 1e-5  # the library default
+    assert card["data"]["auxiliary"][0]["rows_used"] == 200 and card["training"]["auxiliary"] == [
+        str(tmp_path / "oqmd.csv")
+    ]
+    assert (
+        card["training"]["weight_decay"] == 0.1 and model.card["training"]["weight_decay"] == 1e-5
+    )  # the library default
 
 
 def test_train_models_flow_fits_the_ranking(prefect_api, data_dir, tmp_path):
@@ -70,8 +99,18 @@ def test_train_models_flow_fits_the_ranking(prefect_api, data_dir, tmp_path):
     pd.read_csv(data_dir / "mp_e_form" / "val.csv").head(600).to_csv(tmp_path / "val.csv", index=False)
     with pytest.raises(ValueError, match="needs a val table"):
         train_models(train=str(tmp_path / "train.csv"), out=str(tmp_path / "x"), ranking=True)
-    metrics = train_models(train=str(tmp_path / "train.csv"), val=str(tmp_path / "val.csv"), out=str(tmp_path / "model"),
-                           arch="elemnet", features="elemfrac86", members=2, epochs=2, batch_size=256, device="cpu", ranking=True)  # fmt: skip
+    metrics = train_models(
+        train=str(tmp_path / "train.csv"),
+        val=str(tmp_path / "val.csv"),
+        out=str(tmp_path / "model"),
+        arch="elemnet",
+        features="elemfrac86",
+        members=2,
+        epochs=2,
+        batch_size=256,
+        device="cpu",
+        ranking=True,
+    )
     assert {"3", "4"} <= set(metrics["ranking"]) and all(0 < m["auc"] <= 1 for m in metrics["ranking"].values())
     assert StabilityModel.load(tmp_path / "model").record["fitted_on"]["hidden"] == str(tmp_path / "val.csv")
 
@@ -89,7 +128,10 @@ def test_flow_command_line_errors_are_one_line(capsys, monkeypatch):
     assert capsys.readouterr().err == "screen-candidates: error: unknown element symbol(s): 'Xx'\n"
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     assert run_from_command_line("screen-candidates", no_server) == 2
-    assert "no Prefect server answers at http://127.0.0.1:9/api; start one with `prefect server start`" in capsys.readouterr().err
+    assert (
+        "no Prefect server answers at http://127.0.0.1:9/api; start one with `prefect server start`"
+        in capsys.readouterr().err
+    )
 
     def bad_parameter():  # a real validation error: the flow's max_arity is bounded 2..5
         from flows.screen_candidates import screen_candidates
@@ -124,6 +166,11 @@ def test_an_interrupted_flow_command_says_how_to_resume(capsys):
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_SERVER_ANALYTICS_ENABLED"}
-    shown = subprocess.run([sys.executable, "-c", "import os, flows; print(os.environ.get('PREFECT_SERVER_ANALYTICS_ENABLED'))"],
-                           env=env, capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    shown = subprocess.run(
+        [sys.executable, "-c", "import os, flows; print(os.environ.get('PREFECT_SERVER_ANALYTICS_ENABLED'))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert shown == "false"  # the flows' entry points turn Prefect's server analytics off themselves

@@ -14,8 +14,13 @@ from screening.elements import Z_OF
 from screening.hull import hull_distances
 from screening.hull_lp import PADDING_COST, simplex_batch
 
-SYSTEMS = [("Na", "Cl"), ("Li", "Fe", "O"), ("Ba", "Ti", "O"), ("Li", "Mn", "Co", "Ni", "O"),
-           ("Cs", "Pb", "I", "Br", "Cl", "O", "H")]  # fmt: skip
+SYSTEMS = [
+    ("Na", "Cl"),
+    ("Li", "Fe", "O"),
+    ("Ba", "Ti", "O"),
+    ("Li", "Mn", "Co", "Ni", "O"),
+    ("Cs", "Pb", "I", "Br", "Cl", "O", "H"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,9 @@ def pymatgen_reference(formulas, energies, elements):
 
 
 @pytest.mark.parametrize("system", SYSTEMS, ids="-".join)
-@pytest.mark.parametrize("simplex_max_work", [0, 10**12], ids=["qhull", "simplex"])  # how systems of 2-5 elements are solved
+@pytest.mark.parametrize(
+    "simplex_max_work", [0, 10**12], ids=["qhull", "simplex"]
+)  # how systems of 2-5 elements are solved
 def test_equals_pymatgen_on_real_systems(mp_e_form, system, simplex_max_work, monkeypatch):
     monkeypatch.setattr(hull_module, "SIMPLEX_MAX_WORK", simplex_max_work)
     batch, energies = mp_e_form
@@ -46,7 +53,10 @@ def test_equals_pymatgen_on_real_systems(mp_e_form, system, simplex_max_work, mo
     result = hull_distances(sub, e)
     expected, decompositions = pymatgen_reference(sub.formula, e, system)
     np.testing.assert_allclose(result.e_above_hull, expected, atol=1e-9)
-    ours = [{Composition(p.split(":")[0]).reduced_formula for p in d.split(" + ")} for d in result.decomposition_strings(sub.formula)]
+    ours = [
+        {Composition(p.split(":")[0]).reduced_formula for p in d.split(" + ")}
+        for d in result.decomposition_strings(sub.formula)
+    ]
     assert ours == decompositions
     assert result.stable.sum() >= 1 and (~result.stable).sum() >= 1
 
@@ -70,7 +80,9 @@ def test_bad_energies_are_named():
 
 def test_hull_cli(tmp_path, capsys):
     source = tmp_path / "e.csv"
-    pd.DataFrame({"formula": ["NaCl", "Na3Cl", "NaCl3", "Qq", "KCl"], "target": [-2.0, -1.6, -0.3, -1.0, "x"]}).to_csv(source, index=False)
+    pd.DataFrame({"formula": ["NaCl", "Na3Cl", "NaCl3", "Qq", "KCl"], "target": [-2.0, -1.6, -0.3, -1.0, "x"]}).to_csv(
+        source, index=False
+    )
     assert main(["hull", "--data", str(source), "--out", str(tmp_path / "h.parquet")]) == 0
     out = pd.read_parquet(tmp_path / "h.parquet")
     assert out["formula"].tolist() == ["NaCl", "Na3Cl", "NaCl3"]

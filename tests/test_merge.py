@@ -21,16 +21,34 @@ def parts(tmp_path_factory, data_dir):
     load_reference("mp_e_form", "train").iloc[:400].to_csv(train, index=False)
     load_reference("mp_e_form", "val").iloc[:150].to_csv(val, index=False)
     made = {}
-    for name, extra in {"a": ["--members", "2", "--seed", "0"],
-                        "b": ["--members", "1", "--seed", "7", "--weight-decay", "0.1"],
-                        "brnet": ["--members", "1", "--arch", "brnet"]}.items():  # fmt: skip
+    for name, extra in {
+        "a": ["--members", "2", "--seed", "0"],
+        "b": ["--members", "1", "--seed", "7", "--weight-decay", "0.1"],
+        "brnet": ["--members", "1", "--arch", "brnet"],
+    }.items():
         out = root / name
         assert main(["train", "--train", str(train), "--val", str(val), "--out", str(out), *RECIPE, *extra]) == 0
         made[name] = out
     fewer = root / "fewer.csv"  # other training rows: another standardization
     load_reference("mp_e_form", "train").iloc[:300].to_csv(fewer, index=False)
     made["other_rows"] = root / "other_rows"
-    assert main(["train", "--train", str(fewer), "--val", str(val), "--out", str(made["other_rows"]), "--members", "1", *RECIPE]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--train",
+                str(fewer),
+                "--val",
+                str(val),
+                "--out",
+                str(made["other_rows"]),
+                "--members",
+                "1",
+                *RECIPE,
+            ]
+        )
+        == 0
+    )
     return made, val
 
 
@@ -43,18 +61,24 @@ def test_pooled_members_compute_what_they_did_alone(parts, tmp_path, capsys):
     x, y, _, _ = featurize_targets(pd.read_csv(val), "elemfrac86", str(val))
     together = pooled.predict_members(x)
     # float32 reductions over batches of other shapes differ by ~1e-4 between CPUs (AMX, AVX-512, AVX2)
-    np.testing.assert_allclose(together, np.concatenate([a.predict_members(x), b.predict_members(x)]), rtol=1e-4, atol=5e-4)
+    np.testing.assert_allclose(
+        together, np.concatenate([a.predict_members(x), b.predict_members(x)]), rtol=1e-4, atol=5e-4
+    )
     card = json.loads((out / "card.json").read_text())
     assert card["members"] == 3 and [p["members"] for p in card["merged_from"]] == [2, 1]
     assert card["metrics"]["validation"]["mae"] == pytest.approx(np.abs(together.mean(0) - y).mean(), rel=1e-5)
     assert "weight_decay" not in card["training"] and card["training"]["epochs"] == 2  # only what the parts share
     assert "uncertainty" not in card and str(made["b"]) in (out / "MODEL_CARD.md").read_text()
-    assert main(["calibrate", "--model", str(out), "--data", str(val)]) == 0  # not trained on val: it may be calibrated there
+    assert (
+        main(["calibrate", "--model", str(out), "--data", str(val)]) == 0
+    )  # not trained on val: it may be calibrated there
     assert main(["merge", "--models", str(made["a"]), str(made["b"]), "--out", str(out)]) == 2  # never over a model
     assert "not empty" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("other, why", [("brnet", "architecture"), ("other_rows", "other train tables"), ("a", "same weights")])
+@pytest.mark.parametrize(
+    "other, why", [("brnet", "architecture"), ("other_rows", "other train tables"), ("a", "same weights")]
+)
 def test_models_that_cannot_be_pooled_are_refused_by_name(parts, tmp_path, other, why):
     made, _ = parts
     with pytest.raises(ValueError, match=why) as err:

@@ -118,7 +118,9 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, float64, m
     torch.testing.assert_close(resumed(xv), reference(xv), rtol=1e-9, atol=1e-9)
 
     with pytest.raises(ValueError, match="different configuration"):
-        train(fresh(), x, y, xv, yv, TrainConfig(architecture="srnet17", members=2, epochs=4, lr=0.5), state_dir=tmp_path)
+        train(
+            fresh(), x, y, xv, yv, TrainConfig(architecture="srnet17", members=2, epochs=4, lr=0.5), state_dir=tmp_path
+        )
     wider = StackedNet("srnet17", 13, 2)  # same configuration, another featurizer's width
     with pytest.raises(ValueError, match="different network .*shape"):
         train(wider, torch.cat([x, x[:, :1]], 1), y, torch.cat([xv, xv[:, :1]], 1), yv, config, state_dir=tmp_path)
@@ -155,7 +157,9 @@ def test_one_cycle_is_fitted_to_the_time_budget(tmp_path, monkeypatch):
     assert history[-1]["lr"][0] < 1e-3 / 500  # annealed at the end of the fitted schedule
     assert max(h["lr"][0] for h in history) == pytest.approx(1e-3, rel=0.05)  # the whole warm-up ran
     fitted = [one_cycle(e * 5 - 1, run.epoch * 5, 1e-3) for e in range(1, run.epoch + 1)]
-    assert [h["lr"][0] for h in history][1:] == pytest.approx(fitted[1:])  # logged from the plan's schedule (epoch 2 too)
+    assert [h["lr"][0] for h in history][1:] == pytest.approx(
+        fitted[1:]
+    )  # logged from the plan's schedule (epoch 2 too)
     epochs_unbounded = [one_cycle(s, 50 * 5, 1e-3) for s in range(0, 50 * 5, 5)]
     assert epochs_unbounded[run.epoch - 1] > 1e-4  # the 50-epoch schedule cut at this point would not be
     again = StackedNet("irnet17", 12, 2)  # resuming a finished run keeps its plan, trains no more
@@ -167,7 +171,9 @@ def test_one_cycle_is_fitted_to_the_time_budget(tmp_path, monkeypatch):
 
 def test_early_stopping_keeps_best_weights():
     x, y, xv, yv = (t.float() for t in toy_data())
-    config = TrainConfig(architecture="elemnet", members=2, epochs=30, batch_size=32, lr=3e-2, schedule="constant", patience=2)
+    config = TrainConfig(
+        architecture="elemnet", members=2, epochs=30, batch_size=32, lr=3e-2, schedule="constant", patience=2
+    )
     net = StackedNet("elemnet", 12, 2)
     net.reset_parameters([5, 6])
     run, history = train(net, x, y, xv, yv, config)
@@ -242,7 +248,9 @@ def test_an_auxiliary_source_trains_through_its_own_output_unit():
             with torch.no_grad():
                 both = net(xv)
             assert both.shape == (2, len(xv), 2)
-            assert float((both[..., 1] - both[..., 0]).mean()) == pytest.approx(2.0, abs=0.5)  # the offset is the head's
+            assert float((both[..., 1] - both[..., 0]).mean()) == pytest.approx(
+                2.0, abs=0.5
+            )  # the offset is the head's
             folded = FoldedNet(net)(xv)
             net.keep_primary_head()
             with torch.no_grad():
@@ -258,7 +266,9 @@ def test_an_auxiliary_source_trains_through_its_own_output_unit():
 
 def test_plateau_reduces_member_learning_rates():
     x, y, xv, yv = (t.float() for t in toy_data())
-    config = TrainConfig.for_architecture("ibrnet", members=2, epochs=6, batch_size=64, lr=1e-3, plateau_patience=1, plateau_min_delta=10.0)
+    config = TrainConfig.for_architecture(
+        "ibrnet", members=2, epochs=6, batch_size=64, lr=1e-3, plateau_patience=1, plateau_min_delta=10.0
+    )
     assert config.schedule == "plateau" and config.patience == 50
     net = StackedNet("ibrnet", 12, 2)
     net.reset_parameters([1, 2])
@@ -289,7 +299,9 @@ def test_checkpoint_round_trip_and_fp16(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x)[0], mean)
     check_featurizer(loaded)
     model.save(tmp_path / "fp16", half=True)
-    assert (tmp_path / "fp16" / "model.safetensors").stat().st_size < 0.6 * (tmp_path / "fp32" / "model.safetensors").stat().st_size
+    assert (tmp_path / "fp16" / "model.safetensors").stat().st_size < 0.6 * (
+        tmp_path / "fp32" / "model.safetensors"
+    ).stat().st_size
     scale = np.abs(mean).max()  # an untrained IRNet's outputs reach tens of units
     np.testing.assert_allclose(Ensemble.load(tmp_path / "fp16").predict(x)[0], mean, rtol=0, atol=0.01 * scale)
 
@@ -336,9 +348,14 @@ def test_bad_checkpoints_give_clear_errors(tmp_path, capsys):
     from screening.cli import main
 
     (tmp_path / "in.csv").write_text("formula\nFe2O3\n")
-    assert main(["predict", "--model", str(flipped), "--data", str(tmp_path / "in.csv"), "--out", str(tmp_path / "p.csv")]) == 2
+    assert (
+        main(["predict", "--model", str(flipped), "--data", str(tmp_path / "in.csv"), "--out", str(tmp_path / "p.csv")])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "model.safetensors does not match the sha256" in err[0] and not (tmp_path / "p.csv").exists()
+    assert (
+        len(err) == 1 and "model.safetensors does not match the sha256" in err[0] and not (tmp_path / "p.csv").exists()
+    )
     wrong_width = make_ensemble(featurizer="magpie145")
     with pytest.raises(ModelLoadError, match="gives 145 features but the model expects 231"):
         check_featurizer(wrong_width)
@@ -411,11 +428,26 @@ def test_predict_refuses_an_existing_or_folder_out_before_any_work(tmp_path, cap
     (tmp_path / "in.csv").write_text("formula\nFe2O3\n")
     (tmp_path / "taken.parquet").write_text("keep me")
     for out, why in ((tmp_path / "taken.parquet", "exists"), (tmp_path, "is a folder")):
-        assert main(["predict", "--model", str(tmp_path / "no-model"), "--data", str(tmp_path / "in.csv"), "--out", str(out)]) == 2
+        assert (
+            main(
+                [
+                    "predict",
+                    "--model",
+                    str(tmp_path / "no-model"),
+                    "--data",
+                    str(tmp_path / "in.csv"),
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 2
+        )
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and why in err[0]  # refused before the (missing) model is even looked at
     assert (tmp_path / "taken.parquet").read_text() == "keep me"
-    assert main(["predict", "--model", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "p.parquet")]) == 2
+    assert (
+        main(["predict", "--model", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "p.parquet")]) == 2
+    )
     assert "card.json is missing" in capsys.readouterr().err or "is a folder" in capsys.readouterr().err
 
 

@@ -41,7 +41,10 @@ def test_reliability_of_a_calibrated_and_of_an_overconfident_probability():
     p = rng.beta(0.5, 2.0, 200_000)
     stable = rng.random(p.size) < p
     calibrated = reliability(stable, p)
-    assert calibrated["ece"] < 0.005 and abs(calibrated["at_least_half"]["predicted"] - calibrated["at_least_half"]["observed"]) < 0.1
+    assert (
+        calibrated["ece"] < 0.005
+        and abs(calibrated["at_least_half"]["predicted"] - calibrated["at_least_half"]["observed"]) < 0.1
+    )
     over = reliability(stable, np.sqrt(p))
     assert over["ece"] > 0.05 and over["brier"] > calibrated["brier"]
     with pytest.raises(ValueError):

@@ -42,12 +42,20 @@ def write_scored_parts(out, known_batch, known_e, seed=0):
         pred = hull_e + rng.normal(0.05, 0.1, len(batch))
         pred[::7] = np.round(pred[::7], 1)  # ties in the sort key
         std = rng.uniform(0.02, 0.1, len(batch))
-        frame = pd.DataFrame({
-            Col.candidate_id: chunk.candidate_id, Col.formula: batch.formula, Col.chemsys: chunk.chemsys,
-            Col.e_form_pred: pred, Col.e_form_std: std, Col.e_above_known_hull: np.round(pred - hull_e, 1),
-            Col.p_below_known_hull: np.round(rng.uniform(0, 1, len(batch)), 1),
-        })  # fmt: skip
-        write_parquet_atomic(pa.Table.from_pandas(frame, preserve_index=False), str(out / "scored" / f"part-{index:05d}.parquet"))
+        frame = pd.DataFrame(
+            {
+                Col.candidate_id: chunk.candidate_id,
+                Col.formula: batch.formula,
+                Col.chemsys: chunk.chemsys,
+                Col.e_form_pred: pred,
+                Col.e_form_std: std,
+                Col.e_above_known_hull: np.round(pred - hull_e, 1),
+                Col.p_below_known_hull: np.round(rng.uniform(0, 1, len(batch)), 1),
+            }
+        )
+        write_parquet_atomic(
+            pa.Table.from_pandas(frame, preserve_index=False), str(out / "scored" / f"part-{index:05d}.parquet")
+        )
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
@@ -57,22 +65,37 @@ def test_ranking_equals_the_in_memory_definition(known, tmp_path):
     tmp_path = tmp_path / "a run's folder"  # a quote in the path must not break the SQL
     tmp_path.mkdir()
     scored = write_scored_parts(tmp_path, known_batch, known_e)
-    ranking = rank(tmp_path, known_batch, known_e, {"model": "test's"}, top_k=20, per_system=3, systems=2, memory_limit="100MB")
+    ranking = rank(
+        tmp_path, known_batch, known_e, {"model": "test's"}, top_k=20, per_system=3, systems=2, memory_limit="100MB"
+    )
     ranked = pd.read_parquet(tmp_path / "ranked.parquet")
 
     cand, _ = parse_formulas(scored[Col.formula].tolist())
-    whole = hull_distances(CompositionBatch.concat(known_batch, cand), np.concatenate([known_e, scored[Col.e_form_pred].to_numpy()]))
-    expected = scored.assign(**{Col.e_above_combined_hull: whole.e_above_hull[len(known_batch):],
-                                Col.stable_combined: whole.stable[len(known_batch):]})  # fmt: skip
-    expected = expected.sort_values([Col.e_above_known_hull, Col.p_below_known_hull, Col.candidate_id],
-                                    ascending=[True, False, True], kind="stable")  # fmt: skip
+    whole = hull_distances(
+        CompositionBatch.concat(known_batch, cand), np.concatenate([known_e, scored[Col.e_form_pred].to_numpy()])
+    )
+    expected = scored.assign(
+        **{
+            Col.e_above_combined_hull: whole.e_above_hull[len(known_batch) :],
+            Col.stable_combined: whole.stable[len(known_batch) :],
+        }
+    )
+    expected = expected.sort_values(
+        [Col.e_above_known_hull, Col.p_below_known_hull, Col.candidate_id], ascending=[True, False, True], kind="stable"
+    )
     assert ranked[Col.candidate_id].tolist() == expected[Col.candidate_id].tolist()
     assert ranked[Col.rank].tolist() == list(range(1, len(scored) + 1))
     np.testing.assert_allclose(ranked[Col.e_above_combined_hull], expected[Col.e_above_combined_hull], atol=1e-9)
     assert ranked[Col.stable_combined].tolist() == expected[Col.stable_combined].tolist()
     assert expected[Col.stable_combined].sum() > 0 and (expected[Col.e_above_known_hull] < 0).sum() > 0
     assert ranked[Col.rank_in_system].tolist() == (ranked.groupby(Col.chemsys).cumcount() + 1).tolist()
-    assert list(ranked.columns) == [Col.rank, *scored.columns, Col.e_above_combined_hull, Col.stable_combined, Col.rank_in_system]
+    assert list(ranked.columns) == [
+        Col.rank,
+        *scored.columns,
+        Col.e_above_combined_hull,
+        Col.stable_combined,
+        Col.rank_in_system,
+    ]
     assert json.loads(pq.read_schema(tmp_path / "ranked.parquet").metadata[b"screening"]) == {"model": "test's"}
     assert not (tmp_path / RANK_SCRATCH).exists()
 
@@ -94,8 +117,10 @@ def test_a_crashed_ranking_is_redone_cleanly(known, tmp_path):
     known_batch, known_e = known
     write_scored_parts(tmp_path, known_batch, known_e)
     (tmp_path / RANK_SCRATCH / "combined").mkdir(parents=True)
-    pq.write_table(pa.table({Col.candidate_id: [0], Col.e_above_combined_hull: [9.9], Col.stable_combined: [False]}),
-                   tmp_path / RANK_SCRATCH / "combined" / "part-00099.parquet")  # fmt: skip
+    pq.write_table(
+        pa.table({Col.candidate_id: [0], Col.e_above_combined_hull: [9.9], Col.stable_combined: [False]}),
+        tmp_path / RANK_SCRATCH / "combined" / "part-00099.parquet",
+    )
     first = rank(tmp_path, known_batch, known_e, {})
     assert (first.top[Col.e_above_combined_hull] < 9).all()
     again = rank(tmp_path, known_batch, known_e, {})

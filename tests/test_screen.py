@@ -18,8 +18,13 @@ def toy_model(tmp_path_factory):
     """An untrained 2-member ensemble on element fractions: scores are arbitrary but real."""
     net = StackedNet("irnet17", 86, 2)
     net.reset_parameters([7, 8])
-    card = {"architecture": "irnet17", "d_in": 86, "members": 2, "featurizer": "elemfrac86",
-            "training_element_counts": {"Li": 1000, "Mn": 900, "O": 5000, "Fe": 10}}  # fmt: skip
+    card = {
+        "architecture": "irnet17",
+        "d_in": 86,
+        "members": 2,
+        "featurizer": "elemfrac86",
+        "training_element_counts": {"Li": 1000, "Mn": 900, "O": 5000, "Fe": 10},
+    }
     directory = tmp_path_factory.mktemp("model")
     Ensemble(net, torch.zeros(86), torch.ones(86) * 0.1, -1.0, 0.05, card).save(directory)
     return str(directory)
@@ -28,16 +33,25 @@ def toy_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     path = tmp_path_factory.mktemp("ref") / "known.csv"
-    pd.DataFrame({
-        "formula": ["Li4O2", "LiO2", "MnO", "Mn2O3", "MnO2", "LiMnO2", "Li2O", "Xx", "FeO"],
-        "target": [-2.07, -1.0, -1.96, -2.0, -1.8, -1.9, -1.5, -1.0, float("nan")],
-    }).to_csv(path, index=False)  # fmt: skip
+    pd.DataFrame(
+        {
+            "formula": ["Li4O2", "LiO2", "MnO", "Mn2O3", "MnO2", "LiMnO2", "Li2O", "Xx", "FeO"],
+            "target": [-2.07, -1.0, -1.96, -2.0, -1.8, -1.9, -1.5, -1.0, float("nan")],
+        }
+    ).to_csv(path, index=False)
     return str(path)
 
 
 def test_screen_outputs_and_accounting(toy_model, reference, tmp_path):
-    request = ScreenRequest(model=toy_model, out=str(tmp_path / "run"), elements=["Li", "Mn", "O", "Fe"], max_arity=3,
-                            reference=[reference], chunk_size=100, device="cpu")  # fmt: skip
+    request = ScreenRequest(
+        model=toy_model,
+        out=str(tmp_path / "run"),
+        elements=["Li", "Mn", "O", "Fe"],
+        max_arity=3,
+        reference=[reference],
+        chunk_size=100,
+        device="cpu",
+    )
     summary = screen(request, progress=False)
     assert summary["candidates"] == 6 * 31 + 4 * 109  # C(4,2) binaries, C(4,3) ternaries
     assert summary["removed"] == {"already known": 6}  # Li2O, LiO2, MnO, Mn2O3, MnO2, LiMnO2
@@ -50,7 +64,9 @@ def test_screen_outputs_and_accounting(toy_model, reference, tmp_path):
     assert ranked["e_above_known_hull"].is_monotonic_increasing
     np.testing.assert_allclose(ranked["e_above_known_hull"], ranked["e_form_pred"] - ranked["known_hull_energy"])
     assert ((ranked["p_below_known_hull"] >= 0) & (ranked["p_below_known_hull"] <= 1)).all()
-    np.testing.assert_allclose(ranked["p_below_known_hull"], ndtr(-ranked["e_above_known_hull"] / ranked["e_form_std"]))  # no calibration
+    np.testing.assert_allclose(
+        ranked["p_below_known_hull"], ndtr(-ranked["e_above_known_hull"] / ranked["e_form_std"])
+    )  # no calibration
     assert (ranked["e_above_combined_hull"] >= -1e-9).all()
     assert (ranked["e_above_combined_hull"] >= ranked["e_above_known_hull"].clip(upper=0) - 1e-9).all()
     assert ranked.loc[ranked["formula"].str.contains("Fe"), "rare_element"].all()
@@ -61,7 +77,11 @@ def test_screen_outputs_and_accounting(toy_model, reference, tmp_path):
 
     meta = json.loads(pq.read_schema(tmp_path / "run" / "ranked.parquet").metadata[b"screening"])
     assert meta["model_sha256"] and meta["featurizer"] == "elemfrac86" and meta["request"]["max_arity"] == 3
-    n, best = duckdb.connect().execute(f"select count(*), min(e_above_known_hull) from '{tmp_path}/run/scored/*.parquet'").fetchone()
+    n, best = (
+        duckdb.connect()
+        .execute(f"select count(*), min(e_above_known_hull) from '{tmp_path}/run/scored/*.parquet'")
+        .fetchone()
+    )
     assert n == summary["scored"] and best == pytest.approx(ranked["e_above_known_hull"].min())
     assert (tmp_path / "run" / "top.md").read_text().startswith("| rank | formula")
 
@@ -73,16 +93,56 @@ def test_screen_outputs_and_accounting(toy_model, reference, tmp_path):
 
 
 def test_screen_cli_errors(toy_model, tmp_path, capsys):
-    assert main(["screen", "--elements", "Li,Xx", "--no-reference", "--model", toy_model, "--out", str(tmp_path / "a"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "screen",
+                "--elements",
+                "Li,Xx",
+                "--no-reference",
+                "--model",
+                toy_model,
+                "--out",
+                str(tmp_path / "a"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "unknown element symbol(s): 'Xx'" in capsys.readouterr().err
     assert main(["screen", "--model", toy_model, "--out", str(tmp_path / "b")]) == 2
     assert "give --elements" in capsys.readouterr().err
-    assert main(["screen", "--elements", "Li,O", "--no-reference", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "c")]) == 2
+    assert (
+        main(
+            [
+                "screen",
+                "--elements",
+                "Li,O",
+                "--no-reference",
+                "--model",
+                str(tmp_path / "nope"),
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
     assert main(["screen", "--systems", "Li-O", "--model", toy_model, "--out", str(tmp_path / "e"), "--quiet"]) == 2
     assert "no --reference" in capsys.readouterr().err and not (tmp_path / "e").exists()
     code = main(
-        ["screen", "--systems", "Li-O", "--charge-neutral", "--no-reference", "--model", toy_model, "--out", str(tmp_path / "d"), "--quiet"]
+        [
+            "screen",
+            "--systems",
+            "Li-O",
+            "--charge-neutral",
+            "--no-reference",
+            "--model",
+            toy_model,
+            "--out",
+            str(tmp_path / "d"),
+            "--quiet",
+        ]
     )
     assert code == 0
     ranked = pd.read_parquet(tmp_path / "d" / "ranked.parquet")
@@ -94,8 +154,11 @@ def test_a_killed_writers_temporary_file_is_ignored_and_removed(toy_model, tmp_p
     parts: the ranking must not read it, and scoring removes it once all chunks are done."""
     from screening.screen import finish, plan, score
 
-    prepared = plan(ScreenRequest(model=toy_model, out=str(tmp_path / "run"), elements=["Li", "O"], max_arity=2,
-                                  chunk_size=10, device="cpu"))  # fmt: skip
+    prepared = plan(
+        ScreenRequest(
+            model=toy_model, out=str(tmp_path / "run"), elements=["Li", "O"], max_arity=2, chunk_size=10, device="cpu"
+        )
+    )
     stale = tmp_path / "run" / "scored" / ".part-00001.parquet.0123abcd.tmp"
     stale.write_bytes(b"")
     counts = score(prepared, workers=0, progress=False)
@@ -115,8 +178,15 @@ def test_calibrated_uncertainty_sets_the_probabilities(toy_model, reference, tmp
     shutil.copytree(toy_model, model)
     card = json.loads((model / "card.json").read_text())
     (model / "card.json").write_text(json.dumps(card | {"uncertainty": {"scale": 2.0, "floor": 0.1}}))
-    request = ScreenRequest(model=str(model), out=str(tmp_path / "run"), elements=["Li", "Mn", "O"], max_arity=2,
-                            reference=[reference], chunk_size=100, device="cpu")  # fmt: skip
+    request = ScreenRequest(
+        model=str(model),
+        out=str(tmp_path / "run"),
+        elements=["Li", "Mn", "O"],
+        max_arity=2,
+        reference=[reference],
+        chunk_size=100,
+        device="cpu",
+    )
     screen(request, progress=False)
     ranked = pd.read_parquet(tmp_path / "run" / "ranked.parquet")
     sigma = np.sqrt((2.0 * ranked["e_form_std"]) ** 2 + 0.1**2)
@@ -126,27 +196,68 @@ def test_calibrated_uncertainty_sets_the_probabilities(toy_model, reference, tmp
         screen(request, progress=False)
 
 
-def test_a_second_run_into_a_busy_folder_is_refused_at_once_and_a_dead_holder_blocks_nothing(toy_model, reference, tmp_path):
+def test_a_second_run_into_a_busy_folder_is_refused_at_once_and_a_dead_holder_blocks_nothing(
+    toy_model, reference, tmp_path
+):
     import subprocess
     import sys
     import time
 
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from screening import run_lock; "
-        f"run_lock.acquire(Path({str(out)!r})); print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from screening import run_lock; "
+                f"run_lock.acquire(Path({str(out)!r})); print('held', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         started = time.perf_counter()
-        code = main(["screen", "--elements", "Li,O", "--max-arity", "2", "--model", toy_model, "--reference", reference,
-                     "--out", str(out), "--quiet"])  # fmt: skip
+        code = main(
+            [
+                "screen",
+                "--elements",
+                "Li,O",
+                "--max-arity",
+                "2",
+                "--model",
+                toy_model,
+                "--reference",
+                reference,
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
         assert code == 2 and time.perf_counter() - started < 30
     finally:
         holder.kill()  # a killed run: its lock goes with it
         holder.wait()
-    assert main(["screen", "--elements", "Li,O", "--max-arity", "2", "--model", toy_model, "--reference", reference,
-                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "screen",
+                "--elements",
+                "Li,O",
+                "--max-arity",
+                "2",
+                "--model",
+                toy_model,
+                "--reference",
+                reference,
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert (out / "ranked.parquet").exists()
 
 
@@ -159,7 +270,22 @@ def test_a_failed_start_leaves_the_folder_reusable(toy_model, reference, tmp_pat
     assert "'target' column" in capsys.readouterr().err
     assert not (out / "_manifest.json").exists()
     assert main([*args, "--reference", reference]) == 0  # the corrected command is not refused
-    assert main(["screen", "--elements", "Li", "--no-reference", "--model", toy_model, "--out", str(tmp_path / "one"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "screen",
+                "--elements",
+                "Li",
+                "--no-reference",
+                "--model",
+                toy_model,
+                "--out",
+                str(tmp_path / "one"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "one").exists()  # a request refused before any work creates nothing
 
 
@@ -169,23 +295,38 @@ def test_runaway_spaces_are_refused_before_any_work_with_size_and_time(toy_model
     args = ["screen", "--no-reference", "--model", toy_model, "--quiet"]
     elements = "H,Li,Be,B,C,N,O,F,Na,Mg,Al,Si,P,S,Cl,K,Ca,Sc,Ti,V,Cr,Mn,Fe,Co,Ni,Cu,Zn,Ga,Ge,As"
     started = time.perf_counter()
-    assert main([*args, "--elements", elements, "--max-arity", "5", "--max-atoms", "20", "--out", str(tmp_path / "a")]) == 2
+    assert (
+        main([*args, "--elements", elements, "--max-arity", "5", "--max-atoms", "20", "--out", str(tmp_path / "a")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "candidates (~" in err and " GB of output" in err and " h at " in err and time.perf_counter() - started < 10
     assert "--max-candidates" in err or "free" in err
     assert not (tmp_path / "a").exists()
     # over the default budget: refused with the size; an explicit --max-candidates below it still refuses
-    assert main([*args, "--elements", elements, "--max-arity", "4", "--max-atoms", "14", "--out", str(tmp_path / "b")]) == 2  # 27.8M
+    assert (
+        main([*args, "--elements", elements, "--max-arity", "4", "--max-atoms", "14", "--out", str(tmp_path / "b")])
+        == 2
+    )  # 27.8M
     assert "pass --max-candidates" in capsys.readouterr().err
     assert main([*args, "--elements", "Li,O", "--max-candidates", "10", "--out", str(tmp_path / "c")]) == 2
     assert "over the limit of 10" in capsys.readouterr().err
 
 
-def test_a_resumed_run_reports_chunks_on_disk_as_resumed_and_redirected_output_has_no_bars(toy_model, reference, tmp_path, capsys):
+def test_a_resumed_run_reports_chunks_on_disk_as_resumed_and_redirected_output_has_no_bars(
+    toy_model, reference, tmp_path, capsys
+):
     from screening.screen import finish, plan, score
 
-    request = ScreenRequest(model=toy_model, out=str(tmp_path / "run"), elements=["Li", "Mn", "O"], max_arity=2,
-                            reference=[reference], chunk_size=20, device="cpu")  # fmt: skip
+    request = ScreenRequest(
+        model=toy_model,
+        out=str(tmp_path / "run"),
+        elements=["Li", "Mn", "O"],
+        max_arity=2,
+        reference=[reference],
+        chunk_size=20,
+        device="cpu",
+    )
     first, again = [], []
     prepared = plan(request)
     finish(prepared, score(prepared, workers=0, progress=True, on_chunk=lambda *a: first.append(a)), 0.0)

@@ -23,7 +23,24 @@ def twin(tmp_path_factory, data_dir):
     load_reference("mp_e_form", "train").iloc[:3000].to_csv(known, index=False)
     load_reference("mp_e_form", "val").iloc[:600].to_csv(hidden, index=False)
     out = root / "twin"
-    assert main(["train", "--train", str(known), "--val", str(hidden), "--members", "2", "--ranking", "--out", str(out), *RECIPE]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--train",
+                str(known),
+                "--val",
+                str(hidden),
+                "--members",
+                "2",
+                "--ranking",
+                "--out",
+                str(out),
+                *RECIPE,
+            ]
+        )
+        == 0
+    )
     return root, out
 
 
@@ -52,8 +69,23 @@ def test_a_screen_ranks_by_p_stable_and_a_final_model_adopts_the_twins_ranking(t
     pd.testing.assert_series_equal(first.sort_index(), best.sort_index(), check_names=False)
 
     final = root / "final"
-    assert main(["train", "--train", str(root / "known.csv"), str(root / "hidden.csv"), "--no-val", "--members", "2",
-                 "--out", str(final), *RECIPE]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--train",
+                str(root / "known.csv"),
+                str(root / "hidden.csv"),
+                "--no-val",
+                "--members",
+                "2",
+                "--out",
+                str(final),
+                *RECIPE,
+            ]
+        )
+        == 0
+    )
     assert main(["calibrate", "--model", str(final), "--like", str(out)]) == 0
     assert json.loads((final / "card.json").read_text())["stability"]["fitted_on_model"] == str(out)
     assert main([*args, "--model", str(final), "--out", str(tmp_path / "final-run")]) == 0

@@ -40,7 +40,9 @@ _REPLACEMENTS = {
     "metal_flags": metal_flags,
     "embedding_table": embedding_table,
 }
-for _module in [element_data, element_embedding] + [m for n, m in list(sys.modules.items()) if n.startswith("screening")]:
+for _module in [element_data, element_embedding] + [
+    m for n, m in list(sys.modules.items()) if n.startswith("screening")
+]:
     for _name, _function in _REPLACEMENTS.items():  # also in modules that imported them by name
         if hasattr(_module, _name):
             setattr(_module, _name, _function)

@@ -42,9 +42,9 @@ def main() -> None:
         cluster.close()
         return
     if args.scheduler_file:
-        cluster.scheduler.write_scheduler_file(args.scheduler_file) if hasattr(cluster.scheduler, "write_scheduler_file") else Path(
-            args.scheduler_file
-        ).write_text(cluster.scheduler_address)
+        cluster.scheduler.write_scheduler_file(args.scheduler_file) if hasattr(
+            cluster.scheduler, "write_scheduler_file"
+        ) else Path(args.scheduler_file).write_text(cluster.scheduler_address)
     print(f"scheduler: {cluster.scheduler_address}  (dashboard {cluster.dashboard_link}); Ctrl-C stops the cluster")
     try:
         while True:

@@ -28,8 +28,8 @@ class FeatureTable:
     """Features of the rows that could be featurized, and the rows that could not.
 
     ``index`` holds each featurized row's position in the input; ``values`` is float64
-    ``(len(index), len(labels))`` (float32 from ``featurize_frame_float32``). Every input row is in exactly one of ``index`` and
-    ``rejections``.
+    ``(len(index), len(labels))`` (float32 from ``featurize_frame_float32``). Every input row is
+    in exactly one of ``index`` and ``rejections``.
     """
 
     labels: list[str]
@@ -86,7 +86,9 @@ class Featurizer(ABC):
             rejections += [Rejection(r.index + start, r.formula, r.reason) for r in table.rejections]
         if not index:
             return FeatureTable(self.feature_labels(), np.zeros(0, np.int64), np.empty(0, object), values, [])
-        return FeatureTable(self.feature_labels(), np.concatenate(index), np.concatenate(formula), values[:filled], rejections)
+        return FeatureTable(
+            self.feature_labels(), np.concatenate(index), np.concatenate(formula), values[:filled], rejections
+        )
 
     def citations(self) -> list[str]:
         return []
@@ -147,7 +149,9 @@ class CompositionFeaturizer(Featurizer):
     def featurize_batch(self, batch: CompositionBatch) -> FeatureTable:
         reasons = self.unsupported(batch)
         ok = np.array([r is None for r in reasons], bool)
-        rejections = [Rejection(int(i), str(f), r) for i, f, r in zip(batch.index, batch.formula, reasons) if r is not None]
+        rejections = [
+            Rejection(int(i), str(f), r) for i, f, r in zip(batch.index, batch.formula, reasons) if r is not None
+        ]
         good = batch if ok.all() else batch.select(ok)
         values = self.compute(good) if len(good) else np.zeros((0, len(self.feature_labels())))
         return FeatureTable(self.feature_labels(), good.index, good.formula, values, rejections)
@@ -174,7 +178,9 @@ def _single_batch(composition: str | Mapping[str, float]) -> CompositionBatch:
         formula = "".join(f"{s}{float(a):g}" for s, a in composition.items())
         zs = np.array([Z_OF[s] for s in composition], np.int64)
         amounts = np.array([float(a) for a in composition.values()])
-        return CompositionBatch.from_tokens(np.array([formula], object), np.zeros(1, np.int64), np.zeros(len(zs), np.int64), zs, amounts)
+        return CompositionBatch.from_tokens(
+            np.array([formula], object), np.zeros(1, np.int64), np.zeros(len(zs), np.int64), zs, amounts
+        )
     batch, rejected = parse_formulas([composition])
     if rejected:
         raise FormulaError(composition, rejected[0].reason)

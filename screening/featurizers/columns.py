@@ -44,6 +44,8 @@ class NumericColumns(Featurizer):
         for r in np.flatnonzero(~ok):
             j = int(np.flatnonzero(~finite[r])[0])
             raw = frame[self.columns[j]].iloc[r]
-            rejections.append(Rejection(int(r), str(formulas[r]), f"column {self.columns[j]!r} holds {raw!r}, not a finite number"))
+            rejections.append(
+                Rejection(int(r), str(formulas[r]), f"column {self.columns[j]!r} holds {raw!r}, not a finite number")
+            )
         index = np.flatnonzero(ok)
         return FeatureTable(self.feature_labels(), index, formulas[index], values[index], rejections)

@@ -55,7 +55,11 @@ class Concatenation(Featurizer):
         start = 0
         for t in tables:  # written in place: an hstack of the parts costs as much as computing them
             width = t.values.shape[1]
-            values[:, start : start + width] = t.values if len(t.index) == len(common) else t.values[np.searchsorted(t.index, common)]
+            values[:, start : start + width] = (
+                t.values if len(t.index) == len(common) else t.values[np.searchsorted(t.index, common)]
+            )
             start += width
         formula = tables[0].formula[np.searchsorted(tables[0].index, common)]
-        return FeatureTable(self.feature_labels(), common, formula, values, sorted(rejections.values(), key=lambda r: r.index))
+        return FeatureTable(
+            self.feature_labels(), common, formula, values, sorted(rejections.values(), key=lambda r: r.index)
+        )

@@ -45,13 +45,16 @@ class _Branch(nn.Module):
 
 
 class _Stage(nn.Module):
-    def __init__(self, arch: Architecture, members: int, d_in: int, width: int, n_layers: int,
-                 first_stage: bool, dropout: float):  # fmt: skip
+    def __init__(
+        self, arch: Architecture, members: int, d_in: int, width: int, n_layers: int, first_stage: bool, dropout: float
+    ):
         super().__init__()
         self.shortcut = arch.shortcut
         widths = [d_in] + [width] * n_layers
         self.linears = nn.ModuleList(StackedLinear(members, a, b) for a, b in pairwise(widths))
-        self.norms = nn.ModuleList(StackedBatchNorm(members, width) if arch.batchnorm else nn.Identity() for _ in range(n_layers))
+        self.norms = nn.ModuleList(
+            StackedBatchNorm(members, width) if arch.batchnorm else nn.Identity() for _ in range(n_layers)
+        )
         self.act = activation(arch.activation)
         needs_projection = arch.shortcut != "none" and (d_in != width or (first_stage and not arch.branches))
         self.projection = StackedLinear(members, d_in, width) if needs_projection else None
@@ -83,7 +86,9 @@ class StackedNet(nn.Module):
         self.d_in, self.members, self.heads = d_in, members, heads
         width = d_in
         if self.arch.branches:
-            self.branches = nn.ModuleList(_Branch(members, d_in, 1024, self.arch.activation) for _ in range(self.arch.branches))
+            self.branches = nn.ModuleList(
+                _Branch(members, d_in, 1024, self.arch.activation) for _ in range(self.arch.branches)
+            )
             width = 1024
         else:
             self.branches = nn.ModuleList()

@@ -34,13 +34,18 @@ def render_model_card(card: dict) -> str:
         "",
     ]
     if card.get("merged_from"):
-        lines += [f"Code version {card.get('code_version')}, {card.get('created')}: the members of these models, pooled "
-                  "(each computes what it did in its own model):", "",
-                  "| model | members | validation MAE alone | made by |", "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"Code version {card.get('code_version')}, {card.get('created')}: the members of these models, pooled "
+            "(each computes what it did in its own model):",
+            "",
+            "| model | members | validation MAE alone | made by |",
+            "|---|---|---|---|",
+        ]
         for part in card["merged_from"]:
             mae = part.get("validation_mae")
             lines.append(
-                f"| `{part['model']}` | {part['members']} | {'' if mae is None else f'{mae:.4f}'} | `{part.get('command') or ''}` |"
+                f"| `{part['model']}` | {part['members']} | {'' if mae is None else f'{mae:.4f}'} | "
+                f"`{part.get('command') or ''}` |"
             )
         lines += ["", f"Settings the parts share: `{changed}`.", ""]
     else:
@@ -48,7 +53,11 @@ def render_model_card(card: dict) -> str:
             f"Code version {card.get('code_version')}, {card.get('created')}; {training.get('device')} "
             f"({training.get('machine')}), torch {training.get('torch')}; {training.get('epochs_run')} epochs in "
             f"{training.get('seconds', 0) / 60:.1f} min; "
-            + (f"best epoch per member {training.get('best_epoch')}." if val else "the last epoch kept (no validation rows)."),
+            + (
+                f"best epoch per member {training.get('best_epoch')}."
+                if val
+                else "the last epoch kept (no validation rows)."
+            ),
             f"Training settings different from the defaults: `{changed}`.",
             "",
         ]
@@ -64,11 +73,16 @@ def render_model_card(card: dict) -> str:
             "",
         ]
         ran = twin.get("trained_on") or {}
-        if ran.get("device") and ran.get("seconds") is not None:  # the recipe, not the machine, is what a twin validates
+        if (
+            ran.get("device") and ran.get("seconds") is not None
+        ):  # the recipe, not the machine, is what a twin validates
             lines += [f"The twin ran on {ran['device']} (torch {ran.get('torch')}, {ran['seconds'] / 60:.1f} min).", ""]
         lines += _data_rows(twin.get("data", {}))
         lines.append("")
-        val, half = twin.get("metrics", {}).get("validation", {}), twin.get("metrics", {}).get("validation_fp16_weights")
+        val, half = (
+            twin.get("metrics", {}).get("validation", {}),
+            twin.get("metrics", {}).get("validation_fp16_weights"),
+        )
     if val:
         lines += [
             "| weights | validation MAE | RMSE | R² | n |",
@@ -76,18 +90,25 @@ def render_model_card(card: dict) -> str:
             f"| float32 | {val['mae']:.4f} | {val['rmse']:.4f} | {val['r2']:.4f} | {val['n']} |",
         ]
         if half:
-            lines.append(f"| float16 (as shipped) | {half['mae']:.4f} | {half['rmse']:.4f} | {half['r2']:.4f} | {half['n']} |")
+            lines.append(
+                f"| float16 (as shipped) | {half['mae']:.4f} | {half['rmse']:.4f} | {half['r2']:.4f} | {half['n']} |"
+            )
         if val.get("members_mae"):
             lines += ["", "Members alone (validation MAE): " + ", ".join(f"{m:.4f}" for m in val["members_mae"]) + "."]
     else:
-        lines.append("No validation: trained on every row, and no validated twin is recorded (`screening calibrate --like`).")
+        lines.append(
+            "No validation: trained on every row, and no validated twin is recorded (`screening calibrate --like`)."
+        )
     if card.get("uncertainty"):
         u = card["uncertainty"]
-        lines += ["", f"Uncertainty: predictive std `sqrt(({u['scale']} x members' spread)^2 + {u['floor']}^2)` eV/atom, "
-                  f"fitted (minimum mean CRPS, {u['n']:,} rows of {u['data']}"
-                  + (f", {u['rows']} rows" if u.get("rows", "all") != "all" else "")
-                  + (f", on the validated twin {u['fitted_on_model']}" if u.get("fitted_on_model") else "")
-                  + ") for `p_below_known_hull`."]  # fmt: skip
+        lines += [
+            "",
+            f"Uncertainty: predictive std `sqrt(({u['scale']} x members' spread)^2 + {u['floor']}^2)` eV/atom, "
+            f"fitted (minimum mean CRPS, {u['n']:,} rows of {u['data']}"
+            + (f", {u['rows']} rows" if u.get("rows", "all") != "all" else "")
+            + (f", on the validated twin {u['fitted_on_model']}" if u.get("fitted_on_model") else "")
+            + ") for `p_below_known_hull`.",
+        ]
     lines += _stability_lines(card.get("stability"))
     lines += [
         "",
@@ -103,9 +124,11 @@ def render_model_card(card: dict) -> str:
         f"- Elements seen in fewer than 50 training compositions (screening flags them): {', '.join(rare) or 'none'}.",
     ]
     if card.get("data", {}).get("auxiliary"):
-        lines.append("- The auxiliary tables above trained the shared network through output units of their own; the "
-                     "saved model keeps the primary table's unit, so its predictions are on that table's scale. The "
-                     "auxiliary rows are training rows: errors measured on them say nothing about the model.")  # fmt: skip
+        lines.append(
+            "- The auxiliary tables above trained the shared network through output units of their own; the "
+            "saved model keeps the primary table's unit, so its predictions are on that table's scale. The "
+            "auxiliary rows are training rows: errors measured on them say nothing about the model."
+        )
     lines += [
         "",
         "Files: `model.safetensors` (weights, feature and target standardization), `card.json` "
@@ -121,24 +144,39 @@ def _stability_lines(stability: dict | None) -> list[str]:
     if not stability:
         return []
     fitted, evidence = stability.get("fitted_on", {}), stability.get("evidence_stage", {})
-    lines = ["", "## Ranking: p_stable", "",
-             "`p_stable` orders a screen's `ranked.parquet`: the probability that a candidate is a stable compound, "
-             "calibrated on enumerated grids (every composition of <= 10 atoms of a chemical system that holds a "
-             "stable compound unknown to the model's data). Evidence stage fitted on "
-             f"{evidence.get('situations', '?')} rediscovery situations made from the known table alone "
-             f"({evidence.get('candidates', 0):,} candidates, {evidence.get('stable', 0):,} stable); stacker (with "
-             f"the energies of `{fitted.get('energy_model', '?')}`) and its isotonic calibration fitted on the screening "
-             f"situation of `{fitted.get('hidden', '?')}` ({fitted.get('candidates', 0):,} candidates, "
-             f"{fitted.get('stable', 0):,} stable, {fitted.get('systems', 0):,} systems)"
-             + (f"; copied from `{stability['fitted_on_model']}`" if stability.get("fitted_on_model") else "")
-             + (f" (validation MAE {stability['fitted_on_model_validation_mae']:.4f} eV/atom)" if stability.get("fitted_on_model_validation_mae") else "")
-             + ". Its figures below were measured with those energies.",
-             "", "Cross-fitted by chemical system (`bench/rediscovery.py`):", "",
-             "| elements | candidates | prevalence | top-N precision | enrichment | recall top 1% | recall top 5% | AUC | first of system | ECE |",
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "",
+        "## Ranking: p_stable",
+        "",
+        "`p_stable` orders a screen's `ranked.parquet`: the probability that a candidate is a stable compound, "
+        "calibrated on enumerated grids (every composition of <= 10 atoms of a chemical system that holds a "
+        "stable compound unknown to the model's data). Evidence stage fitted on "
+        f"{evidence.get('situations', '?')} rediscovery situations made from the known table alone "
+        f"({evidence.get('candidates', 0):,} candidates, {evidence.get('stable', 0):,} stable); stacker (with "
+        f"the energies of `{fitted.get('energy_model', '?')}`) and its isotonic calibration fitted on the screening "
+        f"situation of `{fitted.get('hidden', '?')}` ({fitted.get('candidates', 0):,} candidates, "
+        f"{fitted.get('stable', 0):,} stable, {fitted.get('systems', 0):,} systems)"
+        + (f"; copied from `{stability['fitted_on_model']}`" if stability.get("fitted_on_model") else "")
+        + (
+            f" (validation MAE {stability['fitted_on_model_validation_mae']:.4f} eV/atom)"
+            if stability.get("fitted_on_model_validation_mae")
+            else ""
+        )
+        + ". Its figures below were measured with those energies.",
+        "",
+        "Cross-fitted by chemical system (`bench/rediscovery.py`):",
+        "",
+        "| elements | candidates | prevalence | top-N precision | enrichment | recall top 1% | recall top 5% | AUC | "
+        "first of system | ECE |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for k, m in sorted(stability.get("benchmark", {}).items()):  # binaries are fitted too; the targets are on 3 and 4
-        lines.append(f"| {k} | {m['candidates']:,} | {m['prevalence']:.2%} | {m['precision_top_n']:.3f} | {m['enrichment_top_n']:.0f}x | "
-                     f"{m['recall_top_1pct']:.3f} | {m['recall_top_5pct']:.3f} | {m['auc']:.3f} | {m['first_of_system']:.3f} | {m['ece']:.4f} |")  # fmt: skip
+        lines.append(
+            f"| {k} | {m['candidates']:,} | {m['prevalence']:.2%} | {m['precision_top_n']:.3f} | "
+            f"{m['enrichment_top_n']:.0f}x | "
+            f"{m['recall_top_1pct']:.3f} | {m['recall_top_5pct']:.3f} | {m['auc']:.3f} | {m['first_of_system']:.3f} | "
+            f"{m['ece']:.4f} |"
+        )
     return lines
 
 
@@ -150,7 +188,8 @@ def _data_rows(data: dict) -> list[str]:
         for d in _tables(data, name):
             where = d.get("path", d.get("split", d.get("none", "")))
             lines.append(
-                f"| {name} | `{where}` | `{str(d.get('sha256', ''))[:16]}` | {d.get('rows_used', '')} | {d.get('rows_rejected', '')} |"
+                f"| {name} | `{where}` | `{str(d.get('sha256', ''))[:16]}` | {d.get('rows_used', '')} | "
+                f"{d.get('rows_rejected', '')} |"
             )
     return lines
 
@@ -207,24 +246,35 @@ def adopt_twin_validation(model_dir: str | Path, twin_dir: str | Path) -> dict:
     card = json.loads((Path(model_dir) / "card.json").read_text())
     twin = json.loads((Path(twin_dir) / "card.json").read_text())
     if card.get("metrics", {}).get("validation"):
-        raise ValueError(f"{model_dir} has validation metrics of its own; calibrate it on held-out data (--data) instead")
+        raise ValueError(
+            f"{model_dir} has validation metrics of its own; calibrate it on held-out data (--data) instead"
+        )
     for key in ("architecture", "d_in", "members", "featurizer"):
         if card.get(key) != twin.get(key):
             raise ValueError(f"{twin_dir} is not a twin of {model_dir}: {key} {twin.get(key)!r} vs {card.get(key)!r}")
     ours, theirs = _recipe(card), _recipe(twin)
     differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
     if differ:
-        raise ValueError(f"{twin_dir} was trained with other settings than {model_dir}: "
-                         + ", ".join(f"{k} {theirs.get(k)!r} vs {ours.get(k)!r}" for k in differ))  # fmt: skip
+        raise ValueError(
+            f"{twin_dir} was trained with other settings than {model_dir}: "
+            + ", ".join(f"{k} {theirs.get(k)!r} vs {ours.get(k)!r}" for k in differ)
+        )
     hashes = lambda c: {t.get("sha256") for t in _tables(c.get("data", {}))}  # noqa: E731
     missing = hashes(twin) - hashes(card)
     if missing:
-        raise ValueError(f"{twin_dir} was trained on data that {model_dir} was not (sha256 {sorted(map(str, missing))})")
+        raise ValueError(
+            f"{twin_dir} was trained on data that {model_dir} was not (sha256 {sorted(map(str, missing))})"
+        )
     if not twin.get("metrics", {}).get("validation"):
         raise ValueError(f"{twin_dir} has no validation metrics: train the twin with --val")
-    card["recipe_validation"] = {"model": str(twin_dir), "command": twin.get("command"), "data": twin.get("data"),
-                                 "metrics": twin["metrics"], "created": twin.get("created"),
-                                 "trained_on": {k: twin.get("training", {}).get(k) for k in ("device", "torch", "seconds")}}  # fmt: skip
+    card["recipe_validation"] = {
+        "model": str(twin_dir),
+        "command": twin.get("command"),
+        "data": twin.get("data"),
+        "metrics": twin["metrics"],
+        "created": twin.get("created"),
+        "trained_on": {k: twin.get("training", {}).get(k) for k in ("device", "torch", "seconds")},
+    }
     if twin.get("uncertainty"):
         card["uncertainty"] = twin["uncertainty"] | {"fitted_on_model": str(twin_dir)}
     if (Path(twin_dir) / "stability.json").exists():  # the ranking fitted with the twin's energies
@@ -238,7 +288,9 @@ def adopt_ranking(model_dir: str | Path, source_dir: str | Path) -> dict:
     card = json.loads((Path(model_dir) / "card.json").read_text())
     source = json.loads((Path(source_dir) / "card.json").read_text())
     if not (Path(source_dir) / "stability.json").exists():
-        raise FileNotFoundError(f"{source_dir} holds no stability model: fit one with screening train --val ... --ranking")
+        raise FileNotFoundError(
+            f"{source_dir} holds no stability model: fit one with screening train --val ... --ranking"
+        )
     card = _copy_ranking(model_dir, source_dir, card, source)
     write_card(model_dir, card)
     return card
@@ -267,6 +319,8 @@ def record_stability(model_dir: str | Path, record: dict) -> dict:
     """Note a model folder's stability model (how it was fitted, its benchmark figures) in its
     card and MODEL_CARD.md."""
     card = json.loads((Path(model_dir) / "card.json").read_text())
-    card["stability"] = {k: record[k] for k in ("sha256", "fitted_on", "evidence_stage", "benchmark", "command") if k in record}
+    card["stability"] = {
+        k: record[k] for k in ("sha256", "fitted_on", "evidence_stage", "benchmark", "command") if k in record
+    }
     write_card(model_dir, card)
     return card

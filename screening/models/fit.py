@@ -28,7 +28,9 @@ from screening.plots import learning_curve, parity_plot
 log = logging.getLogger(__name__)
 
 
-def featurize_targets(frame: pd.DataFrame, featurizer: str, source: str) -> tuple[np.ndarray, np.ndarray, list[str], list[Rejection]]:
+def featurize_targets(
+    frame: pd.DataFrame, featurizer: str, source: str
+) -> tuple[np.ndarray, np.ndarray, list[str], list[Rejection]]:
     """Features and targets of the usable rows; rows with unusable formulas or targets are
     returned as rejections (never silently dropped)."""
     if "target" not in frame.columns:
@@ -65,8 +67,14 @@ def _as_paths(train_path: str | Path | Sequence[str]) -> list:
     return [train_path] if isinstance(train_path, (str, Path)) else list(train_path)
 
 
-def prepare_data(train_path: str | Sequence[str], val_path: str | None, featurizer: str, seed: int, out_dir: str,
-                 holdout: bool = True) -> TrainingData:  # fmt: skip
+def prepare_data(
+    train_path: str | Sequence[str],
+    val_path: str | None,
+    featurizer: str,
+    seed: int,
+    out_dir: str,
+    holdout: bool = True,
+) -> TrainingData:
     """Featurize the training table(s) (several are concatenated, e.g. a final model on
     train + val) and the validation table; rows that cannot be used are written to
     ``rejected_{train,val}.csv`` in ``out_dir``. Without a validation table, 10% of the
@@ -103,20 +111,39 @@ def prepare_data(train_path: str | Sequence[str], val_path: str | None, featuriz
         if rows:
             pd.DataFrame([{"table": t} | asdict(r) for t, r in rows]).to_csv(out / f"rejected_{name}.csv", index=False)
             log.warning("%d %s rows could not be used; see %s", len(rows), name, out / f"rejected_{name}.csv")
-    tables = [{"path": str(p), "sha256": sha256_of(p), "rows_used": int(len(part[1])), "rows_rejected": len(part[3])}
-              for p, part in zip(paths, parts)]  # fmt: skip
+    tables = [
+        {"path": str(p), "sha256": sha256_of(p), "rows_used": int(len(part[1])), "rows_rejected": len(part[3])}
+        for p, part in zip(paths, parts)
+    ]
     if len(paths) == 1 and holdout and not val_path:
         tables[0]["rows_used"] = int(len(y_train))
     if val_path:
-        val_card = {"path": str(val_path), "sha256": sha256_of(val_path), "rows_used": int(len(y_val)), "rows_rejected": len(val_rejected)}
+        val_card = {
+            "path": str(val_path),
+            "sha256": sha256_of(val_path),
+            "rows_used": int(len(y_val)),
+            "rows_rejected": len(val_rejected),
+        }
     elif holdout:
         val_card = {"split": "10% of train, seeded", "rows_used": int(len(y_val))}
     else:
-        val_card = {"none": "every row trained; no held-out rows (the recipe was validated on another run)", "rows_used": 0}
+        val_card = {
+            "none": "every row trained; no held-out rows (the recipe was validated on another run)",
+            "rows_used": 0,
+        }
     data_card = {"train": tables[0] if len(tables) == 1 else tables, "val": val_card}
-    return TrainingData(get_featurizer(featurizer).spec(), x_train, y_train, train_formulas, x_val, y_val, val_formulas,
-                        data_card, {"train": len(rejected), "val": len(val_rejected)},
-                        held_out_formulas=held_out)  # fmt: skip
+    return TrainingData(
+        get_featurizer(featurizer).spec(),
+        x_train,
+        y_train,
+        train_formulas,
+        x_val,
+        y_val,
+        val_formulas,
+        data_card,
+        {"train": len(rejected), "val": len(val_rejected)},
+        held_out_formulas=held_out,
+    )
 
 
 def add_auxiliary(data: TrainingData, paths: Sequence[str], out_dir: str) -> TrainingData:
@@ -137,14 +164,25 @@ def add_auxiliary(data: TrainingData, paths: Sequence[str], out_dir: str) -> Tra
         keep = np.array([k not in held_out for k in parse_formulas(formulas)[0].composition_keys()], dtype=bool)
         auxiliary.append((x[keep], y[keep]))
         rejected += [(str(path), r) for r in rejections]
-        tables.append({"path": str(path), "sha256": sha256_of(path), "rows_used": int(keep.sum()),
-                       "rows_rejected": len(rejections), "rows_dropped_as_validation_compositions": int((~keep).sum())})  # fmt: skip
+        tables.append(
+            {
+                "path": str(path),
+                "sha256": sha256_of(path),
+                "rows_used": int(keep.sum()),
+                "rows_rejected": len(rejections),
+                "rows_dropped_as_validation_compositions": int((~keep).sum()),
+            }
+        )
     if rejected:
         target = Path(out_dir) / "rejected_auxiliary.csv"
         pd.DataFrame([{"table": t} | asdict(r) for t, r in rejected]).to_csv(target, index=False)
         log.warning("%d auxiliary rows could not be used; see %s", len(rejected), target)
-    return replace(data, auxiliary=auxiliary, data_card=data.data_card | {"auxiliary": tables},
-                   rejected=data.rejected | {"auxiliary": len(rejected)})  # fmt: skip
+    return replace(
+        data,
+        auxiliary=auxiliary,
+        data_card=data.data_card | {"auxiliary": tables},
+        rejected=data.rejected | {"auxiliary": len(rejected)},
+    )
 
 
 def fit(
@@ -185,7 +223,9 @@ def fit_prepared(
     y_mean, y_std = float(y_train.mean()), float(y_train.std())  # the primary source's
     source = None
     if data.auxiliary:  # every source's rows train; source k > 0 through output unit k
-        source = np.concatenate([np.full(len(y), k, np.int64) for k, (_, y) in enumerate([(x_train, y_train)] + data.auxiliary)])
+        source = np.concatenate(
+            [np.full(len(y), k, np.int64) for k, (_, y) in enumerate([(x_train, y_train)] + data.auxiliary)]
+        )
         x_train = np.concatenate([x_train] + [x for x, _ in data.auxiliary])
         y_train = np.concatenate([y_train] + [y for _, y in data.auxiliary])
     mean = x_train.astype(np.float64).mean(axis=0)
@@ -196,11 +236,17 @@ def fit_prepared(
     net.reset_parameters(member_seeds(config))
     net.to(dev)
     run, history = train(
-        net, (to(x_train) - to(mean)) / to(std), (to(y_train) - y_mean) / y_std,
-        (to(x_val) - to(mean)) / to(std), (to(y_val) - y_mean) / y_std,
-        config, out / STATE_DIR, target_std=y_std, progress=progress,
+        net,
+        (to(x_train) - to(mean)) / to(std),
+        (to(y_train) - y_mean) / y_std,
+        (to(x_val) - to(mean)) / to(std),
+        (to(y_val) - y_mean) / y_std,
+        config,
+        out / STATE_DIR,
+        target_std=y_std,
+        progress=progress,
         source=None if source is None else torch.as_tensor(source, device=dev),
-    )  # fmt: skip
+    )
     net.keep_primary_head()
 
     card = {
@@ -211,18 +257,23 @@ def fit_prepared(
         "parameters_per_member": parameters_per_member(net),
         "featurizer": data.featurizer,
         "target": {"mean": y_mean, "std": y_std},
-        "training": asdict(config) | {
-            "epochs_run": run.epoch, "best_epoch": run.best_epoch, "seconds": round(run.seconds, 1),
+        "training": asdict(config)
+        | {
+            "epochs_run": run.epoch,
+            "best_epoch": run.best_epoch,
+            "seconds": round(run.seconds, 1),
             "schedule_epochs": run.planned_epochs or config.epochs,
             "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
-            "torch": torch.__version__, "machine": platform.machine(),
-        } | ({"auxiliary": [t["path"] for t in data.data_card["auxiliary"]]} if data.auxiliary else {}),
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+        }
+        | ({"auxiliary": [t["path"] for t in data.data_card["auxiliary"]]} if data.auxiliary else {}),
         "data": data.data_card,
         "training_element_counts": element_counts(data.train_formulas),
         "code_version": __version__,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command,
-    }  # fmt: skip
+    }
     model = Ensemble(net, to(mean), to(std), y_mean, y_std, card)
     if not len(y_val):  # a final model on every row: no validation, no calibration of its own
         card["metrics"] = {}
@@ -231,12 +282,18 @@ def fit_prepared(
         from screening.models.card import render_model_card
 
         (out / "MODEL_CARD.md").write_text(render_model_card(card))
-        learning_curve(history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {title or 'training data'}")
+        learning_curve(
+            history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {title or 'training data'}"
+        )
         return model, {}
     mean_pred, spread, members = model.predict(x_val)
-    metrics = regression_metrics(y_val, mean_pred) | {"members_mae": [regression_metrics(y_val, m)["mae"] for m in members]}
+    metrics = regression_metrics(y_val, mean_pred) | {
+        "members_mae": [regression_metrics(y_val, m)["mae"] for m in members]
+    }
     card["metrics"] = {"validation": metrics}
-    if config.members > 1 and len(y_val) >= 100:  # the spread needs calibrating (screening calibrate re-fits it on other data)
+    if (
+        config.members > 1 and len(y_val) >= 100
+    ):  # the spread needs calibrating (screening calibrate re-fits it on other data)
         card["uncertainty"] = fit_spread(y_val - mean_pred, spread) | {"data": "the validation rows", "rows": "all"}
     model.save(out, half=half)
     if half:  # report what the shipped fp16 weights score, not the fp32 ones
@@ -249,10 +306,16 @@ def fit_prepared(
     from screening.models.card import render_model_card
 
     (out / "MODEL_CARD.md").write_text(render_model_card(card))
-    learning_curve(history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {title or 'training data'}")
-    parity_plot(y_val, mean_pred, out / "parity_val.png", f"{net.arch.name} x{config.members}: validation", metrics=metrics)
+    learning_curve(
+        history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {title or 'training data'}"
+    )
+    parity_plot(
+        y_val, mean_pred, out / "parity_val.png", f"{net.arch.name} x{config.members}: validation", metrics=metrics
+    )
     if data.val_formulas is not None:
-        pd.DataFrame({"formula": data.val_formulas, "target": y_val, "pred_mean": mean_pred}).to_parquet(out / "val_predictions.parquet")
+        pd.DataFrame({"formula": data.val_formulas, "target": y_val, "pred_mean": mean_pred}).to_parquet(
+            out / "val_predictions.parquet"
+        )
     return model, metrics
 
 
@@ -265,9 +328,14 @@ def evaluate(model: Ensemble, data_path: str, plot: str | Path | None = None) ->
     mean, _, _ = model.predict(x)
     from screening.models.card import trained_on
 
-    metrics = regression_metrics(y, mean) | {"rows_rejected": len(rejected), "trained_on_these_rows": trained_on(model.card, data_path)}
+    metrics = regression_metrics(y, mean) | {
+        "rows_rejected": len(rejected),
+        "trained_on_these_rows": trained_on(model.card, data_path),
+    }
     if plot is not None:
-        parity_plot(y, mean, plot, f"{model.card['architecture']} x{model.members} on {Path(data_path).name}", metrics=metrics)
+        parity_plot(
+            y, mean, plot, f"{model.card['architecture']} x{model.members} on {Path(data_path).name}", metrics=metrics
+        )
     return metrics
 
 
@@ -288,7 +356,9 @@ def load_model(model_dir: str, device: str = "auto") -> Ensemble:
     return model
 
 
-def predict_frame(model: Ensemble, frame: pd.DataFrame, members: bool = False, bf16: bool = False) -> tuple[pd.DataFrame, list[Rejection]]:
+def predict_frame(
+    model: Ensemble, frame: pd.DataFrame, members: bool = False, bf16: bool = False
+) -> tuple[pd.DataFrame, list[Rejection]]:
     """``formula, pred_mean, pred_std`` (the members' raw spread), ``pred_sigma`` (the card's
     calibrated predictive std, the one screening uses, when the model has one), ``dilute`` (an
     element under 0.1 at.%: the value is an extrapolation) and with ``members`` each member's

@@ -37,7 +37,8 @@ class FoldedNet:
         self.members, self.dtype = net.members, dtype
         self.slope = 0.3 if net.arch.activation == "leaky_relu" else None
         self.branches = [
-            (_affine(b.first, None, dtype), _affine(b.projection, None, dtype), _affine(b.second, None, dtype)) for b in net.branches
+            (_affine(b.first, None, dtype), _affine(b.projection, None, dtype), _affine(b.second, None, dtype))
+            for b in net.branches
         ]
         self.stages = []
         for stage in net.stages:

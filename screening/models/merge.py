@@ -40,14 +40,21 @@ def check_poolable(first: Ensemble, other: Ensemble, first_dir: str, other_dir: 
     for name in ("train", "auxiliary"):
         if _tables_by_hash(other.card, name) != _tables_by_hash(first.card, name):
             raise ValueError(f"{why}: trained on other {name} tables (by sha256); pool models trained on the same rows")
-    gap = float(max((other.feature_mean - first.feature_mean).abs().max(), (other.feature_std - first.feature_std).abs().max()))
+    gap = float(
+        max((other.feature_mean - first.feature_mean).abs().max(), (other.feature_std - first.feature_std).abs().max())
+    )
     targets = np.array([other.target_mean - first.target_mean, other.target_std - first.target_std])
     if gap > 1e-5 * float(first.feature_std.abs().max()) or np.abs(targets).max() > 1e-6:
-        raise ValueError(f"{why}: their input or target standardization differs (largest gap {max(gap, np.abs(targets).max()):.3g}); "
-                         "pool models trained on the same rows")  # fmt: skip
+        raise ValueError(
+            f"{why}: their input or target standardization differs (largest gap "
+            f"{max(gap, np.abs(targets).max()):.3g}); "
+            "pool models trained on the same rows"
+        )
 
 
-def merge_models(model_dirs: Sequence[str], out_dir: str, half: bool | None = None, command: str | None = None) -> tuple[Ensemble, dict]:
+def merge_models(
+    model_dirs: Sequence[str], out_dir: str, half: bool | None = None, command: str | None = None
+) -> tuple[Ensemble, dict]:
     """Pool the members of ``model_dirs`` (in that order) into one model written to ``out_dir``;
     float16 storage if every part was stored so (or as ``half`` says). Returns the model and its
     validation metrics (empty when the parts share no validation table that is still there)."""
@@ -56,7 +63,9 @@ def merge_models(model_dirs: Sequence[str], out_dir: str, half: bool | None = No
     digests = [sha256_of(Path(d) / WEIGHTS) if (Path(d) / WEIGHTS).exists() else d for d in model_dirs]
     for i, digest in enumerate(digests):
         if digest in digests[:i]:  # the same members twice would fake agreement
-            raise ValueError(f"{model_dirs[i]} holds the same weights as {model_dirs[digests.index(digest)]}: pool different runs")
+            raise ValueError(
+                f"{model_dirs[i]} holds the same weights as {model_dirs[digests.index(digest)]}: pool different runs"
+            )
     parts = [Ensemble.load(d, "cpu") for d in model_dirs]
     for d, part in zip(model_dirs[1:], parts[1:]):
         check_poolable(parts[0], part, model_dirs[0], d)
@@ -65,8 +74,11 @@ def merge_models(model_dirs: Sequence[str], out_dir: str, half: bool | None = No
     net = StackedNet(first.net.arch, first.net.d_in, members)
     states = [p.net.state_dict() for p in parts]
     net.load_state_dict({k: torch.cat([s[k] for s in states]) for k in states[0]})
-    common = {k: v for k, v in first.card.get("training", {}).items()
-              if all(p.card.get("training", {}).get(k) == v for p in parts) and k not in ("members", "best_epoch", "seconds")}  # fmt: skip
+    common = {
+        k: v
+        for k, v in first.card.get("training", {}).items()
+        if all(p.card.get("training", {}).get(k) == v for p in parts) and k not in ("members", "best_epoch", "seconds")
+    }
     card = {
         "format": first.card.get("format", "screening-ensemble/1"),
         "architecture": first.card["architecture"],
@@ -117,7 +129,12 @@ def _validate_on_shared_table(model: Ensemble, parts: list[Ensemble]) -> dict:
 
     tables = [p.card.get("data", {}).get("val", {}) for p in parts]
     path, digest = tables[0].get("path"), tables[0].get("sha256")
-    if not path or any(t.get("sha256") != digest for t in tables) or not Path(path).exists() or sha256_of(path) != digest:
+    if (
+        not path
+        or any(t.get("sha256") != digest for t in tables)
+        or not Path(path).exists()
+        or sha256_of(path) != digest
+    ):
         return {}
     x, y, _, _ = featurize_targets(read_formula_table(path), model.featurizer, path)
     mean, _, each = model.predict(x)

@@ -24,8 +24,9 @@ class SharedAdamW:
         fused = next(iter(self.named.values())).device.type in ("cpu", "cuda")
         self.opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}],
-            lr=1e-3, fused=fused,
-        )  # fmt: skip
+            lr=1e-3,
+            fused=fused,
+        )
 
     def step(self, lr: torch.Tensor) -> None:
         for group in self.opt.param_groups:
@@ -41,7 +42,11 @@ class SharedAdamW:
 
     def load(self, tensors: dict[str, torch.Tensor]) -> None:
         for k, p in self.named.items():
-            state = {key.split(".")[1]: v for key, v in tensors.items() if key.startswith("adam.") and key.split(".", 2)[2] == k}
+            state = {
+                key.split(".")[1]: v
+                for key, v in tensors.items()
+                if key.startswith("adam.") and key.split(".", 2)[2] == k
+            }
             if state:
                 self.opt.state[p] = {key: v.to(p.device) if key != "step" else v.float() for key, v in state.items()}
 

@@ -49,7 +49,9 @@ class TrainConfig:
     # first one compiles) as many epochs as the measured pace allows, at most ``epochs``, so the
     # run still ends annealed. Other schedules stop there, keeping the best weights.
     max_minutes: float | None = None
-    compile: bool = False  # torch.compile the training forward (fuses element-wise passes: ~2.3x on CPU; ~40 s to compile)
+    compile: bool = (
+        False  # torch.compile the training forward (fuses element-wise passes: ~2.3x on CPU; ~40 s to compile)
+    )
 
     def __post_init__(self):
         get_architecture(self.architecture)
@@ -148,18 +150,28 @@ def train(
     K, n = config.members, len(x_train)
     validating = len(x_val) > 0
     if not validating and (config.patience or config.schedule == "plateau"):
-        raise ValueError("early stopping (patience) and the plateau schedule need validation rows; "
-                         "train on every row only with a fixed schedule (onecycle or constant)")  # fmt: skip
+        raise ValueError(
+            "early stopping (patience) and the plateau schedule need validation rows; "
+            "train on every row only with a fixed schedule (onecycle or constant)"
+        )
     if (source is None) != (net.heads == 1) or (source is not None and int(source.max()) >= net.heads):
-        raise ValueError(f"a network with {net.heads} output head(s) needs a source index below {net.heads} "
-                         "for every training row (and one head without sources)")  # fmt: skip
+        raise ValueError(
+            f"a network with {net.heads} output head(s) needs a source index below {net.heads} "
+            "for every training row (and one head without sources)"
+        )
     seeds = member_seeds(config)
     device = x_train.device
     optimizer = StackedAdamW if config.schedule == "plateau" else SharedAdamW
     opt = optimizer(net.named_parameters(), K, weight_decay=config.weight_decay)
     best = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    run = Progress(lr=[config.lr] * K, best_mae=[math.inf] * K, best_epoch=[-1] * K,
-                   bad_epochs=[0] * K, plateau_best=[math.inf] * K, plateau_wait=[0] * K)  # fmt: skip
+    run = Progress(
+        lr=[config.lr] * K,
+        best_mae=[math.inf] * K,
+        best_epoch=[-1] * K,
+        bad_epochs=[0] * K,
+        plateau_best=[math.inf] * K,
+        plateau_wait=[0] * K,
+    )
     history: list[dict] = []
     if state_dir is not None and (state_dir / "state.json").exists():
         run, history = _load_state(state_dir, config, net, opt, best)
@@ -179,14 +191,20 @@ def train(
     mode = "reduce-overhead" if device.type == "cuda" else None
     forward = torch.compile(net, mode=mode) if config.compile else net
     while run.epoch < epochs:
-        stopped = torch.tensor([b >= config.patience for b in run.bad_epochs]) if config.patience else torch.zeros(K, dtype=torch.bool)
+        stopped = (
+            torch.tensor([b >= config.patience for b in run.bad_epochs])
+            if config.patience
+            else torch.zeros(K, dtype=torch.bool)
+        )
         if bool(stopped.all()):
             break
         # A stopped member keeps its best weights: with a shared learning rate it trains on
         # (its snapshot is what counts, as with Keras' restore_best_weights); with per-member
         # rates it is frozen.
         epoch_start = time.perf_counter()
-        order = torch.stack([torch.from_numpy(np.random.default_rng([s, run.epoch]).permutation(n)) for s in seeds]).to(device)
+        order = torch.stack([torch.from_numpy(np.random.default_rng([s, run.epoch]).permutation(n)) for s in seeds]).to(
+            device
+        )
         torch.manual_seed(hash((config.seed, run.epoch)) & 0x7FFFFFFF)  # dropout masks
         net.train()
         train_abs = torch.zeros(K, device=device)
@@ -220,7 +238,9 @@ def train(
         history.append(record)
         if fit_to_budget and run.planned_epochs is None and run.epoch >= 2:
             pace = 1.02 * (record["seconds"] + min(last_save_s, SAVE_SHARE * record["seconds"]))
-            epochs = run.planned_epochs = epochs_within_budget(config.epochs, run.epoch, run.seconds, pace, 60 * config.max_minutes)
+            epochs = run.planned_epochs = epochs_within_budget(
+                config.epochs, run.epoch, run.seconds, pace, 60 * config.max_minutes
+            )
             total_steps = steps_per_epoch * epochs
             record["lr"] = _learning_rates(config, run, run.epoch * steps_per_epoch - 1, total_steps).tolist()
             log.info("one-cycle fitted to %.0f minutes: %d epochs at %.1f s each", config.max_minutes, epochs, pace)
@@ -279,7 +299,9 @@ def _update(run: Progress, config: TrainConfig, net: StackedNet, best: dict, val
 
 
 @torch.no_grad()
-def evaluate_members(net: StackedNet, x: torch.Tensor, y: torch.Tensor, bf16: bool = False, batch: int = 8192) -> torch.Tensor:
+def evaluate_members(
+    net: StackedNet, x: torch.Tensor, y: torch.Tensor, bf16: bool = False, batch: int = 8192
+) -> torch.Tensor:
     """Per-member MAE on standardized data, ``[members]`` (the folded inference network: the
     same function as ``net`` in eval mode, in ``x``'s dtype or bfloat16)."""
     from screening.models.inference import FoldedNet
@@ -314,9 +336,11 @@ def _load_state(state_dir: Path, config, net, opt, best):
     tensors = load_file(str(state_dir / "state.safetensors"))
     for name, tensor in net.state_dict().items():
         if tensors[f"net.{name}"].shape != tensor.shape:  # e.g. another featurizer's input width
-            raise ValueError(f"{state_dir} holds a run of a different network ({name} has shape "
-                             f"{tuple(tensors[f'net.{name}'].shape)}, this one {tuple(tensor.shape)}); "
-                             "remove it or use another --out")  # fmt: skip
+            raise ValueError(
+                f"{state_dir} holds a run of a different network ({name} has shape "
+                f"{tuple(tensors[f'net.{name}'].shape)}, this one {tuple(tensor.shape)}); "
+                "remove it or use another --out"
+            )
     net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
     device = next(net.parameters()).device
     for k in best:
