@@ -24,7 +24,8 @@ from screening.discovery import classification_metrics, reliability, top_k_recal
 from screening.hull import ReferenceHull
 from screening.models.calibration import predictive_std, probability_below
 from screening.models.card import trained_on
-from screening.models.fit import featurize_targets, load_model
+from screening.models.ensemble import load_model
+from screening.models.fit import featurize_targets
 
 
 def main() -> None:

@@ -23,7 +23,8 @@ import pandas as pd
 from screening.composition import parse_formulas
 from screening.datasets import load_reference, reference_path
 from screening.models.card import trained_on
-from screening.models.fit import featurize_targets, load_model
+from screening.models.ensemble import load_model
+from screening.models.fit import featurize_targets
 
 
 def composition_keys(formulas) -> list[str]:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from screening.datasets import reference_path
 from screening.models.card import trained_on
-from screening.models.fit import load_model
+from screening.models.ensemble import load_model
 from screening.stability_fit import fit_stability
 
 

@@ -73,7 +73,7 @@ def main() -> None:
             summary = screen_candidates(**options, workers=args.workers)
     wall = time.perf_counter() - started
 
-    from screening.models.fit import load_model
+    from screening.models.ensemble import load_model
 
     model = load_model(options["model"], "cpu")
     flop = 2 * sum(p.numel() for n, p in model.net.named_parameters() if n.endswith("weight") and p.dim() == 3)

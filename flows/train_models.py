@@ -47,7 +47,7 @@ def train_task(data: TrainingData, config: TrainConfig, out: str, device: str, h
 
 @task(name="evaluate", cache_policy=NO_CACHE, retries=1, retry_condition_fn=retry_on_io)
 def evaluate_task(out: str, test: str, device: str) -> dict:
-    from screening.models.fit import load_model
+    from screening.models.ensemble import load_model
 
     return evaluate(load_model(out, device), test, Path(out) / "parity_test.png")
 

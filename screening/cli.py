@@ -118,7 +118,8 @@ def _fit_ranking(model_dir: str, known: list[str], hidden: str, quiet: bool = Fa
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from screening.models.fit import evaluate, load_model
+    from screening.models.ensemble import load_model
+    from screening.models.fit import evaluate
 
     plot = Path(args.plot or f"parity_{Path(args.data).stem}.png")
     metrics = evaluate(load_model(args.model, args.device), args.data, plot)
@@ -161,7 +162,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     from screening.datasets import read_formula_table, sha256_of
     from screening.models.calibration import fit_spread
     from screening.models.card import adopt_twin_validation, trained_on, write_card
-    from screening.models.fit import featurize_targets, load_model
+    from screening.models.ensemble import load_model
+    from screening.models.fit import featurize_targets
 
     if args.ranking_from:
         from screening.models.card import adopt_ranking
@@ -207,7 +209,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from screening.datasets import read_formula_table
-    from screening.models.fit import load_model, predict_frame
+    from screening.models.ensemble import load_model, predict_frame
 
     _check_out_file(args.out)  # before any work
     model = load_model(args.model, args.device)

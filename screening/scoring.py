@@ -68,7 +68,7 @@ def worker_stability(context: ScoringContext):
 
 def worker_model(context: ScoringContext) -> Ensemble:
     """The ensemble, loaded once per process (per model directory, content hash and device)."""
-    from screening.models.fit import load_model
+    from screening.models.ensemble import load_model
 
     key = (context.model_dir, context.model_sha256, context.device)
     if key not in _MODELS:

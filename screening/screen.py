@@ -33,8 +33,7 @@ from screening.enumerate import CandidateSpace, Grid, reduced_formulas, space
 from screening.evidence import KnownCompounds
 from screening.hull import ReferenceHull, restrict
 from screening.hull_plot import hull_picture
-from screening.models.ensemble import Ensemble
-from screening.models.fit import load_model
+from screening.models.ensemble import Ensemble, load_model
 from screening.ranking import markdown_table, rank
 from screening.scoring import ScoringContext, keep_model, score_and_write
 

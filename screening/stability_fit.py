@@ -144,7 +144,7 @@ def fit_stability(
 ) -> Fitted:
     """Screen the hidden table's situations with ``energy_model``, fit both stages, measure
     them cross-fitted, and fit the stacker on every row (see the module's docstring)."""
-    from screening.models.fit import load_model
+    from screening.models.ensemble import load_model
 
     started = time.perf_counter()
     model = load_model(energy_model, "cpu")

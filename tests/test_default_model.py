@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from screening.datasets import load_reference, manifest
-from screening.models.fit import featurize_targets, load_model
+from screening.models.ensemble import load_model
+from screening.models.fit import featurize_targets
 
 DEFAULT = Path(__file__).resolve().parents[1] / "data" / "models" / "default"
 

@@ -38,7 +38,7 @@ def test_screen_flow_under_prefect(prefect_api, tmp_path):
 
 def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
     from flows.train_models import train_models
-    from screening.models.fit import load_model
+    from screening.models.ensemble import load_model
 
     rows = pd.read_csv(data_dir / "mp_e_form" / "train.csv").head(400)
     rows.iloc[:300].to_csv(tmp_path / "train.csv", index=False)

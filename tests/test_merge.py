@@ -8,7 +8,8 @@ import pytest
 
 from screening.cli import main
 from screening.datasets import load_reference
-from screening.models.fit import featurize_targets, load_model
+from screening.models.ensemble import load_model
+from screening.models.fit import featurize_targets
 from screening.models.merge import merge_models
 
 RECIPE = ["--features", "elemfrac86", "--epochs", "2", "--batch-size", "64", "--quiet"]

@@ -454,7 +454,7 @@ def test_predict_refuses_an_existing_or_folder_out_before_any_work(tmp_path, cap
 def test_predictions_name_the_raw_spread_and_the_calibrated_std_apart():
     import pandas as pd
 
-    from screening.models.fit import predict_frame
+    from screening.models.ensemble import predict_frame
 
     model = make_ensemble(d_in=86, featurizer="elemfrac86")
     frame = pd.DataFrame({"formula": ["Fe2O3", "LiCoO2", "Xx"]})

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -354,3 +355,19 @@ def _with_handler(parser, handler):
         for sub in action.choices.values():
             sub.set_defaults(handler=handler)
     return parser
+
+
+def test_a_screen_never_imports_the_training_code(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from screening.screen import ScreenRequest, screen; "
+        f"screen(ScreenRequest(model='data/models/default', out={str(tmp_path / 'r')!r}, systems=[['Li', 'O']], "
+        "reference=[]), progress=False, workers=0); "
+        "print(sorted(m for m in sys.modules if m in ('screening.models.fit', 'screening.models.training', "
+        "'screening.stability_fit', 'prefect')))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

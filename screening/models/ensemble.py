@@ -4,6 +4,8 @@ On disk a model is a directory with ``model.safetensors`` (weights and normalize
 no pickles) and ``card.json`` (architecture, hyper-parameters, featurizer, training data and
 hash, metrics, code version, date). Loading rebuilds the network from the card and checks every
 tensor against it, so a corrupt, truncated or mismatched checkpoint fails with a clear error.
+Loading (:func:`load_model`), device choice and predictions on tables (:func:`predict_frame`) are
+here, apart from training, so that scoring never imports the training code.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from screening.composition import Rejection, parse_formulas
 from screening.datasets import sha256_of
+from screening.featurizers import get_featurizer
 from screening.models.architectures import StackedNet, get_architecture
+from screening.models.calibration import predictive_std
 from screening.models.inference import FoldedNet
 
 WEIGHTS = "model.safetensors"
@@ -182,8 +188,6 @@ class Ensemble:
 
 def check_featurizer(model: Ensemble) -> None:
     """The featurizer named in the card must exist here and produce the network's width."""
-    from screening.featurizers import get_featurizer
-
     try:
         width = len(get_featurizer(model.featurizer).feature_labels())
     except ValueError as err:
@@ -192,3 +196,39 @@ def check_featurizer(model: Ensemble) -> None:
         raise ModelLoadError(
             f"featurizer {model.featurizer!r} gives {width} features but the model expects {model.net.d_in}"
         )
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no GPU is available; use --device cpu")
+    return torch.device(device)
+
+
+def load_model(model_dir: str, device: str = "auto") -> Ensemble:
+    """The ensemble in ``model_dir`` on ``device``, its weights and featurizer checked."""
+    model = Ensemble.load(model_dir, resolve_device(device))
+    check_featurizer(model)
+    return model
+
+
+def predict_frame(
+    model: Ensemble, frame: pd.DataFrame, members: bool = False, bf16: bool = False
+) -> tuple[pd.DataFrame, list[Rejection]]:
+    """``formula, pred_mean, pred_std`` (the members' raw spread), ``pred_sigma`` (the card's
+    calibrated predictive std, the one screening uses, when the model has one), ``dilute`` (an
+    element under 0.1 at.%: the value is an extrapolation) and with ``members`` each member's
+    ``pred_member_k``, for every featurizable row."""
+    table = get_featurizer(model.featurizer).featurize_frame_float32(frame)
+    mean, std, each = model.predict(table.values, bf16=bf16)
+    out = pd.DataFrame({"formula": table.formula, "pred_mean": mean, "pred_std": std})
+    if model.card.get("uncertainty"):
+        out["pred_sigma"] = predictive_std(std, model.card["uncertainty"])
+    out["dilute"] = parse_formulas(table.formula.tolist())[0].dilute()
+    if members:
+        for k, values in enumerate(each):
+            out[f"pred_member_{k}"] = values
+    out.index = table.index
+    return out, table.rejections

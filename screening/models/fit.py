@@ -1,5 +1,5 @@
-"""From tables of ``formula, target`` to a trained, saved, documented ensemble; and back from
-a model directory to predictions."""
+"""From tables of ``formula, target`` to a trained, saved, documented ensemble. (Loading and
+predicting live with the ensemble, :mod:`screening.models.ensemble`: screening never imports this.)"""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from screening.datasets import read_formula_table, sha256_of
 from screening.featurizers import get_featurizer
 from screening.models.architectures import StackedNet, parameters_per_member
 from screening.models.calibration import fit_spread
-from screening.models.ensemble import Ensemble, check_featurizer
+from screening.models.ensemble import Ensemble, resolve_device
 from screening.models.metrics import regression_metrics
-from screening.models.training import STATE_DIR, TrainConfig, member_seeds, resolve_device, train
+from screening.models.training import STATE_DIR, TrainConfig, member_seeds, train
 from screening.plots import learning_curve, parity_plot
 
 log = logging.getLogger(__name__)
@@ -348,32 +348,3 @@ def element_counts(formulas) -> dict[str, int]:
     batch, _ = parse_formulas(list(formulas))
     counts = np.bincount(batch.z.ravel(), minlength=len(SYMBOLS) + 1)[1:]
     return {s: int(c) for s, c in zip(SYMBOLS, counts) if c}
-
-
-def load_model(model_dir: str, device: str = "auto") -> Ensemble:
-    model = Ensemble.load(model_dir, resolve_device(device))
-    check_featurizer(model)
-    return model
-
-
-def predict_frame(
-    model: Ensemble, frame: pd.DataFrame, members: bool = False, bf16: bool = False
-) -> tuple[pd.DataFrame, list[Rejection]]:
-    """``formula, pred_mean, pred_std`` (the members' raw spread), ``pred_sigma`` (the card's
-    calibrated predictive std, the one screening uses, when the model has one), ``dilute`` (an
-    element under 0.1 at.%: the value is an extrapolation) and with ``members`` each member's
-    ``pred_member_k``, for every featurizable row."""
-    from screening.composition import parse_formulas
-    from screening.models.calibration import predictive_std
-
-    table = get_featurizer(model.featurizer).featurize_frame_float32(frame)
-    mean, std, each = model.predict(table.values, bf16=bf16)
-    out = pd.DataFrame({"formula": table.formula, "pred_mean": mean, "pred_std": std})
-    if model.card.get("uncertainty"):
-        out["pred_sigma"] = predictive_std(std, model.card["uncertainty"])
-    out["dilute"] = parse_formulas(table.formula.tolist())[0].dilute()
-    if members:
-        for k, values in enumerate(each):
-            out[f"pred_member_{k}"] = values
-    out.index = table.index
-    return out, table.rejections

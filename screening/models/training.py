@@ -117,14 +117,6 @@ def member_seeds(config: TrainConfig) -> list[int]:
     return [config.seed * 1000 + k for k in range(config.members)]
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but no GPU is available; use --device cpu")
-    return torch.device(device)
-
-
 def train(
     net: StackedNet,
     x_train: torch.Tensor,
@@ -357,4 +349,4 @@ def _bar(enabled: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, unit="epoch", desc="train")
 
 
-__all__ = ["TrainConfig", "evaluate_members", "resolve_device", "train"]
+__all__ = ["TrainConfig", "evaluate_members", "train"]
