@@ -17,9 +17,6 @@ FEATURIZER_NAMES = (
     "magpie145",
     "elemfrac86",
     "mat2vec200",
-    "megnet16",
-    "mat2vec200dev",
-    "megnet16dev",
     "columns:NAME[,NAME...]",
     "A+B (concatenation)",
 )
@@ -27,8 +24,8 @@ FEATURIZER_NAMES = (
 
 @lru_cache(maxsize=16)
 def get_featurizer(spec: str) -> Featurizer:
-    """``magpie145``, ``elemfrac86``, ``mat2vec200``, ``megnet16`` (means of element embeddings;
-    ``mat2vec200dev``, ``megnet16dev``: their mean absolute deviations), ``columns:a,b,c``, or several joined by ``+``.
+    """``magpie145``, ``elemfrac86``, ``mat2vec200`` (the mean of an element embedding),
+    ``columns:a,b,c``, or several joined by ``+``.
     Cached: one instance per process."""
     from screening.featurizers.columns import NumericColumns
     from screening.featurizers.element_embedding import ElementEmbeddingMean
@@ -43,10 +40,8 @@ def get_featurizer(spec: str) -> Featurizer:
         return Magpie145()
     if spec == ElementFraction86.name:
         return ElementFraction86()
-    if spec in ("mat2vec200", "megnet16"):
+    if spec == "mat2vec200":
         return ElementEmbeddingMean(spec)
-    if spec in ("mat2vec200dev", "megnet16dev"):
-        return ElementEmbeddingMean(spec[: -len("dev")], statistic="dev")
     if spec.startswith("columns:"):
         return NumericColumns([c.strip() for c in spec[len("columns:") :].split(",") if c.strip()])
     raise ValueError(f"unknown featurizer {spec!r}; choose one of {', '.join(FEATURIZER_NAMES)}")

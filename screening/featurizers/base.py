@@ -38,20 +38,6 @@ class FeatureTable:
     values: np.ndarray
     rejections: list[Rejection] = field(default_factory=list)
 
-    def to_frame(self, dtype=np.float32) -> pd.DataFrame:
-        frame = pd.DataFrame(self.values.astype(dtype, copy=False), columns=self.labels)
-        frame.insert(0, "formula", self.formula)
-        return frame
-
-    def rejections_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "row": pd.array([r.index for r in self.rejections], dtype="int64"),
-                "formula": pd.array([r.formula for r in self.rejections], dtype="object"),
-                "reason": pd.array([r.reason for r in self.rejections], dtype="object"),
-            }
-        )
-
 
 class Featurizer(ABC):
     """Anything that turns rows of an input table into a fixed-width numeric vector."""

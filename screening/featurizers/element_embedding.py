@@ -1,6 +1,6 @@
 """Fraction-weighted means of learned element embeddings, read from the files matminer installs
 (no download): ``mat2vec200``, the 200-dimensional word2vec embeddings of Tshitoyan et al. (2019)
-that CrabNet and Roost start from, and ``megnet16``, MEGNet's 16-dimensional element embeddings.
+that CrabNet and Roost start from.
 
 Why: Magpie attributes describe an element by a few hand-picked properties; the embeddings carry
 what the literature says about it (chemical similarity learned from 3.3 million abstracts). Used
@@ -25,15 +25,8 @@ _MAT2VEC = (
     "and Ceder, Gerbrand and Jain, Anubhav}, journal={Nature}, volume={571}, pages={95--98}, "
     "year={2019}, doi={10.1038/s41586-019-1335-8}}"
 )
-_MEGNET = (
-    "@article{chen2019graph, title={Graph Networks as a Universal Machine Learning Framework for "
-    "Molecules and Crystals}, author={Chen, Chi and Ye, Weike and Zuo, Yunxing and Zheng, Chen and "
-    "Ong, Shyue Ping}, journal={Chemistry of Materials}, volume={31}, number={9}, "
-    "pages={3564--3572}, year={2019}, doi={10.1021/acs.chemmater.9b01294}}"
-)
 _SOURCES = {  # name: (matminer data class, citation)
     "mat2vec200": ("MatscholarElementData", _MAT2VEC),
-    "megnet16": ("MEGNetElementData", _MEGNET),
 }
 
 
@@ -54,22 +47,16 @@ def embedding_table(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ElementEmbeddingMean(CompositionFeaturizer):
-    """The fraction-weighted mean of an element embedding over a composition's elements, or
-    (``statistic="dev"``, spec ``NAMEdev``) the fraction-weighted mean absolute deviation from
-    that mean — Magpie's ``avg_dev`` applied to every embedding dimension: how unlike each other
-    the elements are, which the mean alone cannot say (a unary and a mixture can share a mean)."""
+    """The fraction-weighted mean of an element embedding over a composition's elements."""
 
-    def __init__(self, name: str, statistic: str = "mean"):
+    def __init__(self, name: str):
         if name not in _SOURCES:
             raise ValueError(f"unknown element embedding {name!r}; choose one of {', '.join(_SOURCES)}")
-        if statistic not in ("mean", "dev"):
-            raise ValueError(f"unknown statistic {statistic!r}: mean or dev")
-        self.embedding, self.statistic = name, statistic
-        self.name = name if statistic == "mean" else name + "dev"
+        self.name = self.embedding = name
         self._table, self._known = embedding_table(name)
 
     def feature_labels(self) -> list[str]:
-        return [f"{self.embedding} {self.statistic} {k}" for k in range(self._table.shape[1])]
+        return [f"{self.embedding} mean {k}" for k in range(self._table.shape[1])]
 
     def citations(self) -> list[str]:
         return [_SOURCES[self.embedding][1]]
@@ -81,10 +68,4 @@ class ElementEmbeddingMean(CompositionFeaturizer):
         # the fraction-weighted mean as one matmul: (rows x elements) fractions times the table
         weights = np.zeros((len(batch), len(self._table)))
         weights[np.arange(len(batch))[:, None], batch.z] = batch.fraction  # padding: row 0 of the table is 0
-        mean = weights @ self._table
-        if self.statistic == "mean":
-            return mean
-        dev = np.zeros_like(mean)
-        for slot in range(batch.z.shape[1]):  # padding slots have fraction 0
-            dev += batch.fraction[:, slot, None] * np.abs(self._table[batch.z[:, slot]] - mean)
-        return dev
+        return weights @ self._table
