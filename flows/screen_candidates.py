@@ -32,6 +32,7 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows._common import library_logs, picture_artifact, retry_on_io, run_from_command_line
+from screening.datasets import data_path
 from screening.ranking import print_top
 from screening.screen import ScreenPlan, ScreenRequest, finish, plan, score
 
@@ -95,8 +96,10 @@ def screen_candidates(
     candidates need ``max_candidates`` (their size, output and time are reported first).
     ``scheduler``: a Dask scheduler address (default: a local cluster of ``workers``).
     ``{date}`` in ``out`` becomes the run's UTC date: a scheduled deployment writes one folder
-    per day, and a retry on the same day resumes it."""
+    per day, and a retry on the same day resumes it. A ``reference`` path starting with ``{data}``
+    is read from ``$SCREENING_DATA_DIR`` (default: ``../shared/data`` beside the project)."""
     out = out.replace("{date}", dt.datetime.now(dt.UTC).date().isoformat())
+    reference = [data_path(p) for p in reference or []]
     if not elements and not systems:
         raise ValueError("give elements (e.g. ['Li', 'Mn', 'O']) or systems (e.g. [['Li', 'Mn', 'O']])")
     started = time.perf_counter()

@@ -20,6 +20,7 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows._common import library_logs, picture_artifact, retry_on_io, run_from_command_line
+from screening.datasets import data_path
 from screening.models.fit import TrainingData, add_auxiliary, evaluate, fit_prepared, prepare_data
 from screening.models.training import TrainConfig
 
@@ -93,12 +94,17 @@ def train_models(
     none, every row trains and the last epoch is kept, for a final model whose recipe was
     validated on another run), optionally tested on ``test``; ``aux``: tables of other sources
     (e.g. OQMD) that train the network through an output unit of their own; writes ``out`` (where
-    ``{date}`` becomes the run's UTC date). ``max_minutes`` fits the one-cycle schedule to a
-    wall-time budget (as many of ``epochs`` as the machine's pace allows, ending annealed).
+    ``{date}`` becomes the run's UTC date; table paths starting with ``{data}`` are read from
+    ``$SCREENING_DATA_DIR``, default ``../shared/data`` beside the project). ``max_minutes`` fits
+    the one-cycle schedule to a wall-time budget (as many of ``epochs`` as the machine's pace
+    allows, ending annealed).
     ``ranking`` (with ``val``): also fit the stability model that orders screens by p_stable."""
     if ranking and not val:
         raise ValueError("ranking=True needs a val table: the stability model is fitted on its screening situation")
     out = out.replace("{date}", dt.datetime.now(dt.UTC).date().isoformat())
+    train = data_path(train) if isinstance(train, str) else [data_path(p) for p in train]
+    val, test = (data_path(p) if p else p for p in (val, test))
+    aux = [data_path(p) for p in aux] if aux else aux
     config = TrainConfig.for_architecture(
         arch,
         members=members,

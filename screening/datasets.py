@@ -20,6 +20,18 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV) or PROJECT_ROOT.parent / "shared" / "data")
 
 
+DATA_PLACEHOLDER = "{data}"
+
+
+def data_path(path: str) -> str:
+    """``path`` with a leading ``{data}`` replaced by :func:`shared_data_dir`: deployments name
+    reference tables as ``{data}/mp_e_form/train.csv`` and each installation says where its data
+    is with ``$SCREENING_DATA_DIR``, not with the layout of a checkout."""
+    if path.startswith(DATA_PLACEHOLDER):
+        return str(shared_data_dir()) + path[len(DATA_PLACEHOLDER) :]
+    return path
+
+
 def manifest() -> dict:
     return json.loads(MANIFEST_PATH.read_text())
 

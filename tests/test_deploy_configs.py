@@ -12,6 +12,8 @@ sys.path.insert(0, str(PROJECT_ROOT / "deploy" / "dask"))
 def test_prefect_yaml_deployments_match_the_flows():
     import importlib
 
+    from screening.datasets import data_path
+
     config = yaml.safe_load((PROJECT_ROOT / "deploy" / "prefect.yaml").read_text())
     names = set()
     for deployment in config["deployments"]:
@@ -25,10 +27,12 @@ def test_prefect_yaml_deployments_match_the_flows():
         assert deployment["work_pool"]["name"] == "screening-pool"
         for schedule in deployment.get("schedules", []):
             assert len(schedule["cron"].split()) == 5
-        for key in ("model", "train", "aux"):
+        for key in ("model", "train", "val", "aux", "reference"):
             paths = deployment["parameters"].get(key, [])
             for path in [paths] if isinstance(paths, str) else paths:
-                assert (PROJECT_ROOT / path).exists(), path
+                # reference data comes from the installation's setting, never from this checkout's layout
+                assert key == "model" or path.startswith("{data}/"), path
+                assert (PROJECT_ROOT / data_path(path)).exists(), path
     assert names == {"screen-candidates/default", "screen-candidates/nightly", "train-models/weekly"}
 
 
@@ -51,3 +55,11 @@ def test_kubernetes_cluster_and_worker_environment():
     assert "--nthreads" in worker["args"] and worker["resources"]["limits"]["cpu"] == "2"
     environ = yaml.safe_load((PROJECT_ROOT / "deploy" / "dask" / "distributed.yaml").read_text())
     assert environ["distributed"]["nanny"]["pre-spawn-environ"]["MALLOC_TRIM_THRESHOLD_"] == 256 << 20
+
+
+def test_data_paths_follow_the_installation_setting(monkeypatch, tmp_path):
+    from screening.datasets import DATA_DIR_ENV, data_path
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    assert data_path("{data}/mp_e_form/train.csv") == f"{tmp_path}/mp_e_form/train.csv"
+    assert data_path("runs/{data}.csv") == "runs/{data}.csv" and data_path("x.csv") == "x.csv"
