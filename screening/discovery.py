@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from screening.rank_metrics import reliability as frequency_reliability
+
 
 def classification_metrics(e_above_true, e_above_pred, threshold: float = 0.0) -> dict[str, float]:
     """Precision, recall, F1 of ``e_above_pred <= threshold`` for ``e_above_true <= threshold``,
@@ -49,6 +51,5 @@ def reliability(e_above_true, p_stable, bins: int = 10, threshold: float = 0.0) 
     """Is a predicted probability of being stable (``p_below_known_hull``) a frequency? The
     reliability table, Brier score and expected calibration error of
     :func:`screening.rank_metrics.reliability`, "stable" being ``e_above_true <= threshold``."""
-    from screening.rank_metrics import reliability as frequency_reliability
 
     return frequency_reliability(np.asarray(e_above_true, np.float64) <= threshold, p_stable, bins)

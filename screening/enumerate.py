@@ -21,6 +21,7 @@ from math import comb
 import numpy as np
 
 from screening.composition import CompositionBatch
+from screening.element_tables import pymatgen_ion_data
 from screening.elements import SYMBOLS, Z_OF
 
 MAX_ARITY = 5
@@ -235,8 +236,6 @@ class CandidateChunk:
 def formula_strings(system: tuple[int, ...], amounts: np.ndarray) -> list[str]:
     """``Li2MnO3``-style formulas (amount 1 omitted), elements by increasing electronegativity
     as pymatgen writes them."""
-    from screening.featurizers.element_data import pymatgen_ion_data
-
     chi = pymatgen_ion_data()[0]
     order = sorted(range(len(system)), key=lambda j: (chi[system[j]], system[j]))
     symbols = [SYMBOLS[system[j] - 1] for j in order]
@@ -254,8 +253,6 @@ def reduced_formulas(batch: CompositionBatch) -> list[str]:
     """Reduced formulas of any compositions, written like the candidates' (``Li8O4`` ->
     ``Li2O``, ``Na1O2`` -> ``NaO2``); non-integer amounts are kept, to 4 significant digits."""
     from math import gcd
-
-    from screening.featurizers.element_data import pymatgen_ion_data
 
     chi = pymatgen_ion_data()[0]
     out = []

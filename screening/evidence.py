@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from screening.composition import CompositionBatch
+from screening.element_tables import magpie_table, metal_flags, pymatgen_ion_data
 from screening.hull import ReferenceHull, chemical_systems
+from screening.oxidation import neutral_assignment_exists
 
 RESOLUTION = 10_000  # atom fractions are compared at 1e-4
 WIDTH = 4  # element positions described (candidates of up to 4 elements; a 5th is summarized)
@@ -133,15 +135,11 @@ def _padded(a: np.ndarray) -> np.ndarray:
 
 
 def _order_by_electronegativity(batch: CompositionBatch) -> np.ndarray:
-    from screening.featurizers.element_data import pymatgen_ion_data
-
     chi = pymatgen_ion_data()[0]
     return np.argsort(np.where(batch.mask, chi[batch.z] * 1000 + batch.z, np.inf), axis=1, kind="stable")
 
 
 def _group_table() -> np.ndarray:
-    from screening.featurizers.element_data import magpie_table
-
     return magpie_table(("Column", "Row")).astype(np.int64)
 
 
@@ -207,8 +205,6 @@ def _reduce_rows(values: np.ndarray, rows: np.ndarray, n: int, ufunc, initial: f
 
 
 def _charge_columns(batch: CompositionBatch):
-    from screening.featurizers.element_data import metal_flags, pymatgen_ion_data
-    from screening.oxidation import neutral_assignment_exists
 
     chi, states, n_states = pymatgen_ion_data()
     balanced = neutral_assignment_exists(batch.z, batch.amount, states, n_states)
@@ -220,8 +216,6 @@ def _charge_columns(batch: CompositionBatch):
 def _element_columns(batch: CompositionBatch):
     """Atom fraction and properties of each element, elements by increasing electronegativity
     (the cation-like first), zeros past the last element."""
-    from screening.featurizers.element_data import magpie_table
-
     order = _order_by_electronegativity(batch)[:, :WIDTH]
     z = np.take_along_axis(batch.z, order, axis=1).astype(np.int64)
     present = z > 0

@@ -13,6 +13,7 @@ from itertools import product
 import numpy as np
 
 from screening.composition import CompositionBatch
+from screening.element_tables import metal_flags, pymatgen_ion_data
 
 ATOL = 1e-8  # numpy.isclose(x, 0): |x| <= atol
 
@@ -82,8 +83,6 @@ def charge_neutral(
     """The screening filter: charge-neutral with pymatgen's common oxidation states (one per
     element), cations less electronegative than anions; all-metal compositions pass when
     ``allow_alloys`` (as SMACT's ``smact_validity(include_alloys=True)``)."""
-    from screening.featurizers.element_data import metal_flags, pymatgen_ion_data
-
     chi, states, n_states = pymatgen_ion_data()
     ok = neutral_assignment_exists(batch.z, batch.amount, states, n_states, chi if electronegativity_order else None)
     if allow_alloys:

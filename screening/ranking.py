@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from screening.composition import CompositionBatch, parse_formulas
 from screening.hull import STABLE_TOL, ReferenceHull
+from screening.stability import stacker_inputs
 from screening.tabular_io import write_parquet_atomic
 
 # eV/atom: candidates this close above the known hull join the combined hull's points too (extra points never change a
@@ -163,7 +164,6 @@ def _system_stats(parts: list[Path]) -> pd.DataFrame:
 
 
 def _p_stable(part: Path, combined: pa.Table, stats: pd.DataFrame, stability) -> np.ndarray:
-    from screening.stability import stacker_inputs
 
     if Col.evidence_logit not in pq.read_schema(part).names:
         raise RuntimeError(

@@ -26,7 +26,9 @@ from screening.evidence import KnownCompounds
 from screening.featurizers import get_featurizer
 from screening.hull import ReferenceHull, mixture_strings
 from screening.models.calibration import predictive_std, probability_below
-from screening.models.ensemble import Ensemble
+from screening.models.ensemble import Ensemble, load_model
+from screening.oxidation import charge_neutral
+from screening.stability import StabilityModel, logit
 from screening.tabular_io import write_parquet_atomic
 
 
@@ -57,7 +59,6 @@ _STABILITY: dict[tuple[str, str], object] = {}
 
 def worker_stability(context: ScoringContext):
     """The model directory's stability model, loaded once per process (checked against its hash)."""
-    from screening.stability import StabilityModel
 
     key = (context.model_dir, context.stability_sha256 or "")
     if key not in _STABILITY:
@@ -68,7 +69,6 @@ def worker_stability(context: ScoringContext):
 
 def worker_model(context: ScoringContext) -> Ensemble:
     """The ensemble, loaded once per process (per model directory, content hash and device)."""
-    from screening.models.ensemble import load_model
 
     key = (context.model_dir, context.model_sha256, context.device)
     if key not in _MODELS:
@@ -86,7 +86,6 @@ def keep_model(context: ScoringContext, model: Ensemble) -> None:
 def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble, seconds: dict | None = None):
     """Filter, featurize and score one chunk; returns the scored table, the rejected rows and
     how many candidates each filter removed. ``seconds`` collects the time of each step."""
-    from screening.oxidation import charge_neutral
 
     clock = _Clock(seconds if seconds is not None else {})
     keep = np.ones(len(chunk), bool)
@@ -139,8 +138,6 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
     )
     clock("hull")
     if context.evidence is not None:
-        from screening.stability import logit
-
         features = context.evidence.features(batch)
         scored["evidence_logit"] = logit(worker_stability(context).evidence_probability(features))
         for name in ("log_system_known", "log_sub_hull_compounds"):

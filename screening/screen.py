@@ -29,6 +29,7 @@ from screening import __version__, run_lock
 from screening.cluster import map_bounded
 from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import read_formula_table, sha256_of
+from screening.elements import Z_OF
 from screening.enumerate import CandidateSpace, Grid, reduced_formulas, space
 from screening.evidence import KnownCompounds
 from screening.hull import ReferenceHull, restrict
@@ -36,6 +37,7 @@ from screening.hull_plot import hull_picture
 from screening.models.ensemble import Ensemble, load_model
 from screening.ranking import markdown_table, rank
 from screening.scoring import ScoringContext, keep_model, score_and_write
+from screening.stability import StabilityModel
 
 log = logging.getLogger(__name__)
 HULL_PICTURES = 3  # hull pictures of the most promising chemical systems
@@ -225,7 +227,6 @@ def check_budget(total: int, out: Path, max_candidates: int | None) -> None:
 def load_stability(model_dir: Path):
     """The model directory's stability model (``stability.json``/``.pkl``), or ``None`` if it
     has none (then the ranking is by energy above the known hull)."""
-    from screening.stability import StabilityModel
 
     if not (model_dir / "stability.json").exists():
         return None
@@ -352,7 +353,6 @@ def screen(
 
 
 def _rare_elements(model: Ensemble) -> set[int]:
-    from screening.elements import Z_OF
 
     counts = model.card.get("training_element_counts") or {}
     return {Z_OF[s] for s in Z_OF if counts and counts.get(s, 0) < RARE_ELEMENT_ROWS}

@@ -22,8 +22,10 @@ import pandas as pd
 from screening.composition import CompositionBatch, parse_formulas
 from screening.elements import SYMBOLS
 from screening.evidence import FEATURES, KnownCompounds, _composition_key, _Counter
+from screening.models.ensemble import load_model
 from screening.rank_metrics import reliability, screening_metrics
 from screening.rediscovery import Situation, evidence_table, simulated, situations
+from screening.screen import ScreenRequest, read_reference, screen
 from screening.stability import (
     GBM,
     STACK_GBM,
@@ -52,7 +54,6 @@ class Fitted:
 def read_table(paths: list[str]) -> tuple[CompositionBatch, np.ndarray]:
     """Known or hidden compounds as the screen reads them (:func:`screening.screen.read_reference`:
     lowest energy per composition); a row that cannot be used is an error here, not a rejection."""
-    from screening.screen import read_reference
 
     batch, energy, rejected = read_reference(paths)
     if len(rejected):
@@ -66,7 +67,6 @@ def read_table(paths: list[str]) -> tuple[CompositionBatch, np.ndarray]:
 def screened(situation: Situation, model: str, work: Path, known_paths: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """Screen the situation's systems with our own pipeline: its ranked table, labelled, and
     the candidates' evidence features."""
-    from screening.screen import ScreenRequest, screen
 
     given = work / f"given-{situation.arity}.csv"  # hidden compounds of fewer elements, given as known
     extra = np.arange(situation.n_known_table, len(situation.known))
@@ -144,7 +144,6 @@ def fit_stability(
 ) -> Fitted:
     """Screen the hidden table's situations with ``energy_model``, fit both stages, measure
     them cross-fitted, and fit the stacker on every row (see the module's docstring)."""
-    from screening.models.ensemble import load_model
 
     started = time.perf_counter()
     model = load_model(energy_model, "cpu")

@@ -138,7 +138,7 @@ def test_charge_neutral_filter():
 
 
 def test_charge_neutral_implies_a_pymatgen_oxidation_state_guess(all_formulas):
-    from screening.featurizers.element_data import pymatgen_ion_data
+    from screening.element_tables import pymatgen_ion_data
 
     _, states, n_states = pymatgen_ion_data()
     rng = np.random.default_rng(1)

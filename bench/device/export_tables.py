@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from screening.featurizers.element_data import magpie_table, metal_flags, pymatgen_ion_data
+from screening.element_tables import magpie_table, metal_flags, pymatgen_ion_data
 from screening.featurizers.element_embedding import embedding_table
 from screening.featurizers.magpie import MAGPIE_PROPERTIES
 

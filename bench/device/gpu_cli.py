@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-import screening.featurizers.element_data as element_data
+import screening.element_tables as element_data
 import screening.featurizers.element_embedding as element_embedding
 
 _tables = np.load(Path(__file__).with_name("tables.npz"))

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from screening.composition import CompositionBatch
+from screening.element_tables import magpie_table, pymatgen_ion_data
 from screening.featurizers.base import CompositionFeaturizer
-from screening.featurizers.element_data import magpie_table, pymatgen_ion_data
 from screening.oxidation import neutral_assignment_exists
 
 MAGPIE_PROPERTIES = (

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from screening.datasets import sha256_of
 from screening.featurizers import get_featurizer
 from screening.models.training import TrainConfig
+from screening.stability import StabilityModel
 
 
 def render_model_card(card: dict) -> str:
@@ -213,7 +215,6 @@ def write_card(model_dir: str | Path, card: dict) -> Path:
 def trained_on(card: dict, path: str | Path) -> bool:
     """Whether the table at ``path`` (by content hash) is one the model was trained on (as
     primary or auxiliary data: either way the network has learnt from its rows)."""
-    from screening.datasets import sha256_of
 
     data = card.get("data", {})
     tables = _tables(data) + (_tables(data, "auxiliary") if "auxiliary" in data else [])
@@ -298,8 +299,6 @@ def adopt_ranking(model_dir: str | Path, source_dir: str | Path) -> dict:
 
 def _copy_ranking(model_dir: str | Path, source_dir: str | Path, card: dict, source: dict) -> dict:
     import shutil
-
-    from screening.stability import StabilityModel
 
     StabilityModel.load(source_dir)  # verified before it is copied
     for name in ("stability.pkl", "stability.json"):

@@ -15,11 +15,13 @@ import pandas as pd
 import torch
 
 from screening import __version__
-from screening.composition import Rejection
+from screening.composition import Rejection, parse_formulas
 from screening.datasets import read_formula_table, sha256_of
+from screening.elements import SYMBOLS
 from screening.featurizers import get_featurizer
 from screening.models.architectures import StackedNet, parameters_per_member
 from screening.models.calibration import fit_spread
+from screening.models.card import render_model_card, trained_on
 from screening.models.ensemble import Ensemble, resolve_device
 from screening.models.metrics import regression_metrics
 from screening.models.training import STATE_DIR, TrainConfig, member_seeds, train
@@ -155,7 +157,6 @@ def add_auxiliary(data: TrainingData, paths: Sequence[str], out_dir: str) -> Tra
     another database's value for the same composition would leak into the validation score."""
     if not paths:
         return data
-    from screening.composition import parse_formulas
 
     held_out = set(parse_formulas(data.held_out_formulas)[0].composition_keys()) if data.held_out_formulas else set()
     auxiliary, tables, rejected = [], [], []
@@ -279,7 +280,6 @@ def fit_prepared(
         card["metrics"] = {}
         model.save(out, half=half)
         pd.DataFrame(history).to_json(out / "history.jsonl", orient="records", lines=True)
-        from screening.models.card import render_model_card
 
         (out / "MODEL_CARD.md").write_text(render_model_card(card))
         learning_curve(
@@ -303,7 +303,6 @@ def fit_prepared(
         model.card = card
         model.save(out, half=True)
     pd.DataFrame(history).to_json(out / "history.jsonl", orient="records", lines=True)
-    from screening.models.card import render_model_card
 
     (out / "MODEL_CARD.md").write_text(render_model_card(card))
     learning_curve(
@@ -326,7 +325,6 @@ def evaluate(model: Ensemble, data_path: str, plot: str | Path | None = None) ->
     if not len(y):
         raise ValueError(f"no usable rows in {data_path} ({len(rejected)} rejected)")
     mean, _, _ = model.predict(x)
-    from screening.models.card import trained_on
 
     metrics = regression_metrics(y, mean) | {
         "rows_rejected": len(rejected),
@@ -342,8 +340,6 @@ def evaluate(model: Ensemble, data_path: str, plot: str | Path | None = None) ->
 def element_counts(formulas) -> dict[str, int]:
     """Training compositions containing each element: screening flags candidates with elements
     the model has barely seen (their predictions are extrapolations)."""
-    from screening.composition import parse_formulas
-    from screening.elements import SYMBOLS
 
     batch, _ = parse_formulas(list(formulas))
     counts = np.bincount(batch.z.ravel(), minlength=len(SYMBOLS) + 1)[1:]

@@ -22,7 +22,9 @@ import torch
 from screening import __version__
 from screening.datasets import read_formula_table, sha256_of
 from screening.models.architectures import StackedNet
+from screening.models.card import render_model_card
 from screening.models.ensemble import WEIGHTS, Ensemble
+from screening.models.fit import featurize_targets
 from screening.models.metrics import regression_metrics
 
 
@@ -116,7 +118,6 @@ def merge_models(
     if metrics:
         model.card["metrics"] = {"validation": metrics}
         model.save(out, half=half)
-    from screening.models.card import render_model_card
 
     (out / "MODEL_CARD.md").write_text(render_model_card(model.card))
     return model, metrics
@@ -125,7 +126,6 @@ def merge_models(
 def _validate_on_shared_table(model: Ensemble, parts: list[Ensemble]) -> dict:
     """Metrics on the validation table every part was validated on, if it is still where the
     cards say and unchanged; else ``{}``."""
-    from screening.models.fit import featurize_targets
 
     tables = [p.card.get("data", {}).get("val", {}) for p in parts]
     path, digest = tables[0].get("path"), tables[0].get("sha256")

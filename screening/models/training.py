@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from screening.models.architectures import StackedNet, get_architecture
+from screening.models.inference import FoldedNet
 from screening.models.optimizers import SharedAdamW, StackedAdamW
 
 log = logging.getLogger(__name__)
@@ -296,7 +297,6 @@ def evaluate_members(
 ) -> torch.Tensor:
     """Per-member MAE on standardized data, ``[members]`` (the folded inference network: the
     same function as ``net`` in eval mode, in ``x``'s dtype or bfloat16)."""
-    from screening.models.inference import FoldedNet
 
     net.eval()
     program = FoldedNet(net, torch.bfloat16 if bf16 else x.dtype)
