@@ -250,24 +250,13 @@ def _hull(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from screening.composition import Rejection, parse_formulas
-    from screening.datasets import read_formula_table
+    from screening.datasets import formula_targets, read_formula_table
     from screening.elements import SYMBOLS
     from screening.hull import hull_distances
 
     _check_out_file(args.out)
 
-    frame = read_formula_table(args.data)
-    if "target" not in frame.columns:
-        raise KeyError(f"{args.data} has no 'target' column (formation energy per atom, eV/atom)")
-    batch, rejected = parse_formulas(frame["formula"].tolist())
-    energy = pd.to_numeric(frame["target"], errors="coerce").to_numpy(np.float64)[batch.index]
-    finite = np.isfinite(energy)
-    rejected += [
-        Rejection(int(i), str(f), f"energy {frame['target'].iloc[i]!r} is not a finite number")
-        for i, f in zip(batch.index[~finite], batch.formula[~finite])
-    ]
-    batch, energy = batch.select(finite), energy[finite]
+    batch, energy, rejected = formula_targets(read_formula_table(args.data), args.data)
     result = hull_distances(batch, energy)
     table = pd.DataFrame(
         {

@@ -8,7 +8,10 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from screening.composition import CompositionBatch, Rejection, parse_formulas
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_PATH = PROJECT_ROOT / "data" / "manifest.json"
@@ -77,6 +80,36 @@ def read_formula_table(path: str | Path) -> pd.DataFrame:
         frame["target"] = pd.to_numeric(text, errors="coerce")
         frame["target_as_written"] = text
     return frame
+
+
+def require_target(frame: pd.DataFrame, source: str) -> None:
+    if "target" not in frame.columns:
+        raise KeyError(
+            f"{source} has no 'target' column (e.g. formation energy per atom, eV/atom); it has {list(frame.columns)}"
+        )
+
+
+def finite_targets(frame: pd.DataFrame, rows: np.ndarray, formulas) -> tuple[np.ndarray, np.ndarray, list[Rejection]]:
+    """The targets of ``rows`` (positions in ``frame``, with their ``formulas``): a mask of the
+    finite ones, their values, and a rejection for each other, the value shown as written."""
+    target = pd.to_numeric(frame["target"], errors="coerce").to_numpy(np.float64)[rows]
+    finite = np.isfinite(target)
+    written = frame["target_as_written"] if "target_as_written" in frame.columns else frame["target"]
+    rejected = [
+        Rejection(int(i), str(f), f"target {str(written.iloc[i])!r} is not a finite number")
+        for i, f in zip(np.asarray(rows)[~finite], np.asarray(formulas, dtype=object)[~finite])
+    ]
+    return finite, target[finite], rejected
+
+
+def formula_targets(frame: pd.DataFrame, source: str) -> tuple[CompositionBatch, np.ndarray, list[Rejection]]:
+    """The rows of a ``formula,target`` table as compositions with finite targets; every other row
+    as a rejection (in input order) saying why: the one reader of such tables for hulls and
+    reference data (training reads them through :func:`finite_targets` after featurizing)."""
+    require_target(frame, source)
+    batch, rejected = parse_formulas(frame["formula"].tolist())
+    finite, target, bad = finite_targets(frame, batch.index, batch.formula)
+    return batch.select(finite), target, sorted(rejected + bad, key=lambda r: r.index)
 
 
 def sha256_of(path: str | Path) -> str:

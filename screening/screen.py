@@ -28,7 +28,7 @@ import pandas as pd
 from screening import __version__, run_lock
 from screening.cluster import map_bounded
 from screening.composition import CompositionBatch, parse_formulas
-from screening.datasets import read_formula_table, sha256_of
+from screening.datasets import formula_targets, read_formula_table, sha256_of
 from screening.elements import Z_OF
 from screening.enumerate import CandidateSpace, Grid, reduced_formulas, space
 from screening.evidence import KnownCompounds
@@ -75,20 +75,9 @@ def read_reference(paths: list[str]) -> tuple[CompositionBatch, np.ndarray, pd.D
         batch, _ = parse_formulas([])
         return batch, np.zeros(0), pd.DataFrame(columns=["row", "formula", "reason", "source"])
     frame = pd.concat(frames, ignore_index=True)
-    if "target" not in frame.columns:
-        raise KeyError("reference tables need a 'target' column (formation energy per atom, eV/atom)")
-    batch, rejected = parse_formulas(frame["formula"].tolist())
-    energy = pd.to_numeric(frame["target"], errors="coerce").to_numpy(np.float64)[batch.index]
-    bad = ~np.isfinite(energy)
-    reasons = [(r.index, r.formula, r.reason) for r in rejected]
-    written = frame["target_as_written"] if "target_as_written" in frame.columns else frame["target"]
-    reasons += [
-        (int(i), str(f), f"energy {str(written.iloc[i])!r} is not a finite number")
-        for i, f in zip(batch.index[bad], batch.formula[bad])
-    ]
-    table = pd.DataFrame(reasons, columns=["row", "formula", "reason"])
+    batch, energy, rejected = formula_targets(frame, "reference tables")
+    table = pd.DataFrame([(r.index, r.formula, r.reason) for r in rejected], columns=["row", "formula", "reason"])
     table["source"] = frame["source"].iloc[table["row"]].to_numpy() if len(table) else []
-    batch, energy = batch.select(~bad), energy[~bad]
     keys = pd.Series(batch.composition_keys())
     lowest = (
         pd.DataFrame({"key": keys, "e": energy})

@@ -38,4 +38,4 @@ def test_bad_tables_are_one_error_naming_the_file_and_values_are_shown_as_writte
     bad = tmp_path / "bad.csv"
     bad.write_text("formula,target\nFe2O3,abc\nLi2O,-2.0\n")
     _, energy, rejected = read_reference([str(bad)])
-    assert rejected["reason"].tolist() == ["energy 'abc' is not a finite number"] and len(energy) == 1
+    assert rejected["reason"].tolist() == ["target 'abc' is not a finite number"] and len(energy) == 1

@@ -16,7 +16,7 @@ import torch
 
 from screening import __version__
 from screening.composition import Rejection, parse_formulas
-from screening.datasets import read_formula_table, sha256_of
+from screening.datasets import finite_targets, read_formula_table, require_target, sha256_of
 from screening.elements import SYMBOLS
 from screening.featurizers import get_featurizer
 from screening.models.architectures import StackedNet, parameters_per_member
@@ -35,17 +35,11 @@ def featurize_targets(
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[Rejection]]:
     """Features and targets of the usable rows; rows with unusable formulas or targets are
     returned as rejections (never silently dropped)."""
-    if "target" not in frame.columns:
-        raise KeyError(f"{source} has no 'target' column; it has {list(frame.columns)}")
+    require_target(frame, source)
     table = get_featurizer(featurizer).featurize_frame_float32(frame)
-    target = pd.to_numeric(frame["target"], errors="coerce").to_numpy(np.float64)[table.index]
-    ok = np.isfinite(target)
-    written = frame["target_as_written"] if "target_as_written" in frame.columns else frame["target"]
-    rejections = list(table.rejections) + [
-        Rejection(int(i), str(f), f"target {str(written.iloc[i])!r} is not a finite number")
-        for i, f in zip(table.index[~ok], table.formula[~ok])
-    ]
-    return table.values[ok].astype(np.float32), target[ok], list(table.formula[ok]), rejections
+    ok, target, bad = finite_targets(frame, table.index, table.formula)
+    rejections = sorted(list(table.rejections) + bad, key=lambda r: r.index)
+    return table.values[ok], target, list(table.formula[ok]), rejections
 
 
 @dataclass
