@@ -32,6 +32,7 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows._common import library_logs, picture_artifact, retry_on_io, run_from_command_line
+from screening.columns import Col
 from screening.datasets import data_path
 from screening.ranking import print_top
 from screening.screen import ScreenPlan, ScreenRequest, finish, plan, score
@@ -145,17 +146,17 @@ def screen_candidates(
 def publish_artifacts(summary: dict, model: str) -> None:
     """The run's top candidates, a summary, links to its outputs and its best hull picture."""
     top = pd.read_csv(summary["outputs"]["top"]).head(20)
-    by_p = "p_stable" in top.columns
+    by_p = Col.p_stable in top.columns
     columns = [
         "rank",
         "formula",
-        "chemsys",
-        *(["p_stable"] if by_p else []),
-        "e_form_pred",
-        "e_form_std",
-        "e_above_known_hull",
-        "p_below_known_hull",
-        "known_decomposition",
+        Col.chemsys,
+        *([Col.p_stable] if by_p else []),
+        Col.e_form_pred,
+        Col.e_form_std,
+        Col.e_above_known_hull,
+        Col.p_below_known_hull,
+        Col.known_decomposition,
     ]
     create_table_artifact(
         key="top-candidates",

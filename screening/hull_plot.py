@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 
+from screening.columns import Col
 from screening.composition import CompositionBatch, parse_formulas
 from screening.elements import Z_OF
 from screening.enumerate import reduced_formulas
@@ -43,7 +44,7 @@ def hull_picture(
 ) -> Path:
     """Draw the hull picture of ``chemsys`` (e.g. ``"Li-Mn-O"``) into ``path`` (PNG)."""
     symbols = chemsys.split("-")
-    cands = ranked[ranked["chemsys"] == chemsys].sort_values("e_above_known_hull")
+    cands = ranked[ranked[Col.chemsys] == chemsys].sort_values(Col.e_above_known_hull)
     if len(symbols) > 3:
         return _ladder(chemsys, cands, path, label_top=30)
     known_batch, known_e = restrict(ref_batch, ref_energy, {Z_OF[s] for s in symbols})
@@ -72,12 +73,12 @@ def _binary(ax, symbols, x_known, e_known, stable, names, x_cand, cands, label_t
     ax.plot(x_known[stable][order], e_known[stable][order], "-", color="black", lw=1.2, label="hull of known compounds")
     ax.scatter(x_known[~stable], e_known[~stable], s=18, facecolors="none", edgecolors="0.4", label="known, above hull")
     ax.scatter(x_known[stable], e_known[stable], s=30, color="black", zorder=3, label="known, on hull")
-    pred = cands["e_form_pred"].to_numpy()
-    below = cands["e_above_known_hull"].to_numpy() < 0
+    pred = cands[Col.e_form_pred].to_numpy()
+    below = cands[Col.e_above_known_hull].to_numpy() < 0
     ax.errorbar(
         x_cand[~below],
         pred[~below],
-        yerr=cands["e_form_std"].to_numpy()[~below],
+        yerr=cands[Col.e_form_std].to_numpy()[~below],
         fmt="o",
         ms=3.5,
         color="tab:blue",
@@ -88,7 +89,7 @@ def _binary(ax, symbols, x_known, e_known, stable, names, x_cand, cands, label_t
     ax.errorbar(
         x_cand[below],
         pred[below],
-        yerr=cands["e_form_std"].to_numpy()[below],
+        yerr=cands[Col.e_form_std].to_numpy()[below],
         fmt="*",
         ms=10,
         color="tab:red",
@@ -131,7 +132,7 @@ def _ternary(fig, ax, symbols, x_known, e_known, stable, names, x_cand, cands, l
         for name, (px, py) in zip(names[stable], xy_known[stable]):
             if name not in symbols:
                 ax.annotate(name, (px, py), textcoords="offset points", xytext=(0, -11), ha="center", fontsize=7)
-    e_above = cands["e_above_known_hull"].to_numpy()
+    e_above = cands[Col.e_above_known_hull].to_numpy()
     # limits on a 0.01 grid, so that the tick values are exactly inside them
     high = max(0.05, np.ceil(float(np.nanpercentile(e_above, 95)) * 100) / 100) if len(e_above) else 0.1
     low = min(-0.02, np.floor(float(np.nanmin(e_above)) * 100) / 100) if len(e_above) else -0.1
@@ -201,15 +202,20 @@ def _ladder(chemsys: str, cands: pd.DataFrame, path, label_top: int) -> Path:
     plt = _pyplot()
     top = cands.head(label_top).iloc[::-1]
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(top) + 1.6), dpi=120)
-    colors = np.where(top["e_above_known_hull"] < 0, "tab:red", "tab:blue")
+    colors = np.where(top[Col.e_above_known_hull] < 0, "tab:red", "tab:blue")
     ax.errorbar(
-        top["e_above_known_hull"], np.arange(len(top)), xerr=top["e_form_std"], fmt="none", ecolor="0.5", elinewidth=0.8
+        top[Col.e_above_known_hull],
+        np.arange(len(top)),
+        xerr=top[Col.e_form_std],
+        fmt="none",
+        ecolor="0.5",
+        elinewidth=0.8,
     )
-    ax.scatter(top["e_above_known_hull"], np.arange(len(top)), c=colors, s=22, zorder=3)
+    ax.scatter(top[Col.e_above_known_hull], np.arange(len(top)), c=colors, s=22, zorder=3)
     ax.axvline(0, color="black", lw=1, label="hull of known compounds")
     ax.set_yticks(
         np.arange(len(top)),
-        [f"{f}  (P={p:.2f})" for f, p in zip(top["formula"], top["p_below_known_hull"])],
+        [f"{f}  (P={p:.2f})" for f, p in zip(top["formula"], top[Col.p_below_known_hull])],
         fontsize=7,
     )
     ax.set(

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from screening.columns import Col
 from screening.composition import CompositionBatch, parse_formulas
 from screening.hull import STABLE_TOL, ReferenceHull
 from screening.stability import stacker_inputs
@@ -38,30 +38,6 @@ from screening.tabular_io import write_parquet_atomic
 # hull)
 HULL_SET_TOL = 1e-6
 RANK_SCRATCH = ".rank-scratch"  # hidden: Parquet readers of the run folder skip it
-
-
-class Col(StrEnum):
-    """Column names of the scored and ranked tables (documented in docs/outputs.md)."""
-
-    rank = "rank"
-    candidate_id = "candidate_id"
-    formula = "formula"
-    chemsys = "chemsys"
-    n_elements = "n_elements"
-    e_form_pred = "e_form_pred"
-    e_form_std = "e_form_std"
-    known_hull_energy = "known_hull_energy"
-    e_above_known_hull = "e_above_known_hull"
-    p_below_known_hull = "p_below_known_hull"
-    known_decomposition = "known_decomposition"
-    rare_element = "rare_element"
-    evidence_logit = "evidence_logit"
-    log_system_known = "log_system_known"
-    log_sub_hull_compounds = "log_sub_hull_compounds"
-    p_stable = "p_stable"
-    e_above_combined_hull = "e_above_combined_hull"
-    stable_combined = "stable_combined"
-    rank_in_system = "rank_in_system"
 
 
 @dataclass

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from screening.columns import Col
 from screening.enumerate import CandidateChunk
 from screening.evidence import FEATURES as EVIDENCE_FEATURES
 from screening.evidence import KnownCompounds
@@ -105,7 +106,7 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
     )
     rejected = pd.DataFrame(
         {
-            "candidate_id": chunk.candidate_id[rows[[r.index for r in table.rejections]]],
+            Col.candidate_id: chunk.candidate_id[rows[[r.index for r in table.rejections]]],
             "formula": pd.Series([r.formula for r in table.rejections], dtype=object),
             "reason": pd.Series([r.reason for r in table.rejections], dtype=object),
         }
@@ -121,26 +122,26 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
     rare = list(context.rare)
     scored = pd.DataFrame(
         {
-            "candidate_id": chunk.candidate_id[scored_rows],
+            Col.candidate_id: chunk.candidate_id[scored_rows],
             "formula": batch.formula,
-            "chemsys": chunk.chemsys[scored_rows],
-            "n_elements": batch.n_elements.astype(np.int8),
-            "e_form_pred": mean.astype(np.float64),
-            "e_form_std": std.astype(np.float64),
-            "known_hull_energy": hull_e,
-            "e_above_known_hull": e_above,
-            "p_below_known_hull": p_below,
-            "known_decomposition": mixture_strings(
+            Col.chemsys: chunk.chemsys[scored_rows],
+            Col.n_elements: batch.n_elements.astype(np.int8),
+            Col.e_form_pred: mean.astype(np.float64),
+            Col.e_form_std: std.astype(np.float64),
+            Col.known_hull_energy: hull_e,
+            Col.e_above_known_hull: e_above,
+            Col.p_below_known_hull: p_below,
+            Col.known_decomposition: mixture_strings(
                 vertex_ids, weights, context.reference_names or context.hull.batch.formula, digits=4
             ),
-            "rare_element": np.isin(batch.z, rare).any(axis=1) if rare else np.zeros(len(batch), bool),
+            Col.rare_element: np.isin(batch.z, rare).any(axis=1) if rare else np.zeros(len(batch), bool),
         }
     )
     clock("hull")
     if context.evidence is not None:
         features = context.evidence.features(batch)
-        scored["evidence_logit"] = logit(worker_stability(context).evidence_probability(features))
-        for name in ("log_system_known", "log_sub_hull_compounds"):
+        scored[Col.evidence_logit] = logit(worker_stability(context).evidence_probability(features))
+        for name in (Col.log_system_known, Col.log_sub_hull_compounds):
             scored[name] = features[:, EVIDENCE_FEATURES.index(name)]
         clock("evidence")
     return scored, rejected, removed

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from screening.columns import Col
 from screening.evidence import FEATURES as EVIDENCE_FEATURES
 
 FORMAT = "screening-stability/1"
@@ -79,11 +80,11 @@ SYSTEM_STATS = ("best_evidence_logit", "best_e_above_known_hull", "share_below_k
 def system_stats(frame: pd.DataFrame) -> pd.DataFrame:
     """Per chemical system (index ``chemsys``): the best evidence, the lowest energy above the
     known hull, and the share of candidates below it (every candidate of a system needed)."""
-    grouped = frame.assign(_below=frame["e_above_known_hull"] < 0).groupby("chemsys")
+    grouped = frame.assign(_below=frame[Col.e_above_known_hull] < 0).groupby(Col.chemsys)
     return pd.DataFrame(
         {
-            "best_evidence_logit": grouped["evidence_logit"].max(),
-            "best_e_above_known_hull": grouped["e_above_known_hull"].min(),
+            "best_evidence_logit": grouped[Col.evidence_logit].max(),
+            "best_e_above_known_hull": grouped[Col.e_above_known_hull].min(),
             "share_below_known_hull": grouped["_below"].mean(),
         }
     )
@@ -96,28 +97,28 @@ def stacker_inputs(frame: pd.DataFrame, systems: pd.DataFrame) -> np.ndarray:
     all their candidates). The spread is the members' raw one (``e_form_std``): a model card's
     calibration of it would change ``z_known`` between the twin the stacker was fitted with and
     the model it is used with."""
-    stats = systems.reindex(frame["chemsys"].to_numpy())
+    stats = systems.reindex(frame[Col.chemsys].to_numpy())
     if stats.isna().any().any():
         raise ValueError("system statistics are missing for some candidates' systems")
 
     def col(name: str) -> np.ndarray:
         return frame[name].to_numpy(np.float64)
 
-    e, ev = col("e_above_known_hull"), col("evidence_logit")
-    sigma = col("e_form_std")
+    e, ev = col(Col.e_above_known_hull), col(Col.evidence_logit)
+    sigma = col(Col.e_form_std)
     columns = {
-        "evidence_logit": ev,
+        Col.evidence_logit: ev,
         "evidence_gap_to_system_best": stats["best_evidence_logit"].to_numpy() - ev,
-        "e_above_known_hull": e,
+        Col.e_above_known_hull: e,
         "e_above_known_gap_to_system_best": e - stats["best_e_above_known_hull"].to_numpy(),
-        "e_above_combined_hull": col("e_above_combined_hull"),
+        Col.e_above_combined_hull: col(Col.e_above_combined_hull),
         "spread": sigma,
         "z_known": e / np.maximum(sigma, 1e-3),
-        "e_form_pred": col("e_form_pred"),
-        "known_hull_energy": col("known_hull_energy"),
-        "n_elements": col("n_elements"),
-        "log_system_known": col("log_system_known"),
-        "log_sub_hull_compounds": col("log_sub_hull_compounds"),
+        Col.e_form_pred: col(Col.e_form_pred),
+        Col.known_hull_energy: col(Col.known_hull_energy),
+        Col.n_elements: col(Col.n_elements),
+        Col.log_system_known: col(Col.log_system_known),
+        Col.log_sub_hull_compounds: col(Col.log_sub_hull_compounds),
         "system_share_below_known": stats["share_below_known_hull"].to_numpy(),
     }
     return np.column_stack([columns[name] for name in STACK_FEATURES])
