@@ -27,6 +27,7 @@ from screening import __version__
 from screening.cluster import map_bounded
 from screening.featurizers import get_featurizer
 from screening.featurizers.base import require_columns
+from screening.runs import MANIFEST, check_folder, part_name, progress_bar, start_folder
 from screening.tabular_io import (
     Storage,
     count_rows,
@@ -37,7 +38,6 @@ from screening.tabular_io import (
     write_parquet_atomic,
 )
 
-MANIFEST = "_manifest.json"
 SUMMARY = "_summary.json"
 FEATURES_DIR = "features"
 REJECTED_DIR = "rejected"
@@ -67,10 +67,6 @@ class DatasetSummary:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
-
-
-def part_name(chunk: int) -> str:
-    return f"part-{chunk:05d}.parquet"
 
 
 def feature_schema(labels: list[str], metadata: dict) -> pa.Schema:
@@ -107,27 +103,11 @@ def featurize_chunk(spec: str, chunk: int, start_row: int, frame, out_dir: str, 
 
 
 def _prepare_out_dir(out: Storage, manifest: dict, overwrite: bool) -> None:
-    if not out.is_empty():
-        if not out.exists(MANIFEST):
-            raise FileExistsError(
-                f"output directory {out.url} exists and is not a screening dataset; choose another --out"
-            )
-        previous = json.loads(out.read_text(MANIFEST))
-        if overwrite:
-            for name in (FEATURES_DIR, REJECTED_DIR, MANIFEST, SUMMARY):
-                out.remove(name)
-        elif previous != manifest:
-            changed = sorted(k for k in manifest.keys() | previous.keys() if manifest.get(k) != previous.get(k))
-            raise FileExistsError(
-                f"output directory {out.url} holds a dataset made with different {', '.join(changed)}; "
-                "pass --overwrite to replace it or choose another --out"
-            )
-    for name in (FEATURES_DIR, REJECTED_DIR):
-        out.makedirs(name)
-        for stale in out.glob(name, "*.tmp"):  # left by a run that was killed mid-write
-            out.remove_path(stale)
-    if not out.exists(MANIFEST):
-        out.write_text(json.dumps(manifest, indent=2), MANIFEST)
+    if overwrite and out.exists(MANIFEST):
+        for name in (FEATURES_DIR, REJECTED_DIR, MANIFEST, SUMMARY):
+            out.remove(name)
+    check_folder(out, manifest, "screening dataset", "pass --overwrite to replace it or choose another --out")
+    start_folder(out, manifest, (FEATURES_DIR, REJECTED_DIR))
 
 
 def featurize_file(
@@ -191,7 +171,7 @@ def featurize_chunks(
     metadata = {"featurizer": feat.spec(), "input": source, "code_version": __version__}
 
     results: list[ChunkResult] = []
-    bar = _progress_bar(progress, expected_rows, feat.spec())
+    bar = progress_bar(progress, expected_rows, "rows", f"featurize {feat.spec()}")
 
     def record(result: ChunkResult) -> None:
         results.append(result)
@@ -230,11 +210,3 @@ def featurize_chunks(
         raise RuntimeError(f"read {summary.rows_in} rows of {source}, which has {expected_rows}")
     out.write_text(summary.to_json(), SUMMARY)
     return summary
-
-
-def _progress_bar(enabled: bool, total: int | None, label: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="rows", unit_scale=True, desc=f"featurize {label}")

@@ -29,6 +29,7 @@ from screening.hull import ReferenceHull, mixture_strings
 from screening.models.calibration import predictive_std, probability_below
 from screening.models.ensemble import Ensemble, load_model
 from screening.oxidation import charge_neutral
+from screening.runs import part_name
 from screening.stability import StabilityModel, logit
 from screening.tabular_io import write_parquet_atomic
 
@@ -157,10 +158,6 @@ class _Clock:
         now = time.perf_counter()
         self.seconds[step] = self.seconds.get(step, 0.0) + now - self.last
         self.last = now
-
-
-def part_name(index: int) -> str:
-    return f"part-{index:05d}.parquet"
 
 
 def chunk_meta(out: str | Path, index: int) -> dict | None:

@@ -36,8 +36,10 @@ from screening.hull import ReferenceHull, restrict
 from screening.hull_plot import hull_picture
 from screening.models.ensemble import Ensemble, load_model
 from screening.ranking import markdown_table, rank
+from screening.runs import check_folder, progress_bar, remove_stale_temporaries, start_folder
 from screening.scoring import ScoringContext, keep_model, score_and_write
 from screening.stability import StabilityModel
+from screening.tabular_io import Storage
 
 log = logging.getLogger(__name__)
 HULL_PICTURES = 3  # hull pictures of the most promising chemical systems
@@ -248,7 +250,7 @@ def score(
         "removed": {},
         "chunk_seconds": {},
     }
-    bar, done, resumed = _bar(progress, plan.total), 0, 0
+    bar, done, resumed = progress_bar(progress, plan.total, "cand", "screen"), 0, 0
     results = map_bounded(
         score_and_write,
         ((i, chunk, out) for i, chunk in todo),
@@ -281,8 +283,7 @@ def score(
             f"candidate accounting failed: {counts} for a space of {plan.total:,} in {plan.n_chunks} chunks"
         )
     counts["chunk_seconds"] = {k: round(v, 2) for k, v in counts["chunk_seconds"].items()}  # summed over workers
-    for name in ("scored", "rejected"):  # a worker killed while writing leaves its temporary file
-        remove_stale_temporaries(plan.out / name)
+    remove_stale_temporaries(Storage(str(plan.out)), ("scored", "rejected"))  # a worker killed mid-write
     return counts | {"score_seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -347,50 +348,21 @@ def _rare_elements(model: Ensemble) -> set[int]:
     return {Z_OF[s] for s in Z_OF if counts and counts.get(s, 0) < RARE_ELEMENT_ROWS}
 
 
-def remove_stale_temporaries(directory: Path) -> None:
-    """Delete the temporary files of interrupted writes (``.part-*.tmp``, hidden; the finished
-    parts are never touched)."""
-    for stale in directory.glob("*.tmp"):  # pathlib's * matches hidden names too
-        stale.unlink(missing_ok=True)
-
-
 def _check_folder(out: Path, request: ScreenRequest, inputs: dict) -> dict:
     """The manifest this request needs; refuses a folder that holds another run or other files.
     Writes nothing (a start that fails later leaves the folder as it was)."""
-    manifest = out / "_manifest.json"
     wanted = {
         k: v for k, v in asdict(request).items() if k not in ("out", "device", "top_k", "max_candidates")
     } | inputs
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} is a file, not a folder; choose another --out")
-    if manifest.exists():
-        previous = json.loads(manifest.read_text())
-        if previous != wanted:
-            changed = sorted(k for k in wanted if wanted[k] != previous.get(k))
-            raise FileExistsError(
-                f"{out} holds a screening run with different {', '.join(changed)}; rerun with the same "
-                f"request to resume it, or choose another --out"
-            )
-    elif out.exists() and any(p.name != run_lock.LOCK_NAME for p in out.iterdir()):
-        raise FileExistsError(f"output directory {out} exists and is not a screening run; choose another --out")
+    check_folder(
+        Storage(str(out)),
+        wanted,
+        "screening run",
+        "rerun with the same request to resume it, or choose another --out",
+        ignore=(run_lock.LOCK_NAME,),
+    )
     return wanted
 
 
 def _start_folder(out: Path, wanted: dict) -> None:
-    for name in ("scored", "rejected"):
-        (out / name).mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(out / name)
-    manifest = out / "_manifest.json"
-    if not manifest.exists():
-        tmp = out / "._manifest.json.tmp"
-        tmp.write_text(json.dumps(wanted, indent=2))
-        tmp.replace(manifest)
-
-
-def _bar(enabled: bool, total: int):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    # disable=None: no bar when stderr is not a terminal (a redirected log would fill with \r lines)
-    return tqdm(total=total, unit="cand", unit_scale=True, desc="screen", disable=None)
+    start_folder(Storage(str(out)), wanted, ("scored", "rejected"))

@@ -132,6 +132,10 @@ class Storage:
     def exists(self, *parts: str) -> bool:
         return self.fs.exists(self._inner(*parts))
 
+    def listing(self) -> list[str]:
+        """Paths of the entries directly under the directory (none if it does not exist)."""
+        return list(self.fs.ls(self.root, detail=False)) if self.fs.exists(self.root) else []
+
     def is_empty(self) -> bool:
         return not self.fs.exists(self.root) or not self.fs.ls(self.root)
 
