@@ -26,11 +26,11 @@ install: $(STAMP)
 MODEL_ID := $(shell python3 -c "import hashlib, pathlib; d = pathlib.Path('data/models/default'); print(hashlib.sha256(b''.join(p.read_bytes() for p in (d / 'model.safetensors', d / 'stability.pkl') if p.exists())).hexdigest()[:8])")
 MAIN_OUT ?= runs/screen-Li-Na-Mn-Fe-Co-Ni-O-$(MODEL_ID)
 run: $(STAMP)
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/bin/python -m flows.screen_candidates \
-		--elements Li,Na,Mn,Fe,Co,Ni,O --max-arity 4 --max-atoms 10 --chunk-size 2000 \
-		--model data/models/default \
-		--reference $(DATA)/mp_e_form/train.csv --reference $(DATA)/mp_e_form/val.csv \
-		--out $(MAIN_OUT)
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(VENV)/bin/python -m flows screen-candidates \
+		-p elements='["Li","Na","Mn","Fe","Co","Ni","O"]' -p max_arity=4 -p max_atoms=10 -p chunk_size=2000 \
+		-p model=data/models/default \
+		-p reference='["$(DATA)/mp_e_form/train.csv","$(DATA)/mp_e_form/val.csv"]' \
+		-p out=$(MAIN_OUT)
 
 # lint and format checks (ruff, configured in pyproject.toml), then the suite
 test: $(STAMP)

@@ -22,9 +22,9 @@ import numpy as np
 
 from screening.datasets import load_reference, reference_path
 from screening.featurizers import get_featurizer
+from screening.models.config import TrainConfig
 from screening.models.fit import fit
 from screening.models.metrics import regression_metrics
-from screening.models.training import TrainConfig
 
 ALL = ["elemnet", "plain17", "srnet17", "irnet17", "irnet48", "brnet", "ibrnet"]
 FEATURES = {"elemnet": "elemfrac86", "brnet": "elemfrac86", "ibrnet": "elemfrac86"}

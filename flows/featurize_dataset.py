@@ -4,18 +4,18 @@ A thin layer over :func:`screening.featurize_dataset.featurize_file`, which does
 Dask parallelism and resumable writes; a retry of the task therefore redoes only the chunks
 that were not complete.
 
-    python -m flows.featurize_dataset ../shared/data/mp_e_form/train.csv runs/mp_e_form-magpie145
+    python -m flows featurize-dataset -p input_path=../shared/data/mp_e_form/train.csv -p out_dir=runs/mp-magpie145
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from screening.datasets import data_path
 from screening.featurize_dataset import featurize_file
 
 
@@ -35,6 +35,8 @@ def featurize_dataset(
     scheduler: str | None = None,
     workers: int | None = None,
 ) -> dict:
+    """Featurize ``input_path`` (``{data}/...``: under ``$SCREENING_DATA_DIR``) into ``out_dir``."""
+    input_path = data_path(input_path)
     summary = featurize(input_path, out_dir, featurizer, chunk_size, scheduler, workers)
     create_markdown_artifact(
         key="featurize-summary",
@@ -49,7 +51,3 @@ def featurize_dataset(
     )
     print(f"{summary['rows_written']:,} rows featurized, {summary['rows_rejected']:,} rejected -> {out_dir}")
     return summary
-
-
-if __name__ == "__main__":
-    featurize_dataset(*sys.argv[1:3])

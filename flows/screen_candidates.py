@@ -7,14 +7,12 @@ tables, hull pictures). Each chunk's Parquet file is its own checkpoint, so a re
 re-run into the same ``out`` redoes only what was not written. The Dask workers run plain
 library code and never talk to Prefect (no per-worker ephemeral API, no lock contention).
 
-    python -m flows.screen_candidates --elements Li,Mn,O --model data/models/default --out runs/x
+    python -m flows screen-candidates -p elements='["Li","Mn","O"]' -p model=data/models/default -p out=runs/x
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -31,7 +29,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from flows._common import library_logs, picture_artifact, retry_on_io, run_from_command_line
+from flows._common import library_logs, picture_artifact, retry_on_io
 from screening.columns import Col
 from screening.datasets import data_path
 from screening.ranking import print_top
@@ -208,35 +206,3 @@ def publish_artifacts(summary: dict, model: str) -> None:
             f"Hull of the most promising system ({Path(pictures[0]).stem[5:]}): known compounds and predicted "
             "candidates",
         )
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the screen-candidates flow once (embedded Prefect).")
-    parser.add_argument("--elements", required=True, help="comma-separated, e.g. Li,Mn,O")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--max-arity", type=int, default=3)
-    parser.add_argument("--max-atoms", type=int, default=10)
-    parser.add_argument("--chunk-size", type=int, default=100_000)
-    parser.add_argument("--reference", action="append")
-    parser.add_argument("--scheduler")
-    parser.add_argument("--workers", type=int)
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 matmuls (~3x faster on CPUs with AMX)")
-    args = parser.parse_args()
-    sys.exit(
-        run_from_command_line(
-            "screen-candidates",
-            lambda: screen_candidates(
-                model=args.model,
-                out=args.out,
-                elements=args.elements.split(","),
-                max_arity=args.max_arity,
-                max_atoms=args.max_atoms,
-                chunk_size=args.chunk_size,
-                reference=args.reference,
-                scheduler=args.scheduler,
-                workers=args.workers,
-                bf16=args.bf16,
-            ),
-        )
-    )

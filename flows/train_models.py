@@ -2,14 +2,12 @@
 train together as one stacked network: one pass of the data trains all K), evaluate it, and
 write the model directory with its card. A thin layer over :mod:`screening.models.fit`.
 
-    python -m flows.train_models --train data.csv --val val.csv --out models/x --epochs 200
+    python -m flows train-models -p train=data.csv -p val=val.csv -p out=models/x -p epochs=200
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -19,10 +17,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from flows._common import library_logs, picture_artifact, retry_on_io, run_from_command_line
+from flows._common import library_logs, picture_artifact, retry_on_io
 from screening.datasets import data_path
+from screening.models.config import RECIPE_FEATURES, TrainConfig
 from screening.models.fit import TrainingData, add_auxiliary, evaluate, fit_prepared, prepare_data
-from screening.models.training import TrainConfig
 
 
 @task(name="featurize", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
@@ -74,10 +72,10 @@ def train_models(
     holdout: bool = True,
     test: str | None = None,
     aux: list[str] | None = None,
-    arch: str = "irnet17",
-    features: str = "magpie145+elemfrac86+mat2vec200",
-    members: Annotated[int, Field(ge=1, le=64)] = 3,
-    epochs: Annotated[int, Field(ge=1)] = 140,
+    arch: str = TrainConfig.architecture,
+    features: str = RECIPE_FEATURES,
+    members: Annotated[int, Field(ge=1, le=64)] = TrainConfig.members,
+    epochs: Annotated[int, Field(ge=1)] = TrainConfig.epochs,
     batch_size: Annotated[int, Field(ge=1)] = 512,
     lr: Annotated[float, Field(gt=0)] = 1e-3,
     weight_decay: Annotated[float | None, Field(ge=0)] = None,
@@ -177,43 +175,3 @@ def publish_artifacts(out: str, metrics: dict, card: dict) -> None:
         picture = Path(out) / name
         if picture.exists():
             picture_artifact(picture, name[:-4].replace("_", "-"), f"Parity plot ({name[7:-4]} set)")
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Run the train-models flow once (embedded Prefect).")
-    parser.add_argument("--train", required=True, nargs="+")
-    parser.add_argument("--val")
-    parser.add_argument("--no-val", action="store_true", help="train on every row (a recipe validated elsewhere)")
-    parser.add_argument("--test")
-    parser.add_argument(
-        "--aux", nargs="+", help="tables of other sources (e.g. OQMD), through an output unit of their own"
-    )
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--arch", default="irnet17")
-    parser.add_argument("--features", default="magpie145+elemfrac86+mat2vec200")
-    parser.add_argument("--members", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=140)
-    parser.add_argument(
-        "--weight-decay", type=float, default=None, help="AdamW decoupled weight decay (the recipe: 0.1)"
-    )
-    parser.add_argument("--ranking", action="store_true", help="with --val: also fit the stability model (p_stable)")
-    args = parser.parse_args()
-    sys.exit(
-        run_from_command_line(
-            "train-models",
-            lambda: train_models(
-                train=args.train if len(args.train) > 1 else args.train[0],
-                val=args.val,
-                holdout=not args.no_val,
-                test=args.test,
-                aux=args.aux,
-                out=args.out,
-                arch=args.arch,
-                features=args.features,
-                members=args.members,
-                epochs=args.epochs,
-                weight_decay=args.weight_decay,
-                ranking=args.ranking,
-            ),
-        )
-    )

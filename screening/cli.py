@@ -41,8 +41,8 @@ def _featurize(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from screening.models.config import TrainConfig
     from screening.models.fit import fit
-    from screening.models.training import TrainConfig
 
     if args.ranking and not args.val:
         raise ValueError(
@@ -372,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--json", action="store_true", help="print the summary as JSON")
     feat.set_defaults(handler=_featurize)
 
+    from screening.models.config import RECIPE_FEATURES, TrainConfig
     from screening.models.designs import ARCHITECTURES
 
     train = commands.add_parser("train", help="train an ensemble of residual networks")
@@ -398,27 +399,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--arch",
-        default="irnet17",
+        default=TrainConfig.architecture,
         choices=sorted(ARCHITECTURES),
         metavar="NAME",
         help=f"one of {', '.join(sorted(ARCHITECTURES))}",
     )
     train.add_argument(
         "--features",
-        default="magpie145+elemfrac86+mat2vec200",
+        default=RECIPE_FEATURES,
         metavar="SPEC",
-        help="featurizer spec (default magpie145+elemfrac86+mat2vec200)",
+        help=f"featurizer spec (default {RECIPE_FEATURES})",
     )
-    train.add_argument("--members", type=_positive_int, default=5, metavar="K")
+    recipe = "the shipped recipe's"
+    train.add_argument(
+        "--members", type=_positive_int, default=None, metavar="K", help=f"default {TrainConfig.members} ({recipe})"
+    )
     train.add_argument("--out", required=True, metavar="DIR")
-    train.add_argument("--epochs", type=_positive_int, default=None)
-    train.add_argument("--batch-size", type=_positive_int, default=None)
-    train.add_argument("--lr", type=float, default=None)
+    train.add_argument("--epochs", type=_positive_int, default=None, help=f"default {TrainConfig.epochs} ({recipe})")
+    train.add_argument("--batch-size", type=_positive_int, default=None, help=f"default {TrainConfig.batch_size}")
+    train.add_argument("--lr", type=float, default=None, help=f"peak learning rate, default {TrainConfig.lr:g}")
     train.add_argument(
         "--weight-decay",
         type=float,
         default=None,
-        help="AdamW decoupled weight decay (default 1e-5; the shipped recipe: 0.1)",
+        help=f"AdamW decoupled weight decay (default {TrainConfig.weight_decay:g}, {recipe}; iBRNet: 0)",
     )
     train.add_argument("--schedule", choices=["onecycle", "plateau", "constant"], default=None)
     train.add_argument("--patience", type=_positive_int, default=None, help="early stopping, epochs")

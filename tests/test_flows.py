@@ -38,6 +38,7 @@ def test_screen_flow_under_prefect(prefect_api, tmp_path):
 
 def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
     from flows.train_models import train_models
+    from screening.models.config import TrainConfig
     from screening.models.ensemble import load_model
 
     rows = pd.read_csv(data_dir / "mp_e_form" / "train.csv").head(400)
@@ -77,7 +78,7 @@ def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
         members=2,
         epochs=2,
         batch_size=64,
-        weight_decay=0.1,
+        weight_decay=0.05,
         device="cpu",
     )
     assert set(final) == {"test"} and final["test"]["rows_rejected"] == 1
@@ -86,9 +87,8 @@ def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
     assert card["data"]["auxiliary"][0]["rows_used"] == 200 and card["training"]["auxiliary"] == [
         str(tmp_path / "oqmd.csv")
     ]
-    assert (
-        card["training"]["weight_decay"] == 0.1 and model.card["training"]["weight_decay"] == 1e-5
-    )  # the library default
+    recipe = TrainConfig().weight_decay  # the shipped recipe's, the default everywhere
+    assert card["training"]["weight_decay"] == 0.05 and model.card["training"]["weight_decay"] == recipe == 0.1
 
 
 def test_train_models_flow_fits_the_ranking(prefect_api, data_dir, tmp_path):
@@ -174,3 +174,19 @@ def test_an_interrupted_flow_command_says_how_to_resume(capsys):
         check=True,
     ).stdout.strip()
     assert shown == "false"  # the flows' entry points turn Prefect's server analytics off themselves
+
+
+def test_flows_run_from_the_command_line_with_their_own_parameters(capsys):
+    from flows.__main__ import main, parse_parameters
+
+    assert parse_parameters(['elements=["Li", "O"]', "max_arity=2", "out=runs/x", "bf16=true"]) == {
+        "elements": ["Li", "O"],
+        "max_arity": 2,
+        "out": "runs/x",
+        "bf16": True,
+    }
+    assert main(["screen-candidates", "-p", "max_aritty=2"]) == 2  # refused before any run starts
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no parameter(s) max_aritty" in err[0] and "max_arity" in err[0]
+    assert main(["train-models", "-p", "members"]) == 2
+    assert "is not name=value" in capsys.readouterr().err

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from screening.models import Ensemble, ModelLoadError, StackedNet, parameters_per_member
+from screening.models.config import TrainConfig
 from screening.models.ensemble import check_featurizer
 from screening.models.metrics import regression_metrics
-from screening.models.training import TrainConfig, batches_per_epoch, epochs_within_budget, one_cycle, train
+from screening.models.training import batches_per_epoch, epochs_within_budget, one_cycle, train
 
 PAPER_COUNTS = [
     ("elemnet", 86, 4_631_361),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from screening.datasets import sha256_of
 from screening.featurizers import get_featurizer
-from screening.models.training import TrainConfig
+from screening.models.config import TrainConfig
 from screening.stability import StabilityModel
 
 

@@ -22,9 +22,10 @@ from screening.featurizers import get_featurizer
 from screening.models.architectures import StackedNet, parameters_per_member
 from screening.models.calibration import fit_spread
 from screening.models.card import render_model_card, trained_on
+from screening.models.config import TrainConfig
 from screening.models.ensemble import Ensemble, resolve_device
 from screening.models.metrics import regression_metrics
-from screening.models.training import STATE_DIR, TrainConfig, member_seeds, train
+from screening.models.training import STATE_DIR, member_seeds, train
 from screening.plots import learning_curve, parity_plot
 
 log = logging.getLogger(__name__)

@@ -9,14 +9,15 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from screening.models.architectures import StackedNet, get_architecture
+from screening.models.architectures import StackedNet
+from screening.models.config import TrainConfig
 from screening.models.inference import FoldedNet
 from screening.models.optimizers import SharedAdamW, StackedAdamW
 
@@ -28,48 +29,6 @@ HISTORY = "history.jsonl"
 # epochs on a GPU, whose sub-second epochs would otherwise wait on writing the ~0.4 GB of
 # weights, best weights and Adam moments. A crash loses at most that much work.
 SAVE_SHARE = 0.1
-
-
-@dataclass
-class TrainConfig:
-    architecture: str = "irnet17"
-    members: int = 5
-    epochs: int = 100
-    batch_size: int = 512
-    lr: float = 1e-3
-    weight_decay: float = 1e-5  # decoupled (AdamW); 0 gives the papers' Adam
-    schedule: str = "onecycle"  # onecycle | plateau | constant
-    patience: int | None = None  # early stopping: epochs without a better validation MAE
-    plateau_patience: int = 45
-    plateau_factor: float = 0.1
-    plateau_min_delta: float = 1e-4
-    min_lr: float = 1e-8
-    bf16: bool = False  # bfloat16 autocast for the matmuls (CPU with AVX-512 bf16, or GPU)
-    seed: int = 0
-    # Wall-time budget. With one-cycle, the schedule is fitted to it: after the second epoch (the
-    # first one compiles) as many epochs as the measured pace allows, at most ``epochs``, so the
-    # run still ends annealed. Other schedules stop there, keeping the best weights.
-    max_minutes: float | None = None
-    compile: bool = (
-        False  # torch.compile the training forward (fuses element-wise passes: ~2.3x on CPU; ~40 s to compile)
-    )
-
-    def __post_init__(self):
-        get_architecture(self.architecture)
-        if self.schedule not in ("onecycle", "plateau", "constant"):
-            raise ValueError(f"unknown schedule {self.schedule!r}: onecycle, plateau or constant")
-        if self.members < 1 or self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise ValueError(f"members, epochs, batch size and lr must be positive: {self}")
-
-    @classmethod
-    def for_architecture(cls, architecture: str, **overrides) -> TrainConfig:
-        """Defaults per architecture: iBRNet is BRNet with its paper's plateau schedule and
-        early stopping; everything else starts from AdamW + one-cycle."""
-        base: dict = {"architecture": architecture}
-        if get_architecture(architecture).name == "ibrnet":
-            base |= {"schedule": "plateau", "patience": 50, "weight_decay": 0.0}
-        known = {f.name for f in fields(cls)}
-        return cls(**(base | {k: v for k, v in overrides.items() if k in known and v is not None}))
 
 
 def one_cycle(step: int, total: int, peak: float, pct_start: float = 0.3) -> float:
@@ -349,4 +308,4 @@ def _bar(enabled: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, unit="epoch", desc="train")
 
 
-__all__ = ["TrainConfig", "evaluate_members", "train"]
+__all__ = ["evaluate_members", "train"]
