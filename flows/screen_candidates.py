@@ -99,8 +99,6 @@ def screen_candidates(
     is read from ``$SCREENING_DATA_DIR`` (default: ``../shared/data`` beside the project)."""
     out = out.replace("{date}", dt.datetime.now(dt.UTC).date().isoformat())
     reference = [data_path(p) for p in reference or []]
-    if not elements and not systems:
-        raise ValueError("give elements (e.g. ['Li', 'Mn', 'O']) or systems (e.g. [['Li', 'Mn', 'O']])")
     started = time.perf_counter()
     request = ScreenRequest(
         model=model,

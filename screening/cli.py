@@ -298,8 +298,6 @@ def _screen(args: argparse.Namespace) -> int:
         bf16=args.bf16,
         max_candidates=args.max_candidates,
     )
-    if not request.elements and not request.systems:
-        raise ValueError("give --elements (e.g. Li,Mn,O) or --systems (e.g. Li-Mn-O,Ba-Ti-O)")
     if not args.reference and not args.no_reference:
         raise ValueError(
             "no --reference: candidates would be placed against the elements alone and most called stable; "

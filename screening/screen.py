@@ -67,6 +67,19 @@ class ScreenRequest:
     bf16: bool = False
     max_candidates: int | None = None  # the largest space this request may run (default BUDGET_CANDIDATES)
 
+    def __post_init__(self):
+        """The one check of a request, whichever way it came (command line, flow, Python)."""
+        if not self.elements and not self.systems:
+            raise ValueError("give elements (e.g. Li,Mn,O) or systems (e.g. Li-Mn-O,Ba-Ti-O) to screen")
+        if not 2 <= self.max_arity <= 5:
+            raise ValueError(f"max_arity must be 2 to 5, got {self.max_arity}")
+        for name in ("max_atoms", "max_amount", "max_candidates"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.chunk_size < 1 or self.top_k < 1:
+            raise ValueError(f"chunk_size and top_k must be at least 1, got {self.chunk_size} and {self.top_k}")
+
 
 def read_reference(paths: list[str]) -> tuple[CompositionBatch, np.ndarray, pd.DataFrame]:
     """Known compounds: ``formula,target`` tables, lowest energy per composition; and the rows

@@ -112,7 +112,7 @@ def test_screen_cli_errors(toy_model, tmp_path, capsys):
     )
     assert "unknown element symbol(s): 'Xx'" in capsys.readouterr().err
     assert main(["screen", "--model", toy_model, "--out", str(tmp_path / "b")]) == 2
-    assert "give --elements" in capsys.readouterr().err
+    assert "give elements (e.g. Li,Mn,O) or systems" in capsys.readouterr().err
     assert (
         main(
             [
