@@ -79,41 +79,12 @@ def test_bad_requests_are_named(kwargs, message):
 
 
 def test_too_large_a_space_is_refused():
-    elements = [
-        "H",
-        "Li",
-        "Be",
-        "B",
-        "C",
-        "N",
-        "O",
-        "F",
-        "Na",
-        "Mg",
-        "Al",
-        "Si",
-        "P",
-        "S",
-        "Cl",
-        "K",
-        "Ca",
-        "Ti",
-        "V",
-        "Cr",
-        "Mn",
-        "Fe",
-        "Co",
-        "Ni",
-        "Cu",
-        "Zn",
-        "Ga",
-        "Ge",
-        "As",
-        "Se",
-        "Br",
-        "Rb",
-        "Sr",
-    ]
+    elements = list(
+        """
+        H Li Be B C N O F Na Mg Al Si P S Cl K Ca Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge
+        As Se Br Rb Sr
+        """.split()
+    )
     assert count(elements, 5, Grid(max_atoms=40)) > MAX_CANDIDATES
     with pytest.raises(ValueError, match="narrow it"):
         space(elements, 5, Grid(max_atoms=40))

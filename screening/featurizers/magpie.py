@@ -22,29 +22,13 @@ from screening.element_tables import magpie_table, pymatgen_ion_data
 from screening.featurizers.base import CompositionFeaturizer
 from screening.oxidation import neutral_assignment_exists
 
-MAGPIE_PROPERTIES = (
-    "Number",
-    "MendeleevNumber",
-    "AtomicWeight",
-    "MeltingT",
-    "Column",
-    "Row",
-    "CovalentRadius",
-    "Electronegativity",
-    "NsValence",
-    "NpValence",
-    "NdValence",
-    "NfValence",
-    "NValence",
-    "NsUnfilled",
-    "NpUnfilled",
-    "NdUnfilled",
-    "NfUnfilled",
-    "NUnfilled",
-    "GSvolume_pa",
-    "GSbandgap",
-    "GSmagmom",
-    "SpaceGroupNumber",
+MAGPIE_PROPERTIES = tuple(
+    """
+    Number MendeleevNumber AtomicWeight MeltingT Column Row
+    CovalentRadius Electronegativity NsValence NpValence NdValence
+    NfValence NValence NsUnfilled NpUnfilled NdUnfilled NfUnfilled
+    NUnfilled GSvolume_pa GSbandgap GSmagmom SpaceGroupNumber
+    """.split()
 )
 MAGPIE_STATS = ("minimum", "maximum", "range", "mean", "avg_dev", "mode")
 P_NORMS = (2, 3, 5, 7, 10)
