@@ -432,7 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--bf16", action="store_true", help="bfloat16 autocast for matmuls")
     train.add_argument(
-        "--compile", action="store_true", help="torch.compile the training forward (~2.3x on CPU after ~40 s)"
+        "--compile",
+        action="store_true",
+        help="torch.compile the training forward (fused element-wise passes; compiling takes a minute or so)",
     )
     train.add_argument("--half", action="store_true", help="store weights as float16")
     train.add_argument("--seed", type=int, default=None)

@@ -34,7 +34,7 @@ class TrainConfig:
     # first one compiles) as many epochs as the measured pace allows, at most ``epochs``, so the
     # run still ends annealed. Other schedules stop there, keeping the best weights.
     max_minutes: float | None = None
-    compile: bool = False  # torch.compile the training forward (fuses element-wise passes; ~40 s to compile)
+    compile: bool = False  # torch.compile the training forward (fuses its element-wise passes)
 
     def __post_init__(self):
         get_architecture(self.architecture)

@@ -70,7 +70,7 @@ class Ensemble:
                 f"model expects {self.net.d_in} features ({self.featurizer}), got array of shape {features.shape}"
             )
         device = self.feature_mean.device
-        if batch_size is None:  # on a CPU, activations that stay in cache: 1,024 rows ran 13-45% faster than 16,384
+        if batch_size is None:  # on a CPU, passes whose activations stay in cache (docs/benchmarks.md)
             batch_size = CPU_BATCH if device.type == "cpu" else GPU_BATCH
         self.net.eval()
         program = FoldedNet(self.net, torch.bfloat16 if bf16 else torch.float32)  # BatchNorm folded in

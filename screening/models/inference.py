@@ -6,8 +6,8 @@ dropout is the identity. What remains per layer is one ``baddbmm`` with the bias
 in-place activation and an in-place shortcut addition, all in one dtype. On a CPU this halves
 the memory traffic of the module version in float32, and in bfloat16 it lets the matrix units
 (AMX, or tensor cores on a GPU) run at their rate instead of waiting on casts and element-wise
-passes: measured 2,137 -> 3,983 candidates/s (fp32) and 12,066 (bf16) for the 5-member IRNet-17
-on 2 cores. Float32 results equal the module's to rounding (~1e-6).
+passes (figures: docs/benchmarks.md, "Inference alone"). Float32 results equal the module's to
+rounding.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ def _decays(name: str, p: torch.Tensor) -> bool:
 
 class SharedAdamW:
     """One learning rate for all members: PyTorch's fused AdamW on the stacked tensors, which
-    is elementwise and so treats every member exactly as a separate run would (~10x faster on
-    the CPU than an unfused per-member optimizer)."""
+    is elementwise and so treats every member exactly as a separate run would, at a fraction of
+    the cost of an unfused per-member optimizer."""
 
     def __init__(self, named_params, members: int, weight_decay: float = 0.0):
         self.named = dict(named_params)

@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 STATE_DIR = "train_state"
 HISTORY = "history.jsonl"
 # Checkpoints are written after an epoch when at least 1/SAVE_SHARE times the last write's
-# duration has passed since: every epoch on a CPU (~30 s epochs, ~1 s writes), every few
-# epochs on a GPU, whose sub-second epochs would otherwise wait on writing the ~0.4 GB of
-# weights, best weights and Adam moments. A crash loses at most that much work.
+# duration has passed since: every epoch on a CPU (epochs far longer than a write), every few
+# epochs on a GPU, whose short epochs would otherwise wait on writing the weights, best weights
+# and Adam moments. A crash loses at most that much work.
 SAVE_SHARE = 0.1
 
 
@@ -137,9 +137,8 @@ def train(
     started = time.perf_counter() - run.seconds
     last_save_s, saved_at, saved_epoch = 0.0, time.perf_counter(), run.epoch
     bar = _bar(progress, epochs, run.epoch)
-    # On a GPU a step of these small matmuls is bound by kernel launches (~12 ms a step for
-    # IRNet-17 x5 at batch 512 on an H100, compiled without graphs): CUDA graphs replay the
-    # compiled forward and backward as one launch each.
+    # On a GPU a step of these small matmuls is bound by kernel launches: CUDA graphs replay
+    # the compiled forward and backward as one launch each.
     mode = "reduce-overhead" if device.type == "cuda" else None
     forward = torch.compile(net, mode=mode) if config.compile else net
     while run.epoch < epochs:
