@@ -21,6 +21,7 @@ FLOWS = {
     "screen-candidates": ("flows.screen_candidates", "screen_candidates"),
     "train-models": ("flows.train_models", "train_models"),
     "featurize-dataset": ("flows.featurize_dataset", "featurize_dataset"),
+    "campaign": ("flows.campaign", "campaign"),
 }
 
 

@@ -497,6 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default="auto")
     predict.set_defaults(handler=_predict)
 
+    from screening.cli_campaign import add_commands
+
+    add_commands(commands)
+
     hull = commands.add_parser("hull", help="energy above the convex hull of a formula,target table")
     hull.add_argument(
         "--data", required=True, metavar="CSV", help="formula,target (formation energy per atom, eV/atom)"

@@ -37,7 +37,7 @@ from screening.hull_plot import hull_picture
 from screening.models.ensemble import Ensemble, load_model
 from screening.ranking import markdown_table, rank
 from screening.runs import check_folder, progress_bar, remove_stale_temporaries, start_folder
-from screening.scoring import ScoringContext, keep_model, score_and_write
+from screening.scoring import ScoringContext, chunk_meta, keep_model, score_and_write
 from screening.stability import StabilityModel
 from screening.tabular_io import Storage
 
@@ -243,14 +243,32 @@ def score(
     workers: int | None = None,
     progress: bool = True,
     on_chunk: Callable[[int, int, int], None] | None = None,
+    budget: int | None = None,
+    deadline: float | None = None,
 ) -> dict:
     """Score every chunk not yet on disk: on the Dask scheduler at ``scheduler``, else on a
     local cluster of ``workers`` processes, else (``workers=0``, or a space of one chunk) in
     this process. ``on_chunk(done, total, resumed)`` is called as chunks complete (candidates
     done so far, of which ``resumed`` were already on disk). Returns the candidate accounting
-    over all chunks."""
+    over all chunks, ``complete`` True.
+
+    A campaign's share of the work: with ``budget`` (candidates) or ``deadline`` (a
+    ``time.monotonic()`` value), no new chunk is started once that many candidates have been
+    started or the deadline has passed; the chunks started finish and are kept, the rest waits
+    for the next run, and the accounting covers the chunks on disk (``complete`` False)."""
     out = str(plan.out)
-    todo = ((i, chunk) for i, chunk in enumerate(plan.candidates.chunks(plan.request.chunk_size)))
+    started_candidates = [0]
+
+    def todo():
+        for i, chunk in enumerate(plan.candidates.chunks(plan.request.chunk_size)):
+            if (budget is not None or deadline is not None) and chunk_meta(out, i) is None:
+                if (budget is not None and started_candidates[0] >= budget) or (
+                    deadline is not None and time.monotonic() >= deadline
+                ):
+                    return
+                started_candidates[0] += len(chunk)
+            yield i, chunk
+
     if workers is None and not scheduler and plan.n_chunks <= 1:
         workers = 0  # one chunk: a cluster would only add its start-up time
     started = time.perf_counter()
@@ -262,11 +280,12 @@ def score(
         "chunks_skipped": 0,
         "removed": {},
         "chunk_seconds": {},
+        "candidates_started": 0,  # in chunks scored by this call (not found on disk)
     }
     bar, done, resumed = progress_bar(progress, plan.total, "cand", "screen"), 0, 0
     results = map_bounded(
         score_and_write,
-        ((i, chunk, out) for i, chunk in todo),
+        ((i, chunk, out) for i, chunk in todo()),
         scheduler=scheduler,
         workers=workers,
         shared=plan.context,
@@ -282,22 +301,21 @@ def score(
             counts["chunk_seconds"][step] = counts["chunk_seconds"].get(step, 0.0) + t
         done += meta["candidates"]
         resumed += meta["candidates"] if meta["skipped"] else 0
+        counts["candidates_started"] += 0 if meta["skipped"] else meta["candidates"]
         if bar is not None:
             bar.update(meta["candidates"])
         if on_chunk is not None:
             on_chunk(done, plan.total, resumed)
     if bar is not None:
         bar.close()
-    if (
-        counts["chunks"] != plan.n_chunks
-        or counts["scored"] + counts["rejected"] + sum(counts["removed"].values()) != plan.total
-    ):
+    complete = counts["chunks"] == plan.n_chunks
+    if complete and counts["scored"] + counts["rejected"] + sum(counts["removed"].values()) != plan.total:
         raise RuntimeError(
             f"candidate accounting failed: {counts} for a space of {plan.total:,} in {plan.n_chunks} chunks"
         )
     counts["chunk_seconds"] = {k: round(v, 2) for k, v in counts["chunk_seconds"].items()}  # summed over workers
     remove_stale_temporaries(Storage(str(plan.out)), ("scored", "rejected"))  # a worker killed mid-write
-    return counts | {"score_seconds": round(time.perf_counter() - started, 2)}
+    return counts | {"complete": complete, "score_seconds": round(time.perf_counter() - started, 2)}
 
 
 def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:

@@ -27,13 +27,22 @@ def test_prefect_yaml_deployments_match_the_flows():
         assert deployment["work_pool"]["name"] == "screening-pool"
         for schedule in deployment.get("schedules", []):
             assert len(schedule["cron"].split()) == 5
+        if "file" in deployment["parameters"]:  # a campaign: the file exists and is valid
+            from screening.campaign import load_campaign
+
+            load_campaign(PROJECT_ROOT / deployment["parameters"]["file"])
         for key in ("model", "train", "val", "aux", "reference"):
             paths = deployment["parameters"].get(key, [])
             for path in [paths] if isinstance(paths, str) else paths:
                 # reference data comes from the installation's setting, never from this checkout's layout
                 assert key == "model" or path.startswith("{data}/"), path
                 assert (PROJECT_ROOT / data_path(path)).exists(), path
-    assert names == {"screen-candidates/default", "screen-candidates/nightly", "train-models/weekly"}
+    assert names == {
+        "screen-candidates/default",
+        "screen-candidates/nightly",
+        "train-models/weekly",
+        "campaign/nightly",
+    }
 
 
 def test_slurm_job_script():
