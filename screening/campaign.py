@@ -43,7 +43,7 @@ from screening.scoring import chunk_meta
 from screening.screen import ScreenRequest, finish, plan, score
 
 SPACE_KEYS = {"name", "elements", "systems", "max_arity", "max_atoms", "max_amount", "charge_neutral"}
-CAMPAIGN_KEYS = {"name", "model", "reference", "root", "budget", "chunk_size", "spaces"}
+CAMPAIGN_KEYS = {"name", "model", "reference", "feedback", "root", "budget", "chunk_size", "spaces"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SNAPSHOT_TOP = 100  # each run records the catalog's best this many, for `catalog diff`
 
@@ -68,7 +68,7 @@ class Space:
             max_atoms=self.max_atoms,
             max_amount=self.max_amount,
             charge_neutral=self.charge_neutral,
-            reference=list(campaign.reference),
+            reference=campaign.references(),
             chunk_size=campaign.chunk_size,
         )
 
@@ -88,12 +88,21 @@ class Campaign:
     budget_candidates: int | None = None
     budget_minutes: float | None = None
     chunk_size: int = 100_000
+    feedback: Path | None = None  # a folder of new DFT results (formula,target CSVs, one per source)
+
+    def feedback_files(self) -> list[Path]:
+        return sorted(self.feedback.glob("*.csv")) if self.feedback and self.feedback.is_dir() else []
+
+    def references(self) -> list[str]:
+        """The known compounds of the next screens: the reference tables and every feedback file."""
+        return list(self.reference) + [str(p) for p in self.feedback_files()]
 
     def key(self) -> str:
-        """``<model>-<reference>``: the weights and stability model, and the reference tables."""
+        """``<model>-<reference>``: the weights and stability model, and the reference tables
+        (feedback files included: a new DFT result changes the known hull, so it is new work)."""
         model = Path(self.model)
         parts = [sha256_of(p) for p in (model / "model.safetensors", model / "stability.pkl") if p.exists()]
-        reference = [sha256_of(p) for p in self.reference]
+        reference = [sha256_of(p) for p in self.references()]
         digest = lambda items: hashlib.sha256("".join(items).encode()).hexdigest()[:12]  # noqa: E731
         return f"{digest(parts)}-{digest(reference)}"
 
@@ -141,6 +150,7 @@ def load_campaign(path: str | Path) -> Campaign:
         budget_candidates=_positive(budget.get("candidates"), int, f"{where}: budget.candidates"),
         budget_minutes=_positive(budget.get("minutes"), float, f"{where}: budget.minutes"),
         chunk_size=_positive(raw.get("chunk_size", 100_000), int, f"{where}: chunk_size"),
+        feedback=Path(data_path(str(raw["feedback"]))) if raw.get("feedback") else None,
     )
     names = [s.name for s in campaign.spaces]
     if len(set(names)) != len(names):
@@ -230,12 +240,13 @@ def run_campaign(
     """Screen what the current model and reference data have not screened yet, in file order,
     until the run's budget is spent; publish each finished space to the catalog; record the run
     (``root/runs/<run>.json``: what was done, and the catalog's best candidates for ``diff``)."""
-    from screening.catalog import publish, snapshot
+    from screening.catalog import publish, snapshot, write_feedback
 
     started, run_id = time.monotonic(), dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     deadline = started + 60 * campaign.budget_minutes if campaign.budget_minutes else None
     left = campaign.budget_candidates
     key, record = campaign.key(), {"run": run_id, "campaign": campaign.name, "spaces": []}
+    write_feedback(campaign)  # the catalog marks candidates computed since, before anything is re-screened
     stopped = "done"
     for s in campaign.spaces:
         if campaign.published(s, key):

@@ -3,7 +3,15 @@ partitioned by model and space (``catalog/model=<key>/space=<name>/part-0.parque
 ``catalog.duckdb``, a DuckDB file whose view ``candidates`` reads all of it (open it with
 ``duckdb.connect("ROOT/catalog.duckdb", read_only=True)``). Each row carries its provenance:
 ``model_key``, ``reference_key`` (hashes of the weights and of the reference tables), ``run``,
-``screened_at``."""
+``screened_at``.
+
+Feedback: new DFT results (the campaign's ``feedback`` folder of ``formula,target`` CSVs, one file
+per source) are collected into ``feedback.parquet``; the view marks every candidate computed
+since with ``computed_e_form``, ``computed_source``, ``computed_e_above_known_hull`` (against the
+known hull it was screened against) and ``confirmed`` (at or below it). When a space is screened
+again with the new results as known compounds, those candidates leave its candidate list, so the
+catalog carries them over from the previous version with their prediction and verdict.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +26,8 @@ from screening.columns import Col
 
 VIEW = "candidates"
 PARTS = "catalog/*/*/*.parquet"
+FEEDBACK = "feedback.parquet"
+KEY = "composition_key"  # reduced composition, as screening.composition writes it: the join key
 
 
 def publish(campaign, space, key: str, ranked: Path, run_id: str) -> Path:
@@ -29,18 +39,84 @@ def publish(campaign, space, key: str, ranked: Path, run_id: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     source = pq.ParquetFile(ranked)
-    writer = None
+    writer, written = None, set()
     try:
         for batch in source.iter_batches(batch_size=100_000):
             table = provenance_columns(pa.Table.from_batches([batch]), key, run_id)
+            table = table.append_column(KEY, pa.array(composition_keys(table.column(Col.formula).to_pylist())))
+            written.update(table.column(KEY).to_pylist())
             if writer is None:
                 writer = pq.ParquetWriter(tmp, table.schema)
             writer.write_table(table)
+        computed = _computed_before(campaign.root, target, written)
+        if computed is not None and len(computed):
+            writer.write_table(computed.select(writer.schema.names).cast(writer.schema))
     finally:
         if writer is not None:
             writer.close()
     os.replace(tmp, target)
     target.with_name("_key").write_text(key)  # after the data: a crash in between republishes
+    refresh_view(campaign.root)
+    return target
+
+
+def composition_keys(formulas: list[str]) -> list[str]:
+    from screening.composition import parse_formulas
+
+    batch, rejected = parse_formulas(formulas)
+    if rejected:
+        raise RuntimeError(f"catalog formulas failed to parse: {rejected[:3]}")
+    return batch.composition_keys()
+
+
+def _computed_before(root: Path, target: Path, written: set) -> pa.Table | None:
+    """Rows of the previous version of ``target`` whose composition has been computed since
+    (in the feedback table) and that the new version no longer lists."""
+    feedback = Path(root) / FEEDBACK
+    if not target.exists() or not feedback.exists():
+        return None
+    computed = set(pq.read_table(feedback, columns=[KEY]).column(KEY).to_pylist())
+    old = pq.read_table(target)
+    if KEY not in old.column_names:
+        return None
+    keep = [k in computed and k not in written for k in old.column(KEY).to_pylist()]
+    return old.filter(pa.array(keep))
+
+
+def write_feedback(campaign) -> Path | None:
+    """Collect the campaign's feedback files into ``feedback.parquet`` (lowest energy per
+    composition; rows that cannot be used are refused by name) and refresh the view."""
+    from screening.datasets import formula_targets, read_formula_table
+
+    files = campaign.feedback_files()
+    if not files:
+        return None
+    rows = []
+    for path in files:
+        frame = read_formula_table(path)
+        batch, energy, rejected = formula_targets(frame, str(path))
+        if rejected:
+            raise ValueError(f"{path}: row {rejected[0].index + 2} ({rejected[0].formula}): {rejected[0].reason}")
+        sources = (
+            frame["source"].iloc[batch.index].astype(str).tolist() if "source" in frame else [path.stem] * len(batch)
+        )
+        rows += zip(batch.composition_keys(), energy.tolist(), sources, strict=True)
+    best: dict[str, tuple[float, str]] = {}
+    for key, energy, source in rows:
+        if key not in best or energy < best[key][0]:
+            best[key] = (energy, source)
+    table = pa.table(
+        {
+            KEY: list(best),
+            "computed_e_form": [e for e, _ in best.values()],
+            "computed_source": [s for _, s in best.values()],
+        }
+    )
+    target = Path(campaign.root) / FEEDBACK
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, target)
     refresh_view(campaign.root)
     return target
 
@@ -52,12 +128,21 @@ def refresh_view(root: Path) -> None:
     if not list(root.glob(PARTS)):
         return
     pattern = str(root / PARTS).replace("'", "''")
+    parts = f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
+    feedback = root / FEEDBACK
+    if feedback.exists():
+        marks = str(feedback).replace("'", "''")
+        select = (
+            f"SELECT c.*, f.computed_e_form, f.computed_source, "
+            f"f.computed_e_form - c.{Col.known_hull_energy} AS computed_e_above_known_hull, "
+            f"f.computed_e_form <= c.{Col.known_hull_energy} AS confirmed "
+            f"FROM {parts} c LEFT JOIN read_parquet('{marks}') f USING ({KEY})"
+        )
+    else:
+        select = f"SELECT * FROM {parts}"
     con = duckdb.connect(str(root / "catalog.duckdb"))
     try:
-        con.execute(
-            f"CREATE OR REPLACE VIEW {VIEW} AS SELECT * FROM "
-            f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
-        )
+        con.execute(f"CREATE OR REPLACE VIEW {VIEW} AS {select}")
     finally:
         con.close()
 

@@ -141,3 +141,32 @@ def test_the_campaign_flow_runs_as_far_as_its_budget_and_reports_the_catalog_dif
 
     latest = {a.key: a for a in asyncio.run(latest_artifacts())}
     assert "Entered the best 20" in latest["campaign-diff"].data and "campaign-status" in latest
+
+
+def test_new_dft_results_join_the_known_hull_and_mark_the_candidates_they_settle(toy_model, tmp_path):
+    import duckdb
+
+    feedback = tmp_path / "feedback"
+    path = write_campaign(tmp_path, toy_model, tmp_path / "fb", feedback=str(feedback))
+    run_campaign(load_campaign(path), workers=0, log=lambda m: None)
+    con = duckdb.connect(str(tmp_path / "fb" / "catalog.duckdb"), read_only=True)
+    picked = con.execute(
+        "SELECT formula, known_hull_energy FROM candidates WHERE chemsys = 'Li-Mn-O' ORDER BY formula LIMIT 2"
+    ).fetchall()
+    con.close()
+    (good, good_hull), (bad, bad_hull) = picked
+    feedback.mkdir()
+    (feedback / "dft-batch-1.csv").write_text(f"formula,target\n{good},{good_hull - 0.05}\n{bad},{bad_hull + 0.2}\n")
+
+    campaign = load_campaign(path)
+    assert not any(r["published"] for r in plan_campaign(campaign))  # the known hull changed: new work
+    assert any(str(feedback / "dft-batch-1.csv") == r for r in campaign.references())
+    run_campaign(campaign, workers=0, log=lambda m: None)
+    con = duckdb.connect(str(tmp_path / "fb" / "catalog.duckdb"), read_only=True)
+    marked = con.execute(
+        "SELECT formula, computed_source, round(computed_e_above_known_hull, 6), confirmed FROM candidates "
+        "WHERE computed_e_form IS NOT NULL ORDER BY formula"
+    ).fetchall()
+    con.close()
+    # carried over from the version screened before the results (they are known compounds now)
+    assert marked == [(good, "dft-batch-1", -0.05, True), (bad, "dft-batch-1", 0.2, False)]
