@@ -6,10 +6,12 @@ merged model computes exactly its parts' members). So the pooled error can be me
 run's ``val_predictions.parquet`` even where the weights stayed on another machine (a lent GPU).
 Prints the pooled MAE, RMSE and R², and the paired bootstrap of the difference to ``--against``.
 
-    .venv/bin/python bench/pool.py --runs bench/results/gpu8/gE bench/results/gpu8/gF \
-        bench/results/gpu8/gG bench/results/gpu8/twin-aux-x3-e140 --against bench/results/gpu8/twin-aux-x3-e140
+    R=bench/results/h100-recipe-runs
+    .venv/bin/python bench/pool.py --runs $R/x3-e400-fit8min $R/x5-e300-fit8min $R/x3-e140-second-run \
+        $R/x3-e140-shipped-twin --against $R/x3-e140-shipped-twin
 
-(``bench/results/gpu8/NAME`` are compact records of the eighth session's H100 runs: card and
+(``bench/results/h100-recipe-runs/NAME`` are compact records of H100 runs of the recipe and
+its variants (2026-11-24): card and
 validation predictions; ``--record DIR`` writes them for model folders.)
 """
 
