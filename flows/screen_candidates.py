@@ -33,7 +33,8 @@ from flows._common import library_logs, picture_artifact, retry_on_io
 from screening.columns import Col
 from screening.datasets import data_path
 from screening.ranking import print_top
-from screening.screen import ScreenPlan, ScreenRequest, finish, plan, score
+from screening.request import ScreenRequest
+from screening.screen import ScreenPlan, finish, plan, score
 
 PROGRESS_STEP = 0.1  # report progress every 10% of the space, not every chunk
 
@@ -74,16 +75,16 @@ def screen_candidates(
     out: str,
     elements: list[str] | None = None,
     systems: list[list[str]] | None = None,
-    max_arity: Annotated[int, Field(ge=2, le=5)] = 3,
-    max_atoms: Annotated[int | None, Field(ge=1)] = 10,
-    max_amount: Annotated[int | None, Field(ge=1)] = None,
-    charge_neutral: bool = False,
-    exclude_known: bool = True,
+    max_arity: Annotated[int, Field(ge=2, le=5)] = ScreenRequest.max_arity,
+    max_atoms: Annotated[int | None, Field(ge=1)] = ScreenRequest.max_atoms,
+    max_amount: Annotated[int | None, Field(ge=1)] = ScreenRequest.max_amount,
+    charge_neutral: bool = ScreenRequest.charge_neutral,
+    exclude_known: bool = ScreenRequest.exclude_known,
     reference: list[str] | None = None,
-    chunk_size: Annotated[int, Field(ge=1)] = 100_000,
-    top_k: Annotated[int, Field(ge=1)] = 50,
-    device: str = "auto",
-    bf16: bool = False,
+    chunk_size: Annotated[int, Field(ge=1)] = ScreenRequest.chunk_size,
+    top_k: Annotated[int, Field(ge=1)] = ScreenRequest.top_k,
+    device: str = ScreenRequest.device,
+    bf16: bool = ScreenRequest.bf16,
     scheduler: str | None = None,
     workers: Annotated[int | None, Field(ge=0)] = None,
     max_candidates: Annotated[int | None, Field(ge=1)] = None,

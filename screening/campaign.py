@@ -39,8 +39,9 @@ import yaml
 from screening import run_lock
 from screening.datasets import data_path, sha256_of
 from screening.enumerate import Grid, space
+from screening.request import ScreenRequest
 from screening.scoring import chunk_meta
-from screening.screen import ScreenRequest, finish, plan, score
+from screening.screen import finish, plan, score
 
 SPACE_KEYS = {"name", "elements", "systems", "max_arity", "max_atoms", "max_amount", "charge_neutral"}
 CAMPAIGN_KEYS = {"name", "model", "reference", "feedback", "root", "budget", "chunk_size", "spaces"}

@@ -279,7 +279,8 @@ def _hull(args: argparse.Namespace) -> int:
 
 
 def _screen(args: argparse.Namespace) -> int:
-    from screening.screen import ScreenRequest, screen
+    from screening.request import ScreenRequest
+    from screening.screen import screen
 
     request = ScreenRequest(
         model=args.model,
@@ -372,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from screening.models.config import RECIPE_FEATURES, TrainConfig
     from screening.models.designs import ARCHITECTURES
+    from screening.request import BUDGET_CANDIDATES, ScreenRequest
 
     train = commands.add_parser("train", help="train an ensemble of residual networks")
     train.add_argument(
@@ -520,9 +522,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scr.add_argument("--systems", help="explicit chemical systems instead, e.g. Li-Mn-O,Ba-Ti-O")
     scr.add_argument(
-        "--max-arity", type=_positive_int, default=3, help="largest number of elements per system (default 3)"
+        "--max-arity",
+        type=_positive_int,
+        default=ScreenRequest.max_arity,
+        help=f"largest number of elements per system (default {ScreenRequest.max_arity})",
     )
-    scr.add_argument("--max-atoms", type=_positive_int, default=10, help="atoms per formula unit (default 10)")
+    scr.add_argument(
+        "--max-atoms",
+        type=_positive_int,
+        default=ScreenRequest.max_atoms,
+        help=f"atoms per formula unit (default {ScreenRequest.max_atoms})",
+    )
     scr.add_argument("--max-amount", type=_positive_int, default=None, help="atoms of one element (default: no limit)")
     scr.add_argument(
         "--charge-neutral",
@@ -546,17 +556,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scr.add_argument("--out", required=True, metavar="DIR", help="run folder (created; the same command resumes it)")
     scr.add_argument(
-        "--chunk-size", type=_positive_int, default=100_000, metavar="N", help="candidates per task (default 100000)"
+        "--chunk-size",
+        type=_positive_int,
+        default=ScreenRequest.chunk_size,
+        metavar="N",
+        help=f"candidates per task (default {ScreenRequest.chunk_size})",
     )
     scr.add_argument(
-        "--top-k", type=_positive_int, default=50, metavar="K", help="rows of top.csv / top.md (default 50)"
+        "--top-k",
+        type=_positive_int,
+        default=ScreenRequest.top_k,
+        metavar="K",
+        help=f"rows of top.csv / top.md (default {ScreenRequest.top_k})",
     )
     scr.add_argument(
         "--max-candidates",
         type=_positive_int,
         default=None,
         metavar="N",
-        help="run a space of up to N candidates (default: refuse spaces over 20,000,000 with their size and time)",
+        help=f"run a space of up to N candidates (default: refuse spaces over {BUDGET_CANDIDATES:,} with their "
+        "size and time)",
     )
     scr.add_argument("--device", default="auto", help="cpu, cuda or auto (default: a GPU when there is one)")
     scr.add_argument(

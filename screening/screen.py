@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from screening.hull import ReferenceHull, restrict
 from screening.hull_plot import hull_picture
 from screening.models.ensemble import Ensemble, load_model
 from screening.ranking import markdown_table, rank
+from screening.request import BUDGET_CANDIDATES, ScreenRequest
 from screening.runs import check_folder, progress_bar, remove_stale_temporaries, start_folder
 from screening.scoring import ScoringContext, chunk_meta, keep_model, score_and_write
 from screening.stability import StabilityModel
@@ -44,41 +45,8 @@ from screening.tabular_io import Storage
 log = logging.getLogger(__name__)
 HULL_PICTURES = 3  # hull pictures of the most promising chemical systems
 RARE_ELEMENT_ROWS = 50  # training compositions containing an element below which it is "rare"
-BUDGET_CANDIDATES = 20_000_000  # larger spaces need an explicit max_candidates (--max-candidates)
 BYTES_PER_CANDIDATE = 160  # scored part + ranked.parquet, measured on the main job and the 1.1M benchmark
 CANDIDATES_PER_SECOND = 3_500  # end to end on 2 CPU cores, fp32, the shipped model (docs/benchmarks.md)
-
-
-@dataclass
-class ScreenRequest:
-    model: str
-    out: str
-    elements: list[str] | None = None
-    systems: list[list[str]] | None = None
-    max_arity: int = 3
-    max_atoms: int | None = 10
-    max_amount: int | None = None
-    charge_neutral: bool = False
-    exclude_known: bool = True
-    reference: list[str] = field(default_factory=list)
-    chunk_size: int = 100_000
-    top_k: int = 50
-    device: str = "auto"
-    bf16: bool = False
-    max_candidates: int | None = None  # the largest space this request may run (default BUDGET_CANDIDATES)
-
-    def __post_init__(self):
-        """The one check of a request, whichever way it came (command line, flow, Python)."""
-        if not self.elements and not self.systems:
-            raise ValueError("give elements (e.g. Li,Mn,O) or systems (e.g. Li-Mn-O,Ba-Ti-O) to screen")
-        if not 2 <= self.max_arity <= 5:
-            raise ValueError(f"max_arity must be 2 to 5, got {self.max_arity}")
-        for name in ("max_atoms", "max_amount", "max_candidates"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
-        if self.chunk_size < 1 or self.top_k < 1:
-            raise ValueError(f"chunk_size and top_k must be at least 1, got {self.chunk_size} and {self.top_k}")
 
 
 def read_reference(paths: list[str]) -> tuple[CompositionBatch, np.ndarray, pd.DataFrame]:

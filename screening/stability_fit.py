@@ -25,7 +25,8 @@ from screening.evidence import FEATURES, KnownCompounds, _composition_key, _Coun
 from screening.models.ensemble import load_model
 from screening.rank_metrics import reliability, screening_metrics
 from screening.rediscovery import Situation, evidence_table, simulated, situations
-from screening.screen import ScreenRequest, read_reference, screen
+from screening.request import ScreenRequest
+from screening.screen import read_reference, screen
 from screening.stability import (
     GBM,
     STACK_GBM,
