@@ -6,6 +6,8 @@ import pytest
 from screening.cli import main
 from screening.datasets import load_reference
 
+TINY = "--arch irnet17 --features elemfrac86 --members 2 --epochs 2 --batch-size 64 --quiet".split()
+
 
 @pytest.fixture(scope="module")
 def small_tables(tmp_path_factory, data_dir):
@@ -28,19 +30,9 @@ def test_train_evaluate_predict(small_tables, tmp_path, capsys):
             str(train_csv),
             "--val",
             str(val_csv),
-            "--arch",
-            "irnet17",
-            "--features",
-            "elemfrac86",
-            "--members",
-            "2",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "64",
+            *TINY,
             "--out",
             str(model_dir),
-            "--quiet",
         ]
     )
     assert code == 0
@@ -199,19 +191,7 @@ def test_auxiliary_tables_train_through_their_own_output_unit(small_tables, tmp_
     leaking = pd.DataFrame({"formula": pd.read_csv(clean_val)["formula"].iloc[:7], "target": 0.0})
     aux = tmp_path / "aux.csv"
     pd.concat([oqmd, leaking, pd.DataFrame({"formula": ["Qq2"], "target": [0.1]})]).to_csv(aux, index=False)
-    recipe = [
-        "--arch",
-        "irnet17",
-        "--features",
-        "elemfrac86",
-        "--members",
-        "2",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "64",
-        "--quiet",
-    ]
+    recipe = TINY
     out = tmp_path / "model"
     assert (
         main(
