@@ -194,22 +194,16 @@ class ReferenceHull:
         """Per composition, without building decompositions one by one: the hull energy, the
         number of phases it splits into, the smallest phase's atom fraction, and how many of
         the phases are pure elements."""
-        n = len(batch)
-        energy, phases, smallest, elements = np.empty(n), np.zeros(n), np.ones(n), np.zeros(n)
-        fraction = batch.fraction
-        for level in _by_arity(chemical_systems(batch)).values():
-            queries = list(level.values())
-            e, vertices, weights = self._solve(
-                list(level), [self._point_ids(s) for s in level], batch, fraction, queries
-            )
-            rows = np.concatenate(queries)
-            vertices, weights = np.asarray(vertices).reshape(len(rows), -1), np.asarray(weights).reshape(len(rows), -1)
-            keep = weights > 1e-9
-            share = np.where(keep, weights, 0.0) / np.where(keep, weights, 0.0).sum(axis=1, keepdims=True)
-            energy[rows], phases[rows] = e, keep.sum(axis=1)
-            smallest[rows] = np.where(keep, share, np.inf).min(axis=1)
-            elements[rows] = (keep & (vertices < 0)).sum(axis=1)
-        return energy, phases, smallest, elements
+        energy, vertices, weights = self.place(batch)
+        keep = weights > 1e-9
+        share = np.where(keep, weights, 0.0) / np.where(keep, weights, 0.0).sum(axis=1, keepdims=True)
+        smallest = np.where(keep, share, np.inf).min(axis=1)
+        return (
+            energy,
+            keep.sum(axis=1).astype(np.float64),
+            smallest,
+            (keep & (vertices < 0)).sum(axis=1).astype(np.float64),
+        )
 
     def _compositions(self, ids: np.ndarray, system_z: np.ndarray) -> np.ndarray:
         """Atom fractions of points (row ids; ``-z`` the element) in their systems' columns."""
