@@ -20,18 +20,12 @@ import numpy as np
 import pandas as pd
 from _memory import PeakMemory  # bench/ is on sys.path when a script runs
 
-from screening.datasets import load_reference
+from screening.datasets import REFERENCE_SPLITS, load_reference
 from screening.featurize_dataset import featurize_file
 from screening.featurizers import ElementFraction86, Magpie145
 
 warnings.filterwarnings("ignore")
-SPLITS = [
-    ("mp_e_form", "train"),
-    ("mp_e_form", "val"),
-    ("oqmd_hf", "train"),
-    ("mp_e_hull", "train"),
-    ("mp_e_hull", "val"),
-]
+SPLITS = REFERENCE_SPLITS
 
 
 def rate(fn, n: int, repeat: int = 1) -> float:

@@ -15,17 +15,11 @@ import warnings
 
 import numpy as np
 
-from screening.datasets import load_reference
+from screening.datasets import REFERENCE_SPLITS, load_reference
 from screening.featurizers import ElementFraction86, Magpie145
 
 warnings.filterwarnings("ignore")
-SPLITS = [
-    ("mp_e_form", "train"),
-    ("mp_e_form", "val"),
-    ("oqmd_hf", "train"),
-    ("mp_e_hull", "train"),
-    ("mp_e_hull", "val"),
-]
+SPLITS = REFERENCE_SPLITS
 
 
 def compare(ours: np.ndarray, oracle: np.ndarray) -> dict:

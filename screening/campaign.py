@@ -33,10 +33,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
 import yaml
 
 from screening import run_lock
+from screening.catalog import publish, snapshot, write_feedback
 from screening.datasets import data_path, sha256_of
 from screening.enumerate import Grid, space
 from screening.request import ScreenRequest
@@ -241,8 +241,6 @@ def run_campaign(
     """Screen what the current model and reference data have not screened yet, in file order,
     until the run's budget is spent; publish each finished space to the catalog; record the run
     (``root/runs/<run>.json``: what was done, and the catalog's best candidates for ``diff``)."""
-    from screening.catalog import publish, snapshot, write_feedback
-
     started, run_id = time.monotonic(), dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     deadline = started + 60 * campaign.budget_minutes if campaign.budget_minutes else None
     left = campaign.budget_candidates
@@ -283,12 +281,3 @@ def run_campaign(
     runs.mkdir(parents=True, exist_ok=True)
     (runs / f"{run_id}.json").write_text(json.dumps(record, indent=2, default=str))
     return record
-
-
-def provenance_columns(table: pa.Table, key: str, run_id: str) -> pa.Table:
-    n = len(table)
-    model, reference = key.split("-")
-    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    for name, value in (("model_key", model), ("reference_key", reference), ("run", run_id), ("screened_at", when)):
-        table = table.append_column(name, pa.array([value] * n, pa.string()))
-    return table

@@ -15,6 +15,7 @@ catalog carries them over from the previous version with their prediction and ve
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -33,8 +34,6 @@ KEY = "composition_key"  # reduced composition, as screening.composition writes 
 def publish(campaign, space, key: str, ranked: Path, run_id: str) -> Path:
     """Copy a finished space's ranked candidates into the catalog (batch by batch, atomically)
     and refresh the view."""
-    from screening.campaign import provenance_columns
-
     target = campaign.catalog_part(space, key)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
@@ -58,6 +57,15 @@ def publish(campaign, space, key: str, ranked: Path, run_id: str) -> Path:
     target.with_name("_key").write_text(key)  # after the data: a crash in between republishes
     refresh_view(campaign.root)
     return target
+
+
+def provenance_columns(table: pa.Table, key: str, run_id: str) -> pa.Table:
+    n = len(table)
+    model, reference = key.split("-")
+    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    for name, value in (("model_key", model), ("reference_key", reference), ("run", run_id), ("screened_at", when)):
+        table = table.append_column(name, pa.array([value] * n, pa.string()))
+    return table
 
 
 def composition_keys(formulas: list[str]) -> list[str]:

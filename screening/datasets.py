@@ -16,6 +16,14 @@ from screening.composition import CompositionBatch, Rejection, parse_formulas
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_PATH = PROJECT_ROOT / "data" / "manifest.json"
 DATA_DIR_ENV = "SCREENING_DATA_DIR"
+# The shared tables (name, split), in the order the benchmarks read them.
+REFERENCE_SPLITS = (
+    ("mp_e_form", "train"),
+    ("mp_e_form", "val"),
+    ("oqmd_hf", "train"),
+    ("mp_e_hull", "train"),
+    ("mp_e_hull", "val"),
+)
 
 
 def shared_data_dir() -> Path:
