@@ -167,6 +167,7 @@ def test_blockwise_float32_features_equal_the_whole_table(spec):
     for block in (3, 8, 100):
         blocks = featurizer.featurize_frame_float32(frame, block=block)
         assert blocks.values.dtype == np.float32 and blocks.labels == whole.labels
-        np.testing.assert_array_equal(blocks.values, whole.values.astype(np.float32))
+        # the embedding mean is a matmul, whose last bits may follow the block shape on some CPUs
+        np.testing.assert_allclose(blocks.values, whole.values.astype(np.float32), rtol=1e-6, atol=1e-7)
         assert blocks.index.tolist() == whole.index.tolist() and blocks.formula.tolist() == whole.formula.tolist()
         assert [(r.index, r.reason) for r in blocks.rejections] == [(r.index, r.reason) for r in whole.rejections]
