@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from screening.cli_options import add_run_options, run_options
+
 
 def add_commands(commands) -> None:
     campaign = commands.add_parser("campaign", help="screen many chemical spaces over several runs into a catalog")
@@ -16,9 +18,7 @@ def add_commands(commands) -> None:
     plan.set_defaults(handler=_plan)
     run = actions.add_parser("run", help="screen what is left, up to the campaign's budget, and publish")
     run.add_argument("file", metavar="FILE", help="campaign file (YAML)")
-    run.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    run.add_argument("--workers", type=int, help="local Dask workers (0: in this process)")
-    run.add_argument("--quiet", action="store_true")
+    add_run_options(run)
     run.set_defaults(handler=_run)
 
     catalog = commands.add_parser("catalog", help="query a campaign's catalog")
@@ -56,7 +56,7 @@ def _plan(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from screening.campaign import load_campaign, run_campaign
 
-    record = run_campaign(load_campaign(args.file), args.scheduler, args.workers, progress=not args.quiet)
+    record = run_campaign(load_campaign(args.file), **run_options(args))
     scored = sum(s["candidates_scored"] for s in record["spaces"])
     print(
         f"run {record['run']}: {scored:,} candidates scored; stopped: {record['stopped']} ({record['seconds']:.0f} s)"

@@ -1,31 +1,62 @@
-"""What a screen is asked to do: one declaration, checked once, from which the command line and
-the ``screen-candidates`` flow take their defaults. No heavy imports: ``screening screen --help``
-reads it without loading torch or pandas."""
+"""What a screen is asked to do: one declaration, checked once, from which the command line (its
+``screen`` options, via :mod:`screening.cli_options`) and the ``screen-candidates`` flow take their
+names, defaults and help. No heavy imports: ``screening screen --help`` reads it without loading
+torch or pandas."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 
 BUDGET_CANDIDATES = 20_000_000  # larger spaces need an explicit max_candidates (--max-candidates)
 
 
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _systems(text: str) -> list[list[str]]:
+    return [[e.strip() for e in system.split("-") if e.strip()] for system in _names(text)]
+
+
+def option(help: str, default=MISSING, *, factory=MISSING, **cli) -> field:
+    """A field that is also a command-line option: ``help`` and argparse settings in its metadata
+    (``flag``, ``metavar``, ``parse`` for text -> value, ``invert`` for a flag that sets False,
+    ``append`` for a repeatable one)."""
+    return field(default=default, default_factory=factory, metadata={"cli": {"help": help, **cli}})
+
+
 @dataclass
 class ScreenRequest:
-    model: str
-    out: str
-    elements: list[str] | None = None
-    systems: list[list[str]] | None = None
-    max_arity: int = 3
-    max_atoms: int | None = 10
-    max_amount: int | None = None
-    charge_neutral: bool = False
-    exclude_known: bool = True
-    reference: list[str] = field(default_factory=list)
-    chunk_size: int = 100_000
-    top_k: int = 50
-    device: str = "auto"
-    bf16: bool = False
-    max_candidates: int | None = None  # the largest space this request may run (default BUDGET_CANDIDATES)
+    model: str = option("model folder, e.g. data/models/default", metavar="DIR")
+    out: str = option("run folder (created; the same command resumes it)", metavar="DIR")
+    elements: list[str] | None = option(
+        "comma-separated elements, e.g. Li,Mn,Fe,O (every system of 2..--max-arity of them)", None, parse=_names
+    )
+    systems: list[list[str]] | None = option(
+        "explicit chemical systems instead, e.g. Li-Mn-O,Ba-Ti-O", None, parse=_systems
+    )
+    max_arity: int = option("largest number of elements per system", 3)
+    max_atoms: int | None = option("atoms per formula unit", 10)
+    max_amount: int | None = option("atoms of one element (default: no limit)", None)
+    charge_neutral: bool = option(
+        "keep only charge-neutral candidates (loses most intermetallic stable compounds)", False
+    )
+    exclude_known: bool = option(
+        "also score compositions in the reference (default: skip them)", True, flag="--keep-known", invert=True
+    )
+    reference: list[str] = option(
+        "known compounds, formula,target (eV/atom); repeat for several files", factory=list, metavar="CSV", append=True
+    )
+    chunk_size: int = option("candidates per task", 100_000, metavar="N")
+    top_k: int = option("rows of top.csv / top.md", 50, metavar="K")
+    device: str = option("cpu, cuda or auto (default: a GPU when there is one)", "auto")
+    bf16: bool = option("bfloat16 matmuls (faster on CPUs and GPUs; figures in docs/benchmarks.md)", False)
+    max_candidates: int | None = option(
+        f"run a space of up to N candidates (default: refuse spaces over {BUDGET_CANDIDATES:,} with their size and "
+        "time)",
+        None,
+        metavar="N",
+    )
 
     def __post_init__(self):
         """The one check of a request, whichever way it came (command line, flow, Python)."""
