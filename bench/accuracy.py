@@ -23,7 +23,7 @@ import numpy as np
 from screening.datasets import load_reference, reference_path
 from screening.featurizers import get_featurizer
 from screening.models.config import TrainConfig
-from screening.models.fit import fit
+from screening.models.fit import fit, prepare_data
 from screening.models.metrics import regression_metrics
 
 ALL = ["elemnet", "plain17", "srnet17", "irnet17", "irnet48", "brnet", "ibrnet"]
@@ -98,15 +98,9 @@ def main() -> None:
                     compile=args.compile,
                 )
                 start = time.perf_counter()
-                _, metrics = fit(
-                    train_csv,
-                    val_csv,
-                    features,
-                    config,
-                    str(out_root / (f"{arch}-x{args.members}" + (f"-{features}" if args.features else ""))),
-                    device=args.device,
-                    progress=False,
-                )
+                out = str(out_root / (f"{arch}-x{args.members}" + (f"-{features}" if args.features else "")))
+                data = prepare_data(train_csv, val_csv, features, config.seed, out)
+                _, metrics = fit(data, config, out, device=args.device, progress=False)
                 results.append(
                     {
                         "model": f"{arch} x{args.members} ({features})",

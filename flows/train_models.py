@@ -20,7 +20,7 @@ from pydantic import Field
 from flows._common import library_logs, picture_artifact, retry_on_io
 from screening.datasets import data_path
 from screening.models.config import RECIPE_FEATURES, TrainConfig
-from screening.models.fit import TrainingData, add_auxiliary, evaluate, fit_prepared, prepare_data
+from screening.models.fit import TrainingData, evaluate, fit, prepare_data
 
 
 @task(name="featurize", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
@@ -33,14 +33,14 @@ def featurize_task(
     holdout: bool,
     aux: list[str] | None = None,
 ) -> TrainingData:
-    return add_auxiliary(prepare_data(train, val, features, seed, out, holdout=holdout), aux or [], out)
+    return prepare_data(train, val, features, seed, out, holdout=holdout, auxiliary=aux or ())
 
 
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(data: TrainingData, config: TrainConfig, out: str, device: str, half: bool) -> dict:
     # Training resumes from out/train_state after an interruption, so a re-run continues.
     with library_logs(get_run_logger()):  # one line per epoch with the members' validation MAE
-        model, metrics = fit_prepared(data, config, out, device=device, progress=False, half=half, title=Path(out).name)
+        model, metrics = fit(data, config, out, device=device, progress=False, half=half, title=Path(out).name)
     return {"validation": metrics, "card": model.card}
 
 

@@ -115,3 +115,29 @@ def prefect_api():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def reference_slices(folder, train_rows: int, val_rows: int, source: str = "mp_e_form"):
+    """The first rows of a shared table's train and val splits, as ``train.csv`` / ``val.csv`` in
+    ``folder`` (small tables the training tests fit in seconds)."""
+    train, val = folder / "train.csv", folder / "val.csv"
+    load_reference(source, "train").iloc[:train_rows].to_csv(train, index=False)
+    load_reference(source, "val").iloc[:val_rows].to_csv(val, index=False)
+    return train, val
+
+
+def screen_args(model, out, *extra: str, elements: str = "Li,O", max_arity: int = 2) -> list[str]:
+    """``screening screen`` arguments for a small space (``extra``: --reference CSV, --no-reference, ...)."""
+    return [
+        "screen",
+        "--elements",
+        elements,
+        "--max-arity",
+        str(max_arity),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]

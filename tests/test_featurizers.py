@@ -3,13 +3,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from matminer.featurizers.base import MultipleFeaturizer
 from matminer.featurizers.composition import (
     ElementFraction,
     ElementProperty,
-    IonProperty,
-    Stoichiometry,
-    ValenceOrbital,
 )
 from pymatgen.core import Composition
 
@@ -26,9 +22,7 @@ from screening.featurizers import magpie as magpie_module
 
 @pytest.fixture(scope="module")
 def matminer_magpie145():
-    return MultipleFeaturizer(
-        [Stoichiometry(), ElementProperty.from_preset("magpie"), ValenceOrbital(props=["avg"]), IonProperty(fast=True)]
-    )
+    return Magpie145.matminer_equivalent()
 
 
 def assert_matches_oracle(ours: np.ndarray, oracle: np.ndarray, formulas, labels):
@@ -136,7 +130,6 @@ def test_concatenation_is_the_parts_side_by_side():
 @pytest.mark.parametrize(("ours", "preset"), [("mat2vec200", "matscholar_el")])
 def test_element_embedding_means_equal_matminer(ours, preset):
     """The fraction-weighted mean columns of matminer's ElementProperty with the same data."""
-    from matminer.featurizers.composition import ElementProperty
     from pymatgen.core import Composition
 
     reference = ElementProperty.from_preset(preset)

@@ -3,6 +3,8 @@ import pytest
 
 from flows.featurize_dataset import featurize, featurize_dataset
 
+TINY_BRNET = {"arch": "brnet", "features": "elemfrac86", "members": 2, "batch_size": 64, "device": "cpu"}
+
 
 def test_featurize_task_function(tmp_path):
     source = tmp_path / "in.csv"
@@ -50,12 +52,8 @@ def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
         train=str(tmp_path / "train.csv"),
         test=str(tmp_path / "test.csv"),
         out=str(tmp_path / "model"),
-        arch="brnet",
-        features="elemfrac86",
-        members=2,
+        **TINY_BRNET,
         epochs=3,
-        batch_size=64,
-        device="cpu",
     )
     assert (
         set(metrics) == {"validation", "test"} and metrics["test"]["n"] == 100 and metrics["test"]["rows_rejected"] == 1
@@ -73,13 +71,9 @@ def test_train_models_flow_under_prefect(prefect_api, data_dir, tmp_path):
         out=str(tmp_path / "final"),
         test=str(tmp_path / "test.csv"),
         aux=[str(tmp_path / "oqmd.csv")],
-        arch="brnet",
-        features="elemfrac86",
-        members=2,
+        **TINY_BRNET,
         epochs=2,
-        batch_size=64,
         weight_decay=0.05,
-        device="cpu",
     )
     assert set(final) == {"test"} and final["test"]["rows_rejected"] == 1
     card = load_model(str(tmp_path / "final")).card

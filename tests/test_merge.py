@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import reference_slices
 
 from screening.cli import main
 from screening.datasets import load_reference
@@ -18,9 +19,7 @@ RECIPE = ["--features", "elemfrac86", "--epochs", "2", "--batch-size", "64", "--
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("merge")
-    train, val = root / "train.csv", root / "val.csv"
-    load_reference("mp_e_form", "train").iloc[:400].to_csv(train, index=False)
-    load_reference("mp_e_form", "val").iloc[:150].to_csv(val, index=False)
+    train, val = reference_slices(root, 400, 150)
     made = {}
     for name, extra in {
         "a": ["--members", "2", "--seed", "0"],

@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import screen_args
 from scipy.special import ndtr
 
 from screening.cli import main
@@ -91,6 +92,12 @@ def test_screen_outputs_and_accounting(toy_model, reference, tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "run" / "ranked.parquet"), ranked)
     with pytest.raises(FileExistsError, match="different max_arity"):
         screen(ScreenRequest(**{**request.__dict__, "max_arity": 2}), progress=False)
+
+
+def _li_mn_o(model, reference: str, out, chunk_size: int) -> ScreenRequest:
+    """The Li-Mn-O binaries on the CPU, in chunks of ``chunk_size``."""
+    request = dict(elements=["Li", "Mn", "O"], max_arity=2, reference=[reference], chunk_size=chunk_size, device="cpu")
+    return ScreenRequest(model=str(model), out=str(out), **request)
 
 
 def test_screen_cli_errors(toy_model, tmp_path, capsys):
@@ -179,15 +186,7 @@ def test_calibrated_uncertainty_sets_the_probabilities(toy_model, reference, tmp
     shutil.copytree(toy_model, model)
     card = json.loads((model / "card.json").read_text())
     (model / "card.json").write_text(json.dumps(card | {"uncertainty": {"scale": 2.0, "floor": 0.1}}))
-    request = ScreenRequest(
-        model=str(model),
-        out=str(tmp_path / "run"),
-        elements=["Li", "Mn", "O"],
-        max_arity=2,
-        reference=[reference],
-        chunk_size=100,
-        device="cpu",
-    )
+    request = _li_mn_o(str(model), reference, tmp_path / "run", chunk_size=100)
     screen(request, progress=False)
     ranked = pd.read_parquet(tmp_path / "run" / "ranked.parquet")
     sigma = np.sqrt((2.0 * ranked["e_form_std"]) ** 2 + 0.1**2)
@@ -220,45 +219,12 @@ def test_a_second_run_into_a_busy_folder_is_refused_at_once_and_a_dead_holder_bl
     try:
         assert holder.stdout.readline().strip() == "held"
         started = time.perf_counter()
-        code = main(
-            [
-                "screen",
-                "--elements",
-                "Li,O",
-                "--max-arity",
-                "2",
-                "--model",
-                toy_model,
-                "--reference",
-                reference,
-                "--out",
-                str(out),
-                "--quiet",
-            ]
-        )
+        code = main(screen_args(toy_model, out, "--reference", reference))
         assert code == 2 and time.perf_counter() - started < 30
     finally:
         holder.kill()  # a killed run: its lock goes with it
         holder.wait()
-    assert (
-        main(
-            [
-                "screen",
-                "--elements",
-                "Li,O",
-                "--max-arity",
-                "2",
-                "--model",
-                toy_model,
-                "--reference",
-                reference,
-                "--out",
-                str(out),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert main(screen_args(toy_model, out, "--reference", reference)) == 0
     assert (out / "ranked.parquet").exists()
 
 
@@ -266,7 +232,7 @@ def test_a_failed_start_leaves_the_folder_reusable(toy_model, reference, tmp_pat
     out = tmp_path / "run"
     bad = tmp_path / "bad.csv"
     bad.write_text("formula,energy\nLi2O,-2\n")  # no target column
-    args = ["screen", "--elements", "Li,O", "--max-arity", "2", "--model", toy_model, "--out", str(out), "--quiet"]
+    args = screen_args(toy_model, out)
     assert main([*args, "--reference", str(bad)]) == 2
     assert "'target' column" in capsys.readouterr().err
     assert not (out / "_manifest.json").exists()
@@ -319,15 +285,7 @@ def test_a_resumed_run_reports_chunks_on_disk_as_resumed_and_redirected_output_h
 ):
     from screening.screen import finish, plan, score
 
-    request = ScreenRequest(
-        model=toy_model,
-        out=str(tmp_path / "run"),
-        elements=["Li", "Mn", "O"],
-        max_arity=2,
-        reference=[reference],
-        chunk_size=20,
-        device="cpu",
-    )
+    request = _li_mn_o(toy_model, reference, tmp_path / "run", chunk_size=20)
     first, again = [], []
     prepared = plan(request)
     finish(prepared, score(prepared, workers=0, progress=True, on_chunk=lambda *a: first.append(a)), 0.0)

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import reference_slices, screen_args
 
 from screening.cli import main
-from screening.datasets import load_reference
 from screening.stability import StabilityModel, StabilityModelError
 
 RECIPE = ["--arch", "elemnet", "--features", "elemfrac86", "--epochs", "2", "--batch-size", "256", "--quiet"]
@@ -19,9 +19,7 @@ RECIPE = ["--arch", "elemnet", "--features", "elemfrac86", "--epochs", "2", "--b
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("stability")
-    known, hidden = root / "known.csv", root / "hidden.csv"
-    load_reference("mp_e_form", "train").iloc[:3000].to_csv(known, index=False)
-    load_reference("mp_e_form", "val").iloc[:600].to_csv(hidden, index=False)
+    known, hidden = reference_slices(root, 3000, 600)
     out = root / "twin"
     assert (
         main(
@@ -59,7 +57,7 @@ def test_train_with_ranking_fits_and_records_the_stability_model(twin, capsys):
 
 def test_a_screen_ranks_by_p_stable_and_a_final_model_adopts_the_twins_ranking(twin, tmp_path):
     root, out = twin
-    args = ["screen", "--elements", "Li,Mn,O,Na", "--max-arity", "3", "--reference", str(root / "known.csv"), "--quiet"]
+    args = ["screen", "--elements", "Li,Mn,O,Na", "--max-arity", "3", "--reference", str(root / "train.csv"), "--quiet"]
     assert main([*args, "--model", str(out), "--out", str(tmp_path / "run")]) == 0
     ranked = pd.read_parquet(tmp_path / "run" / "ranked.parquet")
     assert ranked["p_stable"].between(0, 1).all() and ranked["p_stable"].is_monotonic_decreasing
@@ -74,8 +72,8 @@ def test_a_screen_ranks_by_p_stable_and_a_final_model_adopts_the_twins_ranking(t
             [
                 "train",
                 "--train",
-                str(root / "known.csv"),
-                str(root / "hidden.csv"),
+                str(root / "train.csv"),
+                str(root / "val.csv"),
                 "--no-val",
                 "--members",
                 "2",
@@ -109,20 +107,6 @@ def test_a_damaged_stability_model_is_refused_by_name(twin, tmp_path, capsys):
     (damaged / "stability.pkl").write_bytes(bytes(blob))
     with pytest.raises(StabilityModelError, match="stability.pkl does not match the sha256"):
         StabilityModel.load(damaged)
-    code = main(
-        [
-            "screen",
-            "--elements",
-            "Li,O",
-            "--max-arity",
-            "2",
-            "--no-reference",
-            "--model",
-            str(damaged),
-            "--out",
-            str(tmp_path / "r"),
-            "--quiet",
-        ]
-    )
+    code = main(screen_args(damaged, tmp_path / "r", "--no-reference"))
     assert code == 2 and "stability.pkl does not match" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

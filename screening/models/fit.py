@@ -58,6 +58,7 @@ class TrainingData:
     rejected: dict[str, int]
     held_out_formulas: list[str] = field(default_factory=list)  # the validation rows' formulas, however chosen
     auxiliary: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (x, y) per auxiliary source
+    title: str = "training data"  # the training tables, for the plots
 
 
 def _as_paths(train_path: str | Path | Sequence[str]) -> list:
@@ -71,6 +72,7 @@ def prepare_data(
     seed: int,
     out_dir: str,
     holdout: bool = True,
+    auxiliary: Sequence[str] = (),
 ) -> TrainingData:
     """Featurize the training table(s) (several are concatenated, e.g. a final model on
     train + val) and the validation table; rows that cannot be used are written to
@@ -129,7 +131,7 @@ def prepare_data(
             "rows_used": 0,
         }
     data_card = {"train": tables[0] if len(tables) == 1 else tables, "val": val_card}
-    return TrainingData(
+    data = TrainingData(
         get_featurizer(featurizer).spec(),
         x_train,
         y_train,
@@ -140,7 +142,9 @@ def prepare_data(
         data_card,
         {"train": len(rejected), "val": len(val_rejected)},
         held_out_formulas=held_out,
+        title=" + ".join(f"{Path(p).parent.name}/{Path(p).name}" for p in _as_paths(train_path)),
     )
+    return add_auxiliary(data, auxiliary, out_dir)
 
 
 def add_auxiliary(data: TrainingData, paths: Sequence[str], out_dir: str) -> TrainingData:
@@ -182,25 +186,6 @@ def add_auxiliary(data: TrainingData, paths: Sequence[str], out_dir: str) -> Tra
 
 
 def fit(
-    train_path: str | Sequence[str],
-    val_path: str | None,
-    featurizer: str,
-    config: TrainConfig,
-    out_dir: str,
-    device: str = "auto",
-    progress: bool = True,
-    half: bool = False,
-    command: str | None = None,
-    holdout: bool = True,
-    auxiliary: Sequence[str] = (),
-) -> tuple[Ensemble, dict]:
-    data = prepare_data(train_path, val_path, featurizer, config.seed, out_dir, holdout=holdout)
-    data = add_auxiliary(data, auxiliary, out_dir)
-    title = " + ".join(f"{Path(p).parent.name}/{Path(p).name}" for p in _as_paths(train_path))
-    return fit_prepared(data, config, out_dir, device, progress, half, command, title=title)
-
-
-def fit_prepared(
     data: TrainingData,
     config: TrainConfig,
     out_dir: str,
@@ -208,7 +193,7 @@ def fit_prepared(
     progress: bool = True,
     half: bool = False,
     command: str | None = None,
-    title: str = "",
+    title: str | None = None,
 ) -> tuple[Ensemble, dict]:
     """Train the ensemble on prepared data; write the model directory (weights, card, model
     card, learning curve, parity plot); return the model and its validation metrics."""
@@ -278,7 +263,7 @@ def fit_prepared(
 
         (out / "MODEL_CARD.md").write_text(render_model_card(card))
         learning_curve(
-            history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {title or 'training data'}"
+            history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {title or data.title}"
         )
         return model, {}
     mean_pred, spread, members = model.predict(x_val)
@@ -300,9 +285,7 @@ def fit_prepared(
     pd.DataFrame(history).to_json(out / "history.jsonl", orient="records", lines=True)
 
     (out / "MODEL_CARD.md").write_text(render_model_card(card))
-    learning_curve(
-        history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {title or 'training data'}"
-    )
+    learning_curve(history, out / "learning_curve.png", f"{net.arch.name} x{config.members} on {title or data.title}")
     parity_plot(
         y_val, mean_pred, out / "parity_val.png", f"{net.arch.name} x{config.members}: validation", metrics=metrics
     )
