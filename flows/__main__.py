@@ -22,6 +22,7 @@ FLOWS = {
     "train-models": ("flows.train_models", "train_models"),
     "featurize-dataset": ("flows.featurize_dataset", "featurize_dataset"),
     "campaign": ("flows.campaign", "campaign"),
+    "promote-model": ("flows.promote_model", "promote_model"),
 }
 
 

@@ -18,9 +18,11 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows._common import library_logs, picture_artifact, retry_on_io
+from flows.promote_model import promote_model
 from screening.datasets import data_path
 from screening.models.config import RECIPE_FEATURES, TrainConfig
 from screening.models.fit import TrainingData, evaluate, fit, prepare_data
+from screening.registry import Registry
 
 
 @task(name="featurize", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
@@ -86,6 +88,7 @@ def train_models(
     seed: int = 0,
     max_minutes: Annotated[float | None, Field(gt=0)] = None,
     ranking: bool = False,
+    registry: str | None = None,
 ) -> dict:
     """Train a ``members``-member ensemble of ``arch`` on ``train`` (formula,target; several
     tables are concatenated), validated on ``val`` (default: 10% of train; ``holdout=False``:
@@ -96,9 +99,13 @@ def train_models(
     ``$SCREENING_DATA_DIR``, default ``../shared/data`` beside the project). ``max_minutes`` fits
     the one-cycle schedule to a wall-time budget (as many of ``epochs`` as the machine's pace
     allows, ending annealed).
-    ``ranking`` (with ``val``): also fit the stability model that orders screens by p_stable."""
+    ``ranking`` (with ``val``): also fit the stability model that orders screens by p_stable.
+    ``registry``: then offer the model for promotion there (the ``promote-model`` flow: it becomes
+    production only if it is not worse on the registry's benchmark)."""
     if ranking and not val:
         raise ValueError("ranking=True needs a val table: the stability model is fitted on its screening situation")
+    if registry:
+        Registry(registry)  # a missing registry fails here, before hours of training
     out = out.replace("{date}", dt.datetime.now(dt.UTC).date().isoformat())
     train = data_path(train) if isinstance(train, str) else [data_path(p) for p in train]
     val, test = (data_path(p) if p else p for p in (val, test))
@@ -128,6 +135,8 @@ def train_models(
         or "no held-out rows"
     )
     print(f"trained {arch} x{members} on {features}: {scores} -> {out}")
+    if registry:
+        metrics["promotion"] = promote_model(registry, out, device="cpu")
     return metrics
 
 

@@ -4,7 +4,8 @@ runs as it takes, into one catalog that analysts query.
 A campaign is a YAML file (checked by :func:`load_campaign`, errors name the file and the key)::
 
     name: oxides
-    model: data/models/default
+    model: data/models/default           # a model folder; or an alias of `registry` (e.g. production)
+    registry: runs/registry              # optional: a model registry (screening.registry)
     reference: ["{data}/mp_e_form/train.csv", "{data}/mp_e_form/val.csv"]
     root: runs/campaigns/oxides          # work folders, the catalog, run records
     budget: {candidates: 2000000}        # per run; or {minutes: 60}; or both
@@ -39,12 +40,13 @@ from screening import run_lock
 from screening.catalog import publish, snapshot, write_feedback
 from screening.datasets import data_path, sha256_of
 from screening.enumerate import Grid, space
+from screening.registry import Registry, model_key
 from screening.request import ScreenRequest
 from screening.scoring import chunk_meta
 from screening.screen import finish, plan, score
 
 SPACE_KEYS = {"name", "elements", "systems", "max_arity", "max_atoms", "max_amount", "charge_neutral"}
-CAMPAIGN_KEYS = {"name", "model", "reference", "feedback", "root", "budget", "chunk_size", "spaces"}
+CAMPAIGN_KEYS = {"name", "model", "registry", "reference", "feedback", "root", "budget", "chunk_size", "spaces"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SNAPSHOT_TOP = 100  # each run records the catalog's best this many, for `catalog diff`
 
@@ -59,9 +61,9 @@ class Space:
     max_amount: int | None = None
     charge_neutral: bool = False
 
-    def request(self, campaign: Campaign, out: Path) -> ScreenRequest:
+    def request(self, campaign: Campaign, out: Path, model: Path | None = None) -> ScreenRequest:
         return ScreenRequest(
-            model=campaign.model,
+            model=str(model or campaign.model),
             out=str(out),
             elements=list(self.elements) if self.elements else None,
             systems=[list(s) for s in self.systems] if self.systems else None,
@@ -90,6 +92,12 @@ class Campaign:
     budget_minutes: float | None = None
     chunk_size: int = 100_000
     feedback: Path | None = None  # a folder of new DFT results (formula,target CSVs, one per source)
+    registry: Path | None = None  # then ``model`` is an alias (or key) of this model registry
+
+    def model_folder(self) -> Path:
+        """The model to screen with now: the folder, or what the registry's alias points at (resolved
+        once per run, so that a promotion during a run takes effect at the next one)."""
+        return Registry(self.registry).resolve(self.model) if self.registry else Path(self.model)
 
     def feedback_files(self) -> list[Path]:
         return sorted(self.feedback.glob("*.csv")) if self.feedback and self.feedback.is_dir() else []
@@ -98,14 +106,14 @@ class Campaign:
         """The known compounds of the next screens: the reference tables and every feedback file."""
         return list(self.reference) + [str(p) for p in self.feedback_files()]
 
-    def key(self) -> str:
-        """``<model>-<reference>``: the weights and stability model, and the reference tables
-        (feedback files included: a new DFT result changes the known hull, so it is new work)."""
-        model = Path(self.model)
-        parts = [sha256_of(p) for p in (model / "model.safetensors", model / "stability.pkl") if p.exists()]
-        reference = [sha256_of(p) for p in self.references()]
-        digest = lambda items: hashlib.sha256("".join(items).encode()).hexdigest()[:12]  # noqa: E731
-        return f"{digest(parts)}-{digest(reference)}"
+    def key(self, model: Path | None = None) -> str:
+        """``<model>-<reference>``: the weights and stability model (:func:`model_key`; a registered
+        model's folder is named by it), and the reference tables (feedback files included: a new
+        DFT result changes the known hull, so it is new work)."""
+        model = model or self.model_folder()
+        registered = self.registry is not None and model.parent == Path(self.registry) / "models"
+        reference = hashlib.sha256("".join(sha256_of(p) for p in self.references()).encode()).hexdigest()[:12]
+        return f"{model.name if registered else model_key(model)}-{reference}"
 
     def work_folder(self, space: Space, key: str) -> Path:
         return self.root / "work" / space.name / key
@@ -152,6 +160,7 @@ def load_campaign(path: str | Path) -> Campaign:
         budget_minutes=_positive(budget.get("minutes"), float, f"{where}: budget.minutes"),
         chunk_size=_positive(raw.get("chunk_size", 100_000), int, f"{where}: chunk_size"),
         feedback=Path(data_path(str(raw["feedback"]))) if raw.get("feedback") else None,
+        registry=Path(data_path(str(raw["registry"]))) if raw.get("registry") else None,
     )
     names = [s.name for s in campaign.spaces]
     if len(set(names)) != len(names):
@@ -244,7 +253,9 @@ def run_campaign(
     started, run_id = time.monotonic(), dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     deadline = started + 60 * campaign.budget_minutes if campaign.budget_minutes else None
     left = campaign.budget_candidates
-    key, record = campaign.key(), {"run": run_id, "campaign": campaign.name, "spaces": []}
+    model = campaign.model_folder()
+    key = campaign.key(model)
+    record = {"run": run_id, "campaign": campaign.name, "model": str(model), "key": key, "spaces": []}
     write_feedback(campaign)  # the catalog marks candidates computed since, before anything is re-screened
     stopped = "done"
     for s in campaign.spaces:
@@ -253,7 +264,7 @@ def run_campaign(
         if (left is not None and left <= 0) or (deadline is not None and time.monotonic() >= deadline):
             stopped = "budget"
             break
-        prepared = plan(s.request(campaign, campaign.work_folder(s, key)))
+        prepared = plan(s.request(campaign, campaign.work_folder(s, key), model))
         try:
             counts = score(prepared, scheduler, workers, progress, budget=left, deadline=deadline)
             if left is not None:

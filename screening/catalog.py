@@ -155,12 +155,21 @@ def refresh_view(root: Path) -> None:
         con.close()
 
 
+def current_model(root: Path) -> str | None:
+    """The model key the campaign's last run screened with (``None`` before any run)."""
+    runs = sorted((Path(root) / "runs").glob("*.json"))
+    key = json.loads(runs[-1].read_text()).get("key") if runs else None
+    return key.split("-")[0] if key else None
+
+
 def top(root: Path, n: int = 20, model: str | None = None):
-    """The catalog's best ``n`` candidates (by p_stable, then distance to the known hull), of one
-    ``model`` key or of all."""
+    """The catalog's best ``n`` candidates (by p_stable, then distance to the known hull): of the
+    model the last run screened with (``model=None``; after a promotion, the new one), of one
+    ``model`` key, or of every model (``model="all"``)."""
     import duckdb
 
     root = Path(root)
+    model = current_model(root) if model is None else None if model == "all" else model
     if not (root / "catalog.duckdb").exists():
         raise FileNotFoundError(f"{root} has no catalog yet: run the campaign first")
     con = duckdb.connect(str(root / "catalog.duckdb"), read_only=True)

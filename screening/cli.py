@@ -143,8 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_commands(commands)
 
     from screening.cli_campaign import add_commands
+    from screening.cli_registry import add_commands as add_registry_commands
 
     add_commands(commands)
+    add_registry_commands(commands)
 
     hull = commands.add_parser("hull", help="energy above the convex hull of a formula,target table")
     hull.add_argument(

@@ -26,7 +26,7 @@ def add_commands(commands) -> None:
     top = queries.add_parser("top", help="the best candidates of the catalog")
     top.add_argument("where", metavar="FILE|ROOT", help="campaign file or its root folder")
     top.add_argument("-n", type=int, default=20, help="how many (default 20)")
-    top.add_argument("--model", help="only this model key")
+    top.add_argument("--model", help="a model key, or 'all' (default: the model of the last run)")
     top.set_defaults(handler=_top)
     diff = queries.add_parser("diff", help="what entered and left the best candidates since the previous run")
     diff.add_argument("where", metavar="FILE|ROOT", help="campaign file or its root folder")

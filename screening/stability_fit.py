@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from screening.composition import CompositionBatch, parse_formulas
+from screening.datasets import sha256_of
 from screening.elements import SYMBOLS
 from screening.evidence import FEATURES, KnownCompounds, _composition_key, _Counter
 from screening.models.ensemble import load_model
@@ -184,6 +185,8 @@ def fit_stability(
         "fitted_on": {
             "known": list(map(str, known_paths)),
             "hidden": str(hidden_path),
+            "known_sha256": [sha256_of(p) for p in known_paths],  # the tables by content (a registry's benchmark)
+            "hidden_sha256": sha256_of(hidden_path),
             "energy_model": str(energy_model),
             "energy_model_uncertainty": model.card.get("uncertainty"),
             "candidates": int(len(y)),

@@ -8,38 +8,10 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import reference_slices, screen_args
+from conftest import TWIN_RECIPE, screen_args
 
 from screening.cli import main
 from screening.stability import StabilityModel, StabilityModelError
-
-RECIPE = ["--arch", "elemnet", "--features", "elemfrac86", "--epochs", "2", "--batch-size", "256", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory, data_dir):
-    root = tmp_path_factory.mktemp("stability")
-    known, hidden = reference_slices(root, 3000, 600)
-    out = root / "twin"
-    assert (
-        main(
-            [
-                "train",
-                "--train",
-                str(known),
-                "--val",
-                str(hidden),
-                "--members",
-                "2",
-                "--ranking",
-                "--out",
-                str(out),
-                *RECIPE,
-            ]
-        )
-        == 0
-    )
-    return root, out
 
 
 def test_train_with_ranking_fits_and_records_the_stability_model(twin, capsys):
@@ -79,7 +51,7 @@ def test_a_screen_ranks_by_p_stable_and_a_final_model_adopts_the_twins_ranking(t
                 "2",
                 "--out",
                 str(final),
-                *RECIPE,
+                *TWIN_RECIPE,
             ]
         )
         == 0
