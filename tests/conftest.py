@@ -158,3 +158,16 @@ def twin(tmp_path_factory, data_dir):
     args = ["train", "--train", str(known), "--val", str(hidden), "--members", "2", "--ranking", "--out", str(out)]
     assert main([*args, *TWIN_RECIPE]) == 0
     return root, out
+
+
+@pytest.fixture(scope="session")
+def weak(twin):
+    """The twin's recipe for one epoch at a learning rate 100x smaller: a model that is clearly worse,
+    trained and ranked on the same tables."""
+    from screening.cli import main
+
+    root, _ = twin
+    out = root / "weak"
+    args = ["train", "--train", str(root / "train.csv"), "--val", str(root / "val.csv"), "--members", "2"]
+    assert main([*args, "--ranking", "--out", str(out), *TWIN_RECIPE, "--epochs", "1", "--lr", "1e-5"]) == 0
+    return out

@@ -27,6 +27,10 @@ def test_prefect_yaml_deployments_match_the_flows():
         assert deployment["work_pool"]["name"] == "screening-pool"
         for schedule in deployment.get("schedules", []):
             assert len(schedule["cron"].split()) == 5
+        for trigger in deployment.get("triggers", []):  # as `prefect deploy` will read them
+            from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+            DeploymentEventTrigger(**{k: v for k, v in trigger.items() if k != "type"})
         if "file" in deployment["parameters"]:  # a campaign: the file exists and is valid
             from screening.campaign import load_campaign
 
@@ -42,6 +46,7 @@ def test_prefect_yaml_deployments_match_the_flows():
         "screen-candidates/nightly",
         "train-models/weekly",
         "campaign/nightly",
+        "campaign/rescore",
     }
 
 

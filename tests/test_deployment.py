@@ -162,3 +162,70 @@ def test_killed_flow_process_reruns_to_the_same_output(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["chunks"] == n_chunks and 5 <= summary["chunks_skipped"] < n_chunks
     assert_same_screening(out, single_machine_run)
+
+
+def test_a_promotion_triggers_the_rescore_deployment(prefect_server, twin, weak, tmp_path):
+    """The shipped ``campaign/rescore`` deployment and its trigger, pointed at a small campaign that
+    screens with a registry's production model: promoting another model (the promote-model flow,
+    which emits ``screening.model.promoted``) makes the server run the deployment on the worker,
+    and the catalog gains the new model's candidates."""
+    import yaml
+
+    from screening.campaign import load_campaign, run_campaign
+    from screening.promotion import promote
+    from screening.registry import Registry, model_key
+
+    env = prefect_server
+    root, good = twin
+    registry = Registry.create(tmp_path / "registry", [str(root / "train.csv")], str(root / "val.csv"))
+    promote(registry, good)
+    spec = {
+        "name": "rescore-test",
+        "registry": str(registry.root),
+        "model": "production",
+        "reference": [str(root / "train.csv")],
+        "root": str(tmp_path / "campaign"),
+        "chunk_size": 200,
+        "spaces": [{"name": "li-mn-o", "elements": ["Li", "Mn", "O"], "max_arity": 3, "max_atoms": 6}],
+    }
+    (tmp_path / "campaign.yaml").write_text(yaml.safe_dump(spec))
+    campaign = load_campaign(tmp_path / "campaign.yaml")
+    run_campaign(campaign, workers=0)  # screened with the first production model
+    new_part = campaign.root / "catalog" / f"model={model_key(weak)}" / "space=li-mn-o" / "part-0.parquet"
+
+    config = yaml.safe_load((PROJECT_ROOT / "deploy" / "prefect.yaml").read_text())
+    (rescore,) = [d for d in config["deployments"] if d["name"] == "rescore"]
+    rescore["parameters"]["file"] = str(tmp_path / "campaign.yaml")
+    (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(config | {"deployments": [rescore]}))
+    _run([PREFECT, "work-pool", "create", "screening-pool", "--type", "process", "--overwrite"], env)
+    _run([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(tmp_path / "prefect.yaml")], env)
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "screening-pool"],
+        env=env | {"PREFECT_WORKER_QUERY_SECONDS": "2"},
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        promoted = [sys.executable, "-m", "flows", "promote-model", "-p", f"registry={registry.root}"]
+        _run([*promoted, "-p", f"model={weak}", "-p", "force=true"], env)
+        assert registry.resolve("production").name == model_key(weak)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not _completed_runs(env, str(tmp_path / "campaign.yaml")):
+            time.sleep(2)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    (triggered,) = _completed_runs(env, str(tmp_path / "campaign.yaml"))  # one run of the deployment, by the trigger
+    assert triggered["deployment_id"] is not None and new_part.exists()
+
+
+def _completed_runs(env: dict, campaign_file: str) -> list[dict]:
+    request = urllib.request.Request(
+        f"{env['PREFECT_API_URL']}/flow_runs/filter",
+        data=json.dumps({"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    runs = json.load(urllib.request.urlopen(request, timeout=10))
+    return [r for r in runs if r["parameters"].get("file") == campaign_file]

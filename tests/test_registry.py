@@ -6,24 +6,13 @@ import json
 
 import pytest
 import yaml
-from conftest import TWIN_RECIPE, reference_slices
+from conftest import reference_slices
 
 from screening.campaign import load_campaign, plan_campaign, run_campaign
 from screening.catalog import top
 from screening.cli import main
 from screening.promotion import TOLERANCE, NotComparableError, benchmark_figures, compare, promote
 from screening.registry import Benchmark, Registry, Table, model_key
-
-
-@pytest.fixture(scope="module")
-def weak(twin):
-    """The twin's recipe for one epoch at a learning rate 100x smaller: a model that is clearly worse,
-    trained and ranked on the same tables."""
-    root, _ = twin
-    out = root / "weak"
-    args = ["train", "--train", str(root / "train.csv"), "--val", str(root / "val.csv"), "--members", "2"]
-    assert main([*args, "--ranking", "--out", str(out), *TWIN_RECIPE, "--epochs", "1", "--lr", "1e-5"]) == 0
-    return out
 
 
 def test_the_first_model_becomes_production_and_a_worse_one_does_not(twin, weak, tmp_path, capsys):
