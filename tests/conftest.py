@@ -171,3 +171,12 @@ def weak(twin):
     args = ["train", "--train", str(root / "train.csv"), "--val", str(root / "val.csv"), "--members", "2"]
     assert main([*args, "--ranking", "--out", str(out), *TWIN_RECIPE, "--epochs", "1", "--lr", "1e-5"]) == 0
     return out
+
+
+def catalog_rows(root):
+    import duckdb
+
+    con = duckdb.connect(str(root / "catalog.duckdb"), read_only=True)
+    frame = con.execute("SELECT * EXCLUDE (run, screened_at) FROM candidates ORDER BY space, candidate_id").df()
+    con.close()
+    return frame

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import catalog_rows
 
 from screening.campaign import load_campaign, plan_campaign, run_campaign
 from screening.catalog import diff, top
@@ -47,15 +48,6 @@ def write_campaign(tmp_path, toy_model, root, budget=None, **extra):
     path = tmp_path / f"{root.name}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
-
-
-def catalog_rows(root):
-    import duckdb
-
-    con = duckdb.connect(str(root / "catalog.duckdb"), read_only=True)
-    frame = con.execute("SELECT * EXCLUDE (run, screened_at) FROM candidates ORDER BY space, candidate_id").df()
-    con.close()
-    return frame
 
 
 def test_a_budgeted_campaign_continues_until_done_and_equals_one_uninterrupted_run(toy_model, tmp_path, capsys):

@@ -12,8 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from conftest import LONG_RUN, LONG_RUN_CANDIDATES, PROJECT_ROOT, assert_same_screening
+from conftest import LONG_RUN, LONG_RUN_CANDIDATES, PROJECT_ROOT, assert_same_screening, catalog_rows
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
@@ -229,3 +230,76 @@ def _completed_runs(env: dict, campaign_file: str) -> list[dict]:
     )
     runs = json.load(urllib.request.urlopen(request, timeout=10))
     return [r for r in runs if r["parameters"].get("file") == campaign_file]
+
+
+def test_a_killed_campaign_run_resumes_to_the_catalog_of_an_uninterrupted_one(
+    prefect_server, long_run_reference, tmp_path
+):
+    """The campaign deployment on the worker, killed (worker and flow process) mid-space, then run
+    again by a new worker: the catalog equals an uninterrupted run's, row for row."""
+    import yaml
+
+    from screening.campaign import load_campaign, run_campaign
+
+    env = prefect_server
+    space = {"name": "li-tm-oxides", **{k: v for k, v in LONG_RUN.items() if k != "chunk_size"}}
+    spec = {"name": "killed", "model": str(PROJECT_ROOT / "data/models/default"), "reference": long_run_reference}
+    spec |= {"chunk_size": 50, "spaces": [space]}
+    for name in ("killed", "whole"):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(spec | {"root": str(tmp_path / name)}))
+    run_campaign(load_campaign(tmp_path / "whole.yaml"), workers=0)
+
+    config = yaml.safe_load((PROJECT_ROOT / "deploy" / "prefect.yaml").read_text())
+    (nightly,) = [d for d in config["deployments"] if d["entrypoint"].startswith("flows/campaign") and "schedules" in d]
+    deployment = nightly | {"name": "killed", "parameters": {"file": str(tmp_path / "killed.yaml"), "workers": 0}}
+    deployment.pop("schedules")
+    (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(config | {"deployments": [deployment]}))
+    _run([PREFECT, "work-pool", "create", "screening-pool", "--type", "process", "--overwrite"], env)
+    _run([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(tmp_path / "prefect.yaml")], env)
+
+    def start_worker():
+        return subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", "screening-pool"],
+            env=env | {"PREFECT_WORKER_QUERY_SECONDS": "2"},
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    worker = start_worker()
+    work = tmp_path / "killed" / "work" / "li-tm-oxides"
+    n_chunks = -(-LONG_RUN_CANDIDATES // 50)
+    try:
+        _run([PREFECT, "deployment", "run", "campaign/killed"], env)
+        deadline, done = time.monotonic() + 300, 0
+        while time.monotonic() < deadline:
+            done = len(list(work.glob("*/scored/part-*.parquet")))
+            if done >= 5:
+                break
+            time.sleep(0.02)
+    finally:
+        _kill_with_its_flow_runs(worker)
+    assert 5 <= done < n_chunks, f"not killed mid-space ({done} of {n_chunks} chunks)"
+    assert not (tmp_path / "killed" / "catalog").exists()
+
+    worker = start_worker()
+    try:
+        _run([PREFECT, "deployment", "run", "campaign/killed", "--watch"], env, timeout=600)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    pd.testing.assert_frame_equal(catalog_rows(tmp_path / "killed"), catalog_rows(tmp_path / "whole"))
+
+
+def _kill_with_its_flow_runs(worker: subprocess.Popen) -> None:
+    """SIGKILL a worker and the flow-run processes it started (each leads a session of its own,
+    with any Dask processes it started in it)."""
+    children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()
+    for pid in map(int, children):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
