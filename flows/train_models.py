@@ -89,6 +89,7 @@ def train_models(
     max_minutes: Annotated[float | None, Field(gt=0)] = None,
     ranking: bool = False,
     registry: str | None = None,
+    feedback: str | None = None,
 ) -> dict:
     """Train a ``members``-member ensemble of ``arch`` on ``train`` (formula,target; several
     tables are concatenated), validated on ``val`` (default: 10% of train; ``holdout=False``:
@@ -101,7 +102,9 @@ def train_models(
     allows, ending annealed).
     ``ranking`` (with ``val``): also fit the stability model that orders screens by p_stable.
     ``registry``: then offer the model for promotion there (the ``promote-model`` flow: it becomes
-    production only if it is not worse on the registry's benchmark)."""
+    production only if it is not worse on the registry's benchmark). ``feedback``: a folder of new
+    DFT results (a campaign's, ``formula,target`` CSVs) that join the training rows (those with a
+    validation composition are dropped, so the benchmark stays held out)."""
     if ranking and not val:
         raise ValueError("ranking=True needs a val table: the stability model is fitted on its screening situation")
     if registry:
@@ -110,6 +113,9 @@ def train_models(
     train = data_path(train) if isinstance(train, str) else [data_path(p) for p in train]
     val, test = (data_path(p) if p else p for p in (val, test))
     aux = [data_path(p) for p in aux] if aux else aux
+    known = [train] if isinstance(train, str) else list(train)  # the ranking's known compounds: the benchmark's
+    if feedback and Path(data_path(feedback)).is_dir():
+        train = known + [str(p) for p in sorted(Path(data_path(feedback)).glob("*.csv"))]
     config = TrainConfig.for_architecture(
         arch,
         members=members,
@@ -128,7 +134,7 @@ def train_models(
     if test:
         metrics["test"] = evaluate_task(out, test, device)
     if ranking:
-        metrics["ranking"] = ranking_task(out, [train] if isinstance(train, str) else list(train), val)
+        metrics["ranking"] = ranking_task(out, known, val)
     publish_artifacts(out, metrics, result["card"])
     scores = (
         ", ".join(f"{split} MAE {m['mae']:.4f} eV/atom" for split, m in metrics.items() if split != "ranking")

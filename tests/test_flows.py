@@ -89,8 +89,11 @@ def test_train_models_flow_fits_the_ranking(prefect_api, data_dir, tmp_path):
     from flows.train_models import train_models
     from screening.stability import StabilityModel
 
-    pd.read_csv(data_dir / "mp_e_form" / "train.csv").head(3000).to_csv(tmp_path / "train.csv", index=False)
-    pd.read_csv(data_dir / "mp_e_form" / "val.csv").head(600).to_csv(tmp_path / "val.csv", index=False)
+    rows, val = pd.read_csv(data_dir / "mp_e_form" / "train.csv"), pd.read_csv(data_dir / "mp_e_form" / "val.csv")
+    rows.head(3000).to_csv(tmp_path / "train.csv", index=False)
+    val.head(600).to_csv(tmp_path / "val.csv", index=False)
+    (tmp_path / "feedback").mkdir()  # new DFT results of a campaign: 50 new rows and one of a validation composition
+    pd.concat([rows.iloc[3000:3050], val.iloc[:1]]).to_csv(tmp_path / "feedback" / "lab.csv", index=False)
     with pytest.raises(ValueError, match="needs a val table"):
         train_models(train=str(tmp_path / "train.csv"), out=str(tmp_path / "x"), ranking=True)
     metrics = train_models(
@@ -104,9 +107,15 @@ def test_train_models_flow_fits_the_ranking(prefect_api, data_dir, tmp_path):
         batch_size=256,
         device="cpu",
         ranking=True,
+        feedback=str(tmp_path / "feedback"),
     )
     assert {"3", "4"} <= set(metrics["ranking"]) and all(0 < m["auc"] <= 1 for m in metrics["ranking"].values())
-    assert StabilityModel.load(tmp_path / "model").record["fitted_on"]["hidden"] == str(tmp_path / "val.csv")
+    fitted_on = StabilityModel.load(tmp_path / "model").record["fitted_on"]
+    assert fitted_on["hidden"] == str(tmp_path / "val.csv") and fitted_on["known"] == [str(tmp_path / "train.csv")]
+    from screening.models.ensemble import load_model
+
+    tables = load_model(str(tmp_path / "model")).card["data"]["train"]  # the feedback trained, minus the leak
+    assert [t["rows_used"] for t in tables] == [3000, 50] and tables[1]["rows_dropped_as_validation_compositions"] == 1
 
 
 def test_flow_command_line_errors_are_one_line(capsys, monkeypatch):

@@ -76,7 +76,8 @@ def prepare_data(
 ) -> TrainingData:
     """Featurize the training table(s) (several are concatenated, e.g. a final model on
     train + val) and the validation table; rows that cannot be used are written to
-    ``rejected_{train,val}.csv`` in ``out_dir``. Without a validation table, 10% of the
+    ``rejected_{train,val}.csv`` in ``out_dir``; training rows whose composition is among the
+    validation table's are dropped (counted in the card). Without a validation table, 10% of the
     training rows (seeded) are held out, unless ``holdout`` is False: then every row trains
     and there is no validation (the recipe must have been validated on another run)."""
     out = Path(out_dir)
@@ -87,6 +88,13 @@ def prepare_data(
     if val_path and not holdout:
         raise ValueError(f"a validation table ({val_path}) was given with holdout=False")
     parts = [featurize_targets(read_formula_table(p), featurizer, p) for p in paths]
+    dropped = [0] * len(parts)
+    validation = featurize_targets(read_formula_table(val_path), featurizer, val_path) if val_path else None
+    if validation:  # a training row with a validation composition (another table's value for it) would leak
+        val_keys = set(parse_formulas(validation[2])[0].composition_keys())
+        for i, (x, y, formulas, bad) in enumerate(parts):
+            keep = np.array([k not in val_keys for k in parse_formulas(formulas)[0].composition_keys()], dtype=bool)
+            parts[i], dropped[i] = (x[keep], y[keep], [f for f, k in zip(formulas, keep) if k], bad), int((~keep).sum())
     x_train = np.concatenate([part[0] for part in parts])
     y_train = np.concatenate([part[1] for part in parts])
     train_formulas = [f for part in parts for f in part[2]]
@@ -94,7 +102,7 @@ def prepare_data(
     d = x_train.shape[1]
     held_out: list[str] = []
     if val_path:
-        x_val, y_val, val_formulas, val_rejected = featurize_targets(read_formula_table(val_path), featurizer, val_path)
+        x_val, y_val, val_formulas, val_rejected = validation
         held_out = val_formulas
     elif holdout:
         order = np.random.default_rng(seed).permutation(len(x_train))
@@ -112,7 +120,8 @@ def prepare_data(
             log.warning("%d %s rows could not be used; see %s", len(rows), name, out / f"rejected_{name}.csv")
     tables = [
         {"path": str(p), "sha256": sha256_of(p), "rows_used": int(len(part[1])), "rows_rejected": len(part[3])}
-        for p, part in zip(paths, parts)
+        | ({"rows_dropped_as_validation_compositions": n} if n else {})
+        for p, part, n in zip(paths, parts, dropped)
     ]
     if len(paths) == 1 and holdout and not val_path:
         tables[0]["rows_used"] = int(len(y_train))
