@@ -186,6 +186,7 @@ def test_a_promotion_triggers_the_rescore_deployment(prefect_server, twin, weak,
         "model": "production",
         "reference": [str(root / "train.csv")],
         "root": str(tmp_path / "campaign"),
+        "feedback": str(tmp_path / "feedback"),
         "chunk_size": 200,
         "spaces": [{"name": "li-mn-o", "elements": ["Li", "Mn", "O"], "max_arity": 3, "max_atoms": 6}],
     }
@@ -215,11 +216,25 @@ def test_a_promotion_triggers_the_rescore_deployment(prefect_server, twin, weak,
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not _completed_runs(env, str(tmp_path / "campaign.yaml")):
             time.sleep(2)
+        (triggered,) = _completed_runs(env, str(tmp_path / "campaign.yaml"))  # one run of the deployment: the trigger's
+        assert triggered["deployment_id"] is not None and new_part.exists()
+
+        # new DFT results in the campaign's feedback folder: the next run screens against a new known hull
+        best = pd.read_parquet(new_part).iloc[0]
+        (tmp_path / "feedback").mkdir()
+        (tmp_path / "feedback" / "lab.csv").write_text(f"formula,target\n{best['formula']},-9.0\n")
+        _run([PREFECT, "deployment", "run", "campaign/rescore", "--watch"], env)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
-    (triggered,) = _completed_runs(env, str(tmp_path / "campaign.yaml"))  # one run of the deployment, by the trigger
-    assert triggered["deployment_id"] is not None and new_part.exists()
+    records = [json.loads(p.read_text()) for p in sorted((campaign.root / "runs").glob("*.json"))]
+    assert len({r["key"] for r in records}) == 3  # first model; promoted model; promoted model + feedback
+    assert records[-1]["key"].split("-")[0] == model_key(weak) != records[0]["key"].split("-")[0]
+    rows = catalog_rows(campaign.root)
+    settled = rows[rows["computed_e_form"].notna()]
+    assert set(settled["formula"]) == {best["formula"]} and settled["confirmed"].all()
+    screened = campaign.work_folder(campaign.spaces[0], records[-1]["key"]) / "ranked.parquet"
+    assert best["formula"] not in set(pd.read_parquet(screened)["formula"])  # a known compound now, not a candidate
 
 
 def _completed_runs(env: dict, campaign_file: str) -> list[dict]:
