@@ -76,6 +76,7 @@ def screen_candidates(
     elements: list[str] | None = None,
     systems: list[list[str]] | None = None,
     max_arity: Annotated[int, Field(ge=2, le=5)] = ScreenRequest.max_arity,
+    min_arity: Annotated[int, Field(ge=2, le=5)] = ScreenRequest.min_arity,
     max_atoms: Annotated[int | None, Field(ge=1)] = ScreenRequest.max_atoms,
     max_amount: Annotated[int | None, Field(ge=1)] = ScreenRequest.max_amount,
     charge_neutral: bool = ScreenRequest.charge_neutral,
@@ -89,8 +90,8 @@ def screen_candidates(
     workers: Annotated[int | None, Field(ge=0)] = None,
     max_candidates: Annotated[int | None, Field(ge=1)] = None,
 ) -> dict:
-    """Screen a chemical space: every composition of ``elements`` (systems of 2..max_arity of
-    them) or of the explicit ``systems`` on the stoichiometry grid, scored by the ensemble in
+    """Screen a chemical space: every composition of ``elements`` (systems of min_arity..max_arity
+    of them) or of the explicit ``systems`` on the stoichiometry grid, scored by the ensemble in
     ``model`` against the hull of the ``reference`` compounds, ranked by ``p_stable`` (with a model
     that has a stability model; else by predicted distance to that hull). Spaces over 20 million
     candidates need ``max_candidates`` (their size, output and time are reported first).
@@ -107,6 +108,7 @@ def screen_candidates(
         elements=elements,
         systems=systems,
         max_arity=max_arity,
+        min_arity=min_arity,
         max_atoms=max_atoms,
         max_amount=max_amount,
         charge_neutral=charge_neutral,

@@ -45,7 +45,7 @@ from screening.request import ScreenRequest
 from screening.scoring import chunk_meta
 from screening.screen import finish, plan, score
 
-SPACE_KEYS = {"name", "elements", "systems", "max_arity", "max_atoms", "max_amount", "charge_neutral"}
+SPACE_KEYS = {"name", "elements", "systems", "min_arity", "max_arity", "max_atoms", "max_amount", "charge_neutral"}
 CAMPAIGN_KEYS = {"name", "model", "registry", "reference", "feedback", "root", "budget", "chunk_size", "spaces"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SNAPSHOT_TOP = 100  # each run records the catalog's best this many, for `catalog diff`
@@ -60,6 +60,7 @@ class Space:
     max_atoms: int | None = 10
     max_amount: int | None = None
     charge_neutral: bool = False
+    min_arity: int = 2
 
     def request(self, campaign: Campaign, out: Path, model: Path | None = None) -> ScreenRequest:
         return ScreenRequest(
@@ -68,6 +69,7 @@ class Space:
             elements=list(self.elements) if self.elements else None,
             systems=[list(s) for s in self.systems] if self.systems else None,
             max_arity=self.max_arity,
+            min_arity=self.min_arity,
             max_atoms=self.max_atoms,
             max_amount=self.max_amount,
             charge_neutral=self.charge_neutral,
@@ -78,7 +80,7 @@ class Space:
     def size(self) -> int:
         systems = [list(s) for s in self.systems] if self.systems else None
         grid = Grid(self.max_atoms, self.max_amount)
-        return space(list(self.elements or []), self.max_arity, grid, systems).size()
+        return space(list(self.elements or []), self.max_arity, grid, systems, self.min_arity).size()
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ def _space(raw, where: str) -> Space:
         isinstance(systems, list) and all(isinstance(s, list) and all(isinstance(e, str) for e in s) for s in systems)
     ):
         raise ValueError(f"{where}: 'systems' is a list of lists of element symbols")
-    for key in ("max_arity", "max_atoms", "max_amount"):
+    for key in ("min_arity", "max_arity", "max_atoms", "max_amount"):
         if raw.get(key) is not None and (isinstance(raw[key], bool) or not isinstance(raw[key], int)):
             raise ValueError(f"{where}: '{key}' is an integer, got {raw[key]!r}")
     if not isinstance(raw.get("charge_neutral", False), bool):
@@ -219,6 +221,7 @@ def _space(raw, where: str) -> Space:
         elements=tuple(elements) if elements else None,
         systems=tuple(tuple(s) for s in systems) if systems else None,
         max_arity=raw.get("max_arity", 3),
+        min_arity=raw.get("min_arity", 2),
         max_atoms=raw.get("max_atoms", 10),
         max_amount=raw.get("max_amount"),
         charge_neutral=raw.get("charge_neutral", False),

@@ -36,6 +36,7 @@ class ScreenRequest:
         "explicit chemical systems instead, e.g. Li-Mn-O,Ba-Ti-O", None, parse=_systems
     )
     max_arity: int = option("largest number of elements per system", 3)
+    min_arity: int = option("smallest number of elements per system, with --elements", 2)
     max_atoms: int | None = option("atoms per formula unit", 10)
     max_amount: int | None = option("atoms of one element (default: no limit)", None)
     charge_neutral: bool = option(
@@ -64,6 +65,8 @@ class ScreenRequest:
             raise ValueError("give elements (e.g. Li,Mn,O) or systems (e.g. Li-Mn-O,Ba-Ti-O) to screen")
         if not 2 <= self.max_arity <= 5:
             raise ValueError(f"max_arity must be 2 to 5, got {self.max_arity}")
+        if not 2 <= self.min_arity <= self.max_arity:
+            raise ValueError(f"min_arity must be 2 to max_arity ({self.max_arity}), got {self.min_arity}")
         for name in ("max_atoms", "max_amount", "max_candidates"):
             value = getattr(self, name)
             if value is not None and value < 1:

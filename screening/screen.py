@@ -102,14 +102,13 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     build their hull. Fails before anything is scored if any of that is wrong."""
     started = time.perf_counter()
     out = Path(request.out)
-    candidates = space(
-        request.elements, request.max_arity, Grid(request.max_atoms, request.max_amount), request.systems
-    )
+    grid = Grid(request.max_atoms, request.max_amount)
+    candidates = space(request.elements, request.max_arity, grid, request.systems, request.min_arity)
     total = candidates.size()
     if total == 0:
         raise ValueError(
-            f"the request enumerates no candidates ({len(candidates.systems)} chemical systems of 2 to "
-            f"{request.max_arity} elements on this grid): give at least two elements or a system"
+            f"the request enumerates no candidates ({len(candidates.systems)} chemical systems of "
+            f"{request.min_arity} to {request.max_arity} elements on this grid): give more elements or a system"
         )
     check_budget(total, out, request.max_candidates)
     model_dir = Path(request.model)
@@ -353,6 +352,8 @@ def _check_folder(out: Path, request: ScreenRequest, inputs: dict) -> dict:
     wanted = {
         k: v for k, v in asdict(request).items() if k not in ("out", "device", "top_k", "max_candidates")
     } | inputs
+    if request.min_arity == 2:  # at its default it is left out: folders written before it existed resume
+        del wanted["min_arity"]
     check_folder(
         Storage(str(out)),
         wanted,

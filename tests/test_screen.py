@@ -329,3 +329,13 @@ def test_a_screen_never_imports_the_training_code(tmp_path):
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_min_arity_screens_only_the_larger_systems(toy_model, reference, tmp_path):
+    request = _li_mn_o(toy_model, reference, tmp_path / "run", chunk_size=50)
+    request = ScreenRequest(**{**request.__dict__, "min_arity": 3, "max_arity": 3})
+    summary = screen(request, progress=False, workers=0)
+    assert summary["candidates"] == 109  # the Li-Mn-O grid of <= 10 atoms, no binaries
+    assert set(pd.read_parquet(tmp_path / "run" / "ranked.parquet")["chemsys"]) == {"Li-Mn-O"}
+    with pytest.raises(ValueError, match="min_arity must be 2 to max_arity"):
+        ScreenRequest(**{**request.__dict__, "min_arity": 4})
