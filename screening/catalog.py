@@ -61,7 +61,7 @@ def publish(campaign, space, key: str, ranked: Path, run_id: str) -> Path:
 
 def provenance_columns(table: pa.Table, key: str, run_id: str) -> pa.Table:
     n = len(table)
-    model, reference = key.split("-")
+    model, reference = key.split("-")[:2]  # a third part says how it was computed (bf16)
     when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for name, value in (("model_key", model), ("reference_key", reference), ("run", run_id), ("screened_at", when)):
         table = table.append_column(name, pa.array([value] * n, pa.string()))

@@ -162,3 +162,15 @@ def test_new_dft_results_join_the_known_hull_and_mark_the_candidates_they_settle
     con.close()
     # carried over from the version screened before the results (they are known compounds now)
     assert marked == [(good, "dft-batch-1", -0.05, True), (bad, "dft-batch-1", 0.2, False)]
+
+
+def test_a_bf16_campaign_is_work_of_its_own_and_publishes_under_the_same_model(toy_model, tmp_path):
+    fp32 = run_campaign(load_campaign(write_campaign(tmp_path, toy_model, tmp_path / "a")), workers=0, log=print)
+    bf16 = run_campaign(load_campaign(write_campaign(tmp_path, toy_model, tmp_path / "b", bf16=True)), workers=0)
+    assert bf16["key"] == fp32["key"] + "-bf16" and all(s["published"] for s in bf16["spaces"])
+    rows = catalog_rows(tmp_path / "b")
+    assert set(rows["model_key"]) == {fp32["key"].split("-")[0]} and set(rows["reference_key"]) == {
+        fp32["key"].split("-")[1]
+    }
+    with pytest.raises(ValueError, match="bf16: 'yes' is not true or false"):
+        load_campaign(write_campaign(tmp_path, toy_model, tmp_path / "c", bf16="yes"))

@@ -77,3 +77,20 @@ def test_data_paths_follow_the_installation_setting(monkeypatch, tmp_path):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     assert data_path("{data}/mp_e_form/train.csv") == f"{tmp_path}/mp_e_form/train.csv"
     assert data_path("runs/{data}.csv") == "runs/{data}.csv" and data_path("x.csv") == "x.csv"
+
+
+def test_the_elemnet_scale_campaign_is_every_ternary_and_quaternary_of_the_40_most_common_elements(data_dir):
+    from collections import Counter
+
+    from screening.campaign import load_campaign, plan_campaign
+    from screening.composition import parse_formulas
+    from screening.datasets import load_reference
+    from screening.elements import SYMBOLS
+
+    formulas = [f for split in ("train", "val") for f in load_reference("mp_e_form", split)["formula"]]
+    compounds = Counter(SYMBOLS[z - 1] for zs in parse_formulas(formulas)[0].z for z in set(zs[zs > 0].tolist()))
+    campaign = load_campaign(PROJECT_ROOT / "deploy" / "campaigns" / "elemnet-scale.yaml")
+    assert [(s.min_arity, s.max_arity) for s in campaign.spaces] == [(3, 3), (4, 4)]
+    for space in campaign.spaces:
+        assert list(space.elements) == [e for e, _ in compounds.most_common(40)]
+    assert [r["candidates"] for r in plan_campaign(campaign)] == [40 * 39 * 38 // 6 * 109, 91390 * 205]
