@@ -23,7 +23,7 @@ from screening.featurize_dataset import featurize_file
 def featurize(
     input_path: str, out_dir: str, featurizer: str, chunk_size: int, scheduler: str | None, workers: int | None
 ) -> dict:
-    return asdict(featurize_file(input_path, out_dir, featurizer, chunk_size, scheduler, workers))
+    return asdict(featurize_file(input_path, out_dir, featurizer, chunk_size, scheduler=scheduler, workers=workers))
 
 
 @flow(name="featurize-dataset", log_prints=True)

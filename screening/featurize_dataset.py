@@ -111,35 +111,20 @@ def _prepare_out_dir(out: Storage, manifest: dict, overwrite: bool) -> None:
 
 
 def featurize_file(
-    input_path: str,
-    out_dir: str,
-    featurizer: str = "magpie145",
-    chunk_size: int = 50_000,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
+    input_path: str, out_dir: str, featurizer: str = "magpie145", chunk_size: int = 50_000, **run
 ) -> DatasetSummary:
     """Featurize every row of ``input_path`` (CSV or Parquet with a ``formula`` column) into a
-    Parquet dataset under ``out_dir``. Resumable: complete chunks of an earlier run with the
-    same input and parameters are kept. See the module docstring for the layout."""
+    Parquet dataset under ``out_dir``: :func:`featurize_chunks` over the file's chunks (``run``:
+    its ``scheduler``, ``workers``, ``overwrite``, ``progress``). Resumable: complete chunks of an
+    earlier run with the same input and parameters are kept. See the module docstring for the
+    layout."""
     feat = get_featurizer(featurizer)
     fingerprint = file_fingerprint(input_path)
     require_columns(read_columns(input_path), feat.required_columns())
-    total = count_rows(input_path)
-    summary = featurize_chunks(
-        iter_chunks(input_path, chunk_size, feat.required_columns()),
-        out_dir,
-        featurizer,
-        source=fingerprint,
-        chunk_size=chunk_size,
-        scheduler=scheduler,
-        workers=workers,
-        overwrite=overwrite,
-        progress=progress,
-        expected_rows=total,
+    chunks = iter_chunks(input_path, chunk_size, feat.required_columns())
+    return featurize_chunks(
+        chunks, out_dir, featurizer, fingerprint, chunk_size, expected_rows=count_rows(input_path), **run
     )
-    return summary
 
 
 def featurize_chunks(

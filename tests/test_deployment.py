@@ -67,20 +67,25 @@ def _run(command: list[str], env: dict, timeout: int = 300) -> str:
     return done.stdout
 
 
+def _start_worker(env: dict) -> subprocess.Popen:
+    """``prefect worker start`` on the process pool, polling every 2 s, in a session of its own."""
+    return subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "screening-pool"],
+        env=env | {"PREFECT_WORKER_QUERY_SECONDS": "2"},
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def test_deployment_run_through_a_work_pool(prefect_server, tmp_path):
     env = prefect_server
     _run([PREFECT, "work-pool", "create", "screening-pool", "--type", "process"], env)
     deployed = _run([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "deploy/prefect.yaml"], env)
     for name in ("screen-candidates/default", "screen-candidates/nightly", "train-models/weekly"):
         assert name in deployed
-    worker = subprocess.Popen(
-        [PREFECT, "worker", "start", "--pool", "screening-pool"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    worker = _start_worker(env)
     try:
         out = tmp_path / "run-{date}"
         _run(
@@ -201,14 +206,7 @@ def test_a_promotion_triggers_the_rescore_deployment(prefect_server, twin, weak,
     (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(config | {"deployments": [rescore]}))
     _run([PREFECT, "work-pool", "create", "screening-pool", "--type", "process", "--overwrite"], env)
     _run([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(tmp_path / "prefect.yaml")], env)
-    worker = subprocess.Popen(
-        [PREFECT, "worker", "start", "--pool", "screening-pool"],
-        env=env | {"PREFECT_WORKER_QUERY_SECONDS": "2"},
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    worker = _start_worker(env)
     try:
         promoted = [sys.executable, "-m", "flows", "promote-model", "-p", f"registry={registry.root}"]
         _run([*promoted, "-p", f"model={weak}", "-p", "force=true"], env)
@@ -272,17 +270,7 @@ def test_a_killed_campaign_run_resumes_to_the_catalog_of_an_uninterrupted_one(
     _run([PREFECT, "work-pool", "create", "screening-pool", "--type", "process", "--overwrite"], env)
     _run([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(tmp_path / "prefect.yaml")], env)
 
-    def start_worker():
-        return subprocess.Popen(
-            [PREFECT, "worker", "start", "--pool", "screening-pool"],
-            env=env | {"PREFECT_WORKER_QUERY_SECONDS": "2"},
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    worker = start_worker()
+    worker = _start_worker(env)
     work = tmp_path / "killed" / "work" / "li-tm-oxides"
     n_chunks = -(-LONG_RUN_CANDIDATES // 50)
     try:
@@ -298,7 +286,7 @@ def test_a_killed_campaign_run_resumes_to_the_catalog_of_an_uninterrupted_one(
     assert 5 <= done < n_chunks, f"not killed mid-space ({done} of {n_chunks} chunks)"
     assert not (tmp_path / "killed" / "catalog").exists()
 
-    worker = start_worker()
+    worker = _start_worker(env)
     try:
         _run([PREFECT, "deployment", "run", "campaign/killed", "--watch"], env, timeout=600)
     finally:
