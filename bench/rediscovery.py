@@ -44,6 +44,11 @@ def main() -> None:
     )
     parser.add_argument("--save", help="also write the stability model fitted on every row to this folder")
     parser.add_argument("--out", help="write the report (JSON) here as well")
+    parser.add_argument(
+        "--null-systems",
+        action="store_true",
+        help="also fit on the grids of systems that hold no stable compound (bench/ranking_null_systems.py)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     hidden, known = reference_path("mp_e_form", "val"), reference_path("mp_e_form", "train")
@@ -55,7 +60,8 @@ def main() -> None:
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
 
-    fitted = fit_stability(args.model, [str(known)], str(hidden), args.work, seeds=args.seeds, log=log)
+    null_systems = args.null_systems
+    fitted = fit_stability(args.model, [str(known)], str(hidden), args.work, args.seeds, log, null_systems)
     report = fitted.report | {
         "model": args.model,
         "evidence_stage": fitted.model.record["evidence_stage"],
@@ -95,6 +101,14 @@ def print_table(report: dict) -> None:
                 f"{name} on the grid: Brier {r['brier']:.4f}, ECE {r['ece']:.4f}; P >= 0.5: {half['n']} candidates, "
                 f"mean P {half['predicted']:.3f}, share stable {half['observed']:.3f}"
             )
+    for k, m in report.get("null_systems", {}).items():
+        mixed = report["with_null_systems"][k]
+        print(
+            f"\n{k} elements, systems without a stable compound: {m['systems']} systems, {m['candidates']:,} "
+            f"candidates; p_stable per system {m['p_stable_per_system']:.3f}, systems with a candidate >= 0.5 "
+            f"{m['systems_with_a_candidate_at_half']:.3f}. With them in the grid ({mixed['prevalence']:.2%} stable): "
+            f"top-N {mixed['precision_top_n']:.3f}, AUC {mixed['auc']:.3f}, ECE {mixed['ece']:.4f}"
+        )
 
 
 if __name__ == "__main__":

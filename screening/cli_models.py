@@ -205,6 +205,13 @@ def _fit_ranking(model_dir: str, known: list[str], hidden: str, quiet: bool = Fa
             f"{m['recall_top_5pct']:.3f}, "
             f"AUC {m['auc']:.3f}, first of system {m['first_of_system']:.3f}, ECE {m['ece']:.4f}"
         )
+    for k, m in fitted.model.record.get("null_systems", {}).items():
+        mixed = fitted.model.record["benchmark_with_null_systems"][k]
+        print(
+            f"p_stable, {k}-element systems that hold no stable compound ({m['systems']:,}): "
+            f"{m['p_stable_per_system']:.2f} per system; with them in the grid: top-N precision "
+            f"{mixed['precision_top_n']:.3f}, AUC {mixed['auc']:.3f}, ECE {mixed['ece']:.4f}"
+        )
 
 
 def _evaluate(args: argparse.Namespace) -> int:

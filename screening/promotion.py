@@ -6,9 +6,10 @@ A model is judged by two things, both on the benchmark's hidden table:
 * the validation MAE of its formation energies. A final model trained on every row (the hidden
   table included) cannot be judged on rows it learnt; it is judged by the twin that validated its
   recipe on exactly that table (``recipe_validation`` in its card), and refused otherwise;
-* the ranking in the screening situation: the hidden compounds' systems enumerated, the hidden
-  compounds left out of the known hull, candidates ranked by ``p_stable`` (top-N precision and AUC
-  per arity, cross-fitted by system: :mod:`screening.stability_fit`). These are the figures its
+* the ranking in the screening situation: the systems of the hidden stable compounds enumerated,
+  the hidden compounds left out of the known hull, candidates ranked by ``p_stable`` (top-N
+  precision and AUC per arity, cross-fitted by system: :mod:`screening.stability_fit`). These
+  are the figures its
   stability model recorded when it was fitted on the benchmark's tables, checked by sha256; a
   stability model fitted on other tables is refused (its figures measure something else).
 

@@ -36,10 +36,11 @@ class Situation:
     n_known_table: int = (
         0  # the first rows of ``known`` are the known table; the rest, hidden compounds of fewer elements
     )
+    null_systems: tuple[tuple[int, ...], ...] = ()  # systems of hidden compounds none of which is stable
 
     @property
     def systems(self) -> list[tuple[int, ...]]:
-        return sorted({tuple(int(z) for z in zr if z) for zr in self.positives.z.tolist()})
+        return sorted({tuple(int(z) for z in zr if z) for zr in self.positives.z.tolist()} | set(self.null_systems))
 
 
 def situations(
@@ -49,9 +50,12 @@ def situations(
     hidden_energy: np.ndarray,
     arities=ARITIES,
     max_atoms: int = MAX_ATOMS,
+    null_systems: bool = False,
 ) -> list[Situation]:
     """One situation per number of elements that has positives (see the module's docstring).
-    ``hidden`` must not repeat compositions of ``known``."""
+    ``hidden`` must not repeat compositions of ``known``. ``null_systems``: also enumerate the
+    systems of hidden compounds none of which is stable (grids without a stable compound, as a
+    real screen holds many)."""
     everything = CompositionBatch.concat(known, hidden)
     stable = hull_distances(everything, np.concatenate([known_energy, hidden_energy])).stable[len(known) :]
     atoms = _atoms(hidden)
@@ -65,13 +69,23 @@ def situations(
             continue  # nothing hidden of this many elements to rediscover
         positives = hidden.select(positive)
         systems = sorted({tuple(int(z) for z in zr if z) for zr in positives.z.tolist()})
+        nulls: tuple[tuple[int, ...], ...] = ()
+        if null_systems:
+            of_k = hidden.n_elements == k
+            every, with_stable = _systems(hidden.select(of_k)), _systems(hidden.select(of_k & stable))
+            nulls = tuple(sorted(every - with_stable))
+            systems = sorted(set(systems) | set(nulls))
         grid = enumerate_systems(systems, Grid(max_atoms))
         keys = _composition_key(grid.batch)
         new = _Counter(_composition_key(given))(keys) == 0
         candidates = CandidateChunk(grid.candidate_id[new], grid.chemsys[new], grid.batch.select(new))
         labels = _Counter(_composition_key(positives))(keys[new]) > 0
-        out.append(Situation(k, given, given_energy, positives, candidates, labels, len(known)))
+        out.append(Situation(k, given, given_energy, positives, candidates, labels, len(known), nulls))
     return out
+
+
+def _systems(batch: CompositionBatch) -> set[tuple[int, ...]]:
+    return {tuple(int(z) for z in zr if z) for zr in batch.z.tolist()}
 
 
 def enumerate_systems(systems: list[tuple[int, ...]], grid: Grid) -> CandidateChunk:

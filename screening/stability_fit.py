@@ -75,7 +75,7 @@ def screened(situation: Situation, model: str, work: Path, known_paths: list[str
     pd.DataFrame({"formula": situation.known.formula[extra], "target": situation.known_energy[extra]}).to_csv(
         given, index=False
     )
-    out = work / f"screen-{situation.arity}"
+    out = work / (f"screen-{situation.arity}" + ("-with-null-systems" if situation.null_systems else ""))
     if not (out / "ranked.parquet").exists():
         systems = [[SYMBOLS[z - 1] for z in s] for s in situation.systems]
         request = ScreenRequest(
@@ -143,9 +143,15 @@ def fit_stability(
     work: str | Path,
     seeds: int = SEEDS,
     log: Callable[[str], None] = print,
+    null_systems: bool = False,
 ) -> Fitted:
     """Screen the hidden table's situations with ``energy_model``, fit both stages, measure
-    them cross-fitted, and fit the stacker on every row (see the module's docstring)."""
+    them cross-fitted, and fit the stacker on every row (see the module's docstring).
+    ``null_systems``: the stacker also sees the grids of the hidden compounds' systems that hold
+    no stable compound, so that p_stable is not promised where a system hides none (measured in
+    ``bench/ranking_null_systems.py``; not the shipped procedure: it costs precision within the
+    systems that do hold one); the benchmark is reported on the systems that hold one (as without
+    them) and on the null ones."""
 
     started = time.perf_counter()
     model = load_model(energy_model, "cpu")
@@ -154,7 +160,7 @@ def fit_stability(
     kb, ke = read_table(list(known_paths))
     hb, he = read_table([hidden_path])
     frames, tables = [], []
-    found = situations(kb, ke, hb, he)
+    found = situations(kb, ke, hb, he, null_systems=null_systems)
     if not found:
         raise ValueError(
             f"{hidden_path} holds no compound of 2 to 4 elements (<= 10 atoms) on the hull of all compounds: "
@@ -178,7 +184,13 @@ def fit_stability(
     y, systems = frame["stable"].to_numpy(), frame["chemsys"].to_numpy()
     frame["p_stable"] = nested_p_stable(s, y, systems)
     log("stacker measured (cross-fitted by system)")
-    report = benchmark_report(frame, features)
+    null = ~frame.groupby("chemsys")["stable"].transform("any").to_numpy()
+    report = benchmark_report(frame[~null].reset_index(drop=True), features[~null])
+    report["null_systems"] = null_system_figures(frame[null])
+    if null.any():
+        report["with_null_systems"] = {
+            k: summary_figures(part) for k, part in benchmark_report(frame, features)["arity"].items()
+        }
     knots = isotonic_map(cross_fitted(s, y, systems, folds=FOLDS), y)
     stacker = new_classifier(**STACK_GBM).fit(s, y)
     record = {
@@ -196,9 +208,26 @@ def fit_stability(
         "evidence_stage": evidence_record,
         "settings": {"evidence": GBM, "stacker": STACK_GBM, "folds": FOLDS},
         "benchmark": {k: summary_figures(part) for k, part in report["arity"].items()},
+        "null_systems": report["null_systems"],
+        "benchmark_with_null_systems": report.get("with_null_systems", {}),
         "seconds": round(time.perf_counter() - started, 1),
     }
     return Fitted(StabilityModel(evidence, stacker, knots, record), frame, features, report)
+
+
+def null_system_figures(frame: pd.DataFrame) -> dict:
+    """Per arity, over systems that hold no stable compound: what p_stable (cross-fitted)
+    promises there in vain."""
+    out = {}
+    for k, part in frame.groupby("n_elements"):
+        per_system = part.groupby("chemsys")["p_stable"].agg(["sum", "max"])
+        out[str(int(k))] = {
+            "systems": int(len(per_system)),
+            "candidates": int(len(part)),
+            "p_stable_per_system": float(per_system["sum"].mean()),
+            "systems_with_a_candidate_at_half": float((per_system["max"] >= 0.5).mean()),
+        }
+    return out
 
 
 def summary_figures(part: dict) -> dict:

@@ -78,3 +78,19 @@ def test_a_rediscovery_situation_hides_what_it_asks_for():
     assert stable == {"LiMnO2", "Li2MnO3"}  # both on the hull of everything
     assert "Mn2O3" in set(ternary.known.formula)  # a hidden compound of fewer elements is given as known
     assert len(ternary.candidates) == 109 and ternary.stable.sum() == 2  # no Li-Mn-O compound was known
+
+
+def test_null_systems_add_the_grids_of_systems_whose_hidden_compounds_are_all_unstable():
+    names = list(KNOWN)
+    hidden = ["LiMnO2", "Li2MnO3", "Mn2O3", "Li5FeO4"]  # Li5FeO4 far above the Li2O-FeO-Fe2O3 hull
+    energies = KNOWN | {"Li5FeO4": 0.5}
+    kb, _ = parse_formulas([f for f in names if f not in hidden])
+    hb, _ = parse_formulas(hidden)
+    energy = lambda b: np.array([energies[f] for f in b.formula])  # noqa: E731
+    (plain,) = situations(kb, energy(kb), hb, energy(hb), arities=(3,))
+    (ternary,) = situations(kb, energy(kb), hb, energy(hb), arities=(3,), null_systems=True)
+    assert plain.systems == [(3, 8, 25)] and ternary.null_systems == ((3, 8, 26),)
+    li_fe_o = ternary.candidates.chemsys == "Fe-Li-O"
+    assert ternary.systems == [(3, 8, 25), (3, 8, 26)] and len(ternary.candidates) == 109 + li_fe_o.sum()
+    assert li_fe_o.sum() == 109 - ("LiFeO2" in KNOWN) and not ternary.stable[li_fe_o].any()  # no stable compound
+    assert ternary.stable.sum() == plain.stable.sum() == 2

@@ -151,8 +151,10 @@ def _stability_lines(stability: dict | None) -> list[str]:
         "## Ranking: p_stable",
         "",
         "`p_stable` orders a screen's `ranked.parquet`: the probability that a candidate is a stable compound, "
-        "calibrated on enumerated grids (every composition of <= 10 atoms of a chemical system that holds a "
-        "stable compound unknown to the model's data). Evidence stage fitted on "
+        "calibrated on enumerated grids (every composition of <= 10 atoms of the chemical systems of compounds "
+        "unknown to the model's data"
+        + (", those that hold a stable compound and those that hold none" if stability.get("null_systems") else "")
+        + "). Evidence stage fitted on "
         f"{evidence.get('situations', '?')} rediscovery situations made from the known table alone "
         f"({evidence.get('candidates', 0):,} candidates, {evidence.get('stable', 0):,} stable); stacker (with "
         f"the energies of `{fitted.get('energy_model', '?')}`) and its isotonic calibration fitted on the screening "
@@ -172,12 +174,21 @@ def _stability_lines(stability: dict | None) -> list[str]:
         "first of system | ECE |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for k, m in sorted(stability.get("benchmark", {}).items()):  # binaries are fitted too; the targets are on 3 and 4
+    grids = [("systems that hold a stable compound", stability.get("benchmark", {}))]
+    if stability.get("benchmark_with_null_systems"):
+        grids.append(("with the systems that hold none", stability["benchmark_with_null_systems"]))
+    for name, benchmark in grids:
+        for k, m in sorted(benchmark.items()):  # binaries are fitted too; the targets are on 3 and 4
+            lines.append(
+                f"| {k}, {name} | {m['candidates']:,} | {m['prevalence']:.2%} | {m['precision_top_n']:.3f} | "
+                f"{m['enrichment_top_n']:.0f}x | {m['recall_top_1pct']:.3f} | {m['recall_top_5pct']:.3f} | "
+                f"{m['auc']:.3f} | {m['first_of_system']:.3f} | {m['ece']:.4f} |"
+            )
+    for k, m in sorted(stability.get("null_systems", {}).items()):
         lines.append(
-            f"| {k} | {m['candidates']:,} | {m['prevalence']:.2%} | {m['precision_top_n']:.3f} | "
-            f"{m['enrichment_top_n']:.0f}x | "
-            f"{m['recall_top_1pct']:.3f} | {m['recall_top_5pct']:.3f} | {m['auc']:.3f} | {m['first_of_system']:.3f} | "
-            f"{m['ece']:.4f} |"
+            f"\n{k}-element systems that hold no stable compound ({m['systems']:,}): p_stable sums to "
+            f"{m['p_stable_per_system']:.2f} per system; {m['systems_with_a_candidate_at_half']:.1%} of them have a "
+            "candidate at 0.5 or more."
         )
     return lines
 
@@ -314,12 +325,21 @@ def _copy_ranking(model_dir: str | Path, source_dir: str | Path, card: dict, sou
     }
 
 
+STABILITY_RECORD = (
+    "sha256",
+    "fitted_on",
+    "evidence_stage",
+    "benchmark",
+    "benchmark_with_null_systems",
+    "null_systems",
+    "command",
+)
+
+
 def record_stability(model_dir: str | Path, record: dict) -> dict:
     """Note a model folder's stability model (how it was fitted, its benchmark figures) in its
     card and MODEL_CARD.md."""
     card = json.loads((Path(model_dir) / "card.json").read_text())
-    card["stability"] = {
-        k: record[k] for k in ("sha256", "fitted_on", "evidence_stage", "benchmark", "command") if k in record
-    }
+    card["stability"] = {k: record[k] for k in STABILITY_RECORD if k in record}
     write_card(model_dir, card)
     return card
