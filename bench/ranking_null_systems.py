@@ -1,5 +1,6 @@
-"""The ranking on grids that mix systems holding a stable compound with systems holding none,
-for a stacker fitted without the null systems and one fitted with them (the shipped procedure).
+"""The ranking on grids that mix systems holding a stable compound with systems holding none:
+the shipped stacker (fitted without the null systems), one fitted with them, and the shipped
+within-system probability times a system-level one (does the system hide a stable compound?).
 
 The grids: the rediscovery benchmark's (bench/rediscovery.py: the systems of val.csv's stable
 compounds) plus the systems of val.csv compounds none of which is stable on the hull of
@@ -17,11 +18,20 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from screening.datasets import reference_path
 from screening.rank_metrics import reliability, screening_metrics
-from screening.stability import stacker_inputs, system_stats
-from screening.stability_fit import fit_stability
+from screening.stability import (
+    STACK_GBM,
+    cross_fitted,
+    fold_of,
+    isotonic_map,
+    new_classifier,
+    stacker_inputs,
+    system_stats,
+)
+from screening.stability_fit import FOLDS, fit_stability
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +59,39 @@ def figures(frame, p) -> dict:
     return out
 
 
+def system_probability(frame, p_within) -> np.ndarray:
+    """Per candidate, the probability that its system hides a stable compound: a classifier on
+    system-level columns (best evidence, best energies, known compounds, the within-system
+    probabilities' sum and maximum), fitted on val's systems with and without one, calibrated,
+    nested-cross-fitted by system like the stacker."""
+    grouped = frame.assign(p_within=p_within).groupby("chemsys")
+    table = pd.concat(
+        [
+            system_stats(frame),
+            grouped.agg(
+                n_elements=("n_elements", "first"),
+                log_system_known=("log_system_known", "max"),
+                log_sub_hull_compounds=("log_sub_hull_compounds", "max"),
+                best_e_above_combined=("e_above_combined_hull", "min"),
+                within_sum=("p_within", "sum"),
+                within_max=("p_within", "max"),
+                candidates=("p_within", "size"),
+            ),
+        ],
+        axis=1,
+    )
+    y = grouped["stable"].any().reindex(table.index).to_numpy()
+    x, systems = table.to_numpy(np.float64), table.index.to_numpy()
+    fold = fold_of(systems, FOLDS, salt="outer")
+    p = np.zeros(len(y))
+    for f in range(FOLDS):
+        test = fold == f
+        knots = isotonic_map(cross_fitted(x[~test], y[~test], systems[~test], folds=3), y[~test])
+        model = new_classifier(**STACK_GBM).fit(x[~test], y[~test])
+        p[test] = np.interp(model.predict_proba(x[test])[:, 1], *knots)
+    return pd.Series(p, index=table.index).reindex(frame["chemsys"]).to_numpy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="the energy model not trained on val.csv (the twin)")
@@ -71,6 +114,7 @@ def main() -> None:
     report = {
         "without_null_systems": figures(frame, p_plain),
         "with_null_systems": figures(frame, frame["p_stable"].to_numpy()),
+        "system_times_within_system": figures(frame, p_plain * system_probability(frame, p_plain)),
         "reproduce": ".venv/bin/python bench/ranking_null_systems.py "
         f"--model {args.model} --plain {args.plain} --with-null {args.with_null}",
     }

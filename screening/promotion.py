@@ -9,9 +9,9 @@ A model is judged by two things, both on the benchmark's hidden table:
 * the ranking in the screening situation: the systems of the hidden stable compounds enumerated,
   the hidden compounds left out of the known hull, candidates ranked by ``p_stable`` (top-N
   precision and AUC per arity, cross-fitted by system: :mod:`screening.stability_fit`). These
-  are the figures its
-  stability model recorded when it was fitted on the benchmark's tables, checked by sha256; a
-  stability model fitted on other tables is refused (its figures measure something else).
+  are the figures its stability model recorded when it was fitted on the benchmark's tables,
+  checked by sha256; a stability model fitted on other tables is refused (its figures measure
+  something else).
 
 "Not worse" allows the tolerances below, fixed in advance: differences smaller than them are
 within what retraining the same recipe with another seed moves.
