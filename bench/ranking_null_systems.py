@@ -18,20 +18,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from screening.datasets import reference_path
+from screening.models.card import record_stability
 from screening.rank_metrics import reliability, screening_metrics
-from screening.stability import (
-    STACK_GBM,
-    cross_fitted,
-    fold_of,
-    isotonic_map,
-    new_classifier,
-    stacker_inputs,
-    system_stats,
-)
-from screening.stability_fit import FOLDS, fit_stability
+from screening.stability import stacker_inputs, system_stats
+from screening.stability_fit import fit_stability, fit_system
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,44 +52,12 @@ def figures(frame, p) -> dict:
     return out
 
 
-def system_probability(frame, p_within) -> np.ndarray:
-    """Per candidate, the probability that its system hides a stable compound: a classifier on
-    system-level columns (best evidence, best energies, known compounds, the within-system
-    probabilities' sum and maximum), fitted on val's systems with and without one, calibrated,
-    nested-cross-fitted by system like the stacker."""
-    grouped = frame.assign(p_within=p_within).groupby("chemsys")
-    table = pd.concat(
-        [
-            system_stats(frame),
-            grouped.agg(
-                n_elements=("n_elements", "first"),
-                log_system_known=("log_system_known", "max"),
-                log_sub_hull_compounds=("log_sub_hull_compounds", "max"),
-                best_e_above_combined=("e_above_combined_hull", "min"),
-                within_sum=("p_within", "sum"),
-                within_max=("p_within", "max"),
-                candidates=("p_within", "size"),
-            ),
-        ],
-        axis=1,
-    )
-    y = grouped["stable"].any().reindex(table.index).to_numpy()
-    x, systems = table.to_numpy(np.float64), table.index.to_numpy()
-    fold = fold_of(systems, FOLDS, salt="outer")
-    p = np.zeros(len(y))
-    for f in range(FOLDS):
-        test = fold == f
-        knots = isotonic_map(cross_fitted(x[~test], y[~test], systems[~test], folds=3), y[~test])
-        model = new_classifier(**STACK_GBM).fit(x[~test], y[~test])
-        p[test] = np.interp(model.predict_proba(x[test])[:, 1], *knots)
-    return pd.Series(p, index=table.index).reindex(frame["chemsys"]).to_numpy()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="the energy model not trained on val.csv (the twin)")
     parser.add_argument("--plain", required=True, help="work folder of the rediscovery screens without null systems")
     parser.add_argument("--with-null", required=True, help="work folder of the screens with null systems")
+    parser.add_argument("--save", help="model folder: write the stability model with its system-level classifier")
     args = parser.parse_args()
     known, hidden = [str(reference_path("mp_e_form", "train"))], str(reference_path("mp_e_form", "val"))
     quiet = lambda message: None  # noqa: E731
@@ -111,13 +72,28 @@ def main() -> None:
     p_plain = np.where(null, full, key(frame).map(cross).to_numpy(np.float64))
     if np.isnan(p_plain).any():
         raise RuntimeError("the two work folders do not hold the same positive systems")
+    system = fit_system(frame.assign(p_stable=p_plain))
+    p_system = system.cross_fitted.reindex(frame["chemsys"]).to_numpy()
     report = {
         "without_null_systems": figures(frame, p_plain),
         "with_null_systems": figures(frame, frame["p_stable"].to_numpy()),
-        "system_times_within_system": figures(frame, p_plain * system_probability(frame, p_plain)),
+        "system_times_within_system": figures(frame, p_plain * p_system),
         "reproduce": ".venv/bin/python bench/ranking_null_systems.py "
         f"--model {args.model} --plain {args.plain} --with-null {args.with_null}",
     }
+    y_system = frame.groupby("chemsys")["stable"].any().reindex(system.cross_fitted.index).to_numpy()
+    report["system_level"] = {
+        "systems": int(len(y_system)),
+        "hide_a_stable_compound": int(y_system.sum()),
+        "auc": round(float(roc_auc_score(y_system, system.cross_fitted.to_numpy())), 4),
+        "ece": round(reliability(y_system, system.cross_fitted.to_numpy())["ece"], 4),
+    }
+    if args.save:  # the shipped stacker (refitted, identical) with the system-level classifier beside it
+        model = plain.model
+        model.system, model.system_calibration = system.classifier, system.calibration
+        model.record["system"] = report["system_level"] | {"with_p_stable": report["system_times_within_system"]}
+        model.save(args.save)
+        record_stability(args.save, model.record)
     print(json.dumps(report, indent=2))
     (ROOT / "bench" / "results" / "ranking-null-systems.json").write_text(json.dumps(report, indent=2) + "\n")
 

@@ -126,6 +126,14 @@ def screen_candidates(
     summary = rank_task(quote(prepared), counts, time.perf_counter() - started)
     publish_artifacts(summary, model)
     pictures = ", ".join(Path(p).name for p in summary["outputs"]["hull_pictures"])
+    systems = ""
+    if "systems" in summary["outputs"]:
+        best = pd.read_parquet(summary["outputs"]["systems"]).head(3)
+        systems = (
+            "systems.parquet (p_system: does a system hide a stable compound? most likely: "
+            + ", ".join(f"{c} {p:.2f}" for c, p in zip(best[Col.chemsys], best["p_system"]))
+            + "), "
+        )
     print(
         f"screened {summary['candidates']:,} candidates in {summary['seconds']:.0f} s: {summary['scored']:,} scored, "
         f"{summary['below_known_hull']:,} predicted below the hull of known compounds"
@@ -136,7 +144,7 @@ def screen_candidates(
             else "\n"
         )
         + f"outputs in {out}/: ranked.parquet (every candidate, ranked), top.csv and top.md (best {top_k}), "
-        f"top_by_system.csv, {pictures}, summary.json\n"
+        f"top_by_system.csv, {systems}{pictures}, summary.json\n"
         f"best candidates (eV/atom):\n{print_top(pd.read_csv(summary['outputs']['top']), 10)}"
     )
     return summary

@@ -193,6 +193,33 @@ def _sort_into(
     os.replace(tmp, path)
 
 
+def system_probabilities(path: Path, stability) -> pd.DataFrame:
+    """Per chemical system of a ranking: its :data:`screening.stability.SYSTEM_FEATURES` and
+    ``p_system``, the probability that it hides a stable compound (the stability model's system-level
+    classifier), most promising first. ``p_stable`` ranks candidates as if each system hid one;
+    ``p_system`` says how likely that is."""
+    import duckdb
+
+    source = "read_parquet('{}')".format(str(path).replace("'", "''"))
+    con = duckdb.connect()
+    try:
+        table = con.execute(
+            f"""
+            SELECT {Col.chemsys}, max({Col.evidence_logit}) AS best_evidence_logit,
+                   min({Col.e_above_known_hull}) AS best_e_above_known_hull,
+                   avg(CASE WHEN {Col.e_above_known_hull} < 0 THEN 1.0 ELSE 0.0 END) AS share_below_known_hull,
+                   first({Col.n_elements}) AS n_elements, max({Col.log_system_known}) AS log_system_known,
+                   max({Col.log_sub_hull_compounds}) AS log_sub_hull_compounds,
+                   min({Col.e_above_combined_hull}) AS best_e_above_combined,
+                   sum({Col.p_stable}) AS p_stable_sum, max({Col.p_stable}) AS p_stable_max, count(*) AS candidates
+            FROM {source} GROUP BY {Col.chemsys}"""
+        ).df()
+    finally:
+        con.close()
+    table["p_system"] = stability.system_probability(table)
+    return table.sort_values(["p_system", Col.chemsys], ascending=[False, True], ignore_index=True)
+
+
 def read_ranking(path: Path, top_k: int = 50, per_system: int = 5, systems: int = 3) -> Ranking:
     """The counts and first tables of a ranking on disk."""
     import duckdb

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from screening import __version__, run_lock
 from screening.cluster import map_bounded
+from screening.columns import Col
 from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import formula_targets, read_formula_table, sha256_of
 from screening.elements import Z_OF
@@ -35,12 +37,12 @@ from screening.evidence import KnownCompounds
 from screening.hull import ReferenceHull, restrict
 from screening.hull_plot import hull_picture
 from screening.models.ensemble import Ensemble, load_model
-from screening.ranking import markdown_table, rank
+from screening.ranking import markdown_table, rank, system_probabilities
 from screening.request import BUDGET_CANDIDATES, ScreenRequest
 from screening.runs import check_folder, progress_bar, remove_stale_temporaries, start_folder
 from screening.scoring import ScoringContext, chunk_meta, keep_model, score_and_write
 from screening.stability import StabilityModel
-from screening.tabular_io import Storage
+from screening.tabular_io import Storage, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 HULL_PICTURES = 3  # hull pictures of the most promising chemical systems
@@ -300,7 +302,13 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
     )
     ranking.top.to_csv(plan.out / "top.csv", index=False)
     (plan.out / "top.md").write_text(markdown_table(ranking.top))
-    ranking.by_system.to_csv(plan.out / "top_by_system.csv", index=False)
+    by_system, outputs = ranking.by_system, {}
+    if plan.stability is not None and plan.stability.system is not None:
+        systems = system_probabilities(plan.out / "ranked.parquet", plan.stability)
+        write_parquet_atomic(pa.Table.from_pandas(systems, preserve_index=False), str(plan.out / "systems.parquet"))
+        by_system = by_system.merge(systems[[Col.chemsys, "p_system"]], on=Col.chemsys, how="left")
+        outputs["systems"] = str(plan.out / "systems.parquet")
+    by_system.to_csv(plan.out / "top_by_system.csv", index=False)
     pictures = [
         str(hull_picture(chemsys, candidates, plan.ref_batch, plan.ref_energy, plan.out / f"hull_{chemsys}.png"))
         for chemsys, candidates in ranking.best_systems.items()
@@ -319,7 +327,8 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
             "top": str(plan.out / "top.csv"),
             "top_by_system": str(plan.out / "top_by_system.csv"),
             "hull_pictures": pictures,
-        },
+        }
+        | outputs,
         "provenance": plan.context.provenance,
     }
     (plan.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

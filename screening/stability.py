@@ -124,14 +124,57 @@ def stacker_inputs(frame: pd.DataFrame, systems: pd.DataFrame) -> np.ndarray:
     return np.column_stack([columns[name] for name in STACK_FEATURES])
 
 
+# Per chemical system: does it hide a stable compound? (a screen's systems, from its ranked candidates)
+SYSTEM_FEATURES = (
+    "best_evidence_logit",
+    "best_e_above_known_hull",
+    "share_below_known_hull",
+    "n_elements",
+    "log_system_known",
+    "log_sub_hull_compounds",
+    "best_e_above_combined",
+    "p_stable_sum",
+    "p_stable_max",
+    "candidates",
+)
+
+
+def system_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """:data:`SYSTEM_FEATURES` per chemical system (index ``chemsys``) of scored candidates with their
+    ``p_stable`` (every candidate of a system needed)."""
+    grouped = frame.groupby(Col.chemsys)
+    table = system_stats(frame).join(
+        grouped.agg(
+            n_elements=(Col.n_elements, "first"),
+            log_system_known=(Col.log_system_known, "max"),
+            log_sub_hull_compounds=(Col.log_sub_hull_compounds, "max"),
+            best_e_above_combined=(Col.e_above_combined_hull, "min"),
+            p_stable_sum=(Col.p_stable, "sum"),
+            p_stable_max=(Col.p_stable, "max"),
+            candidates=(Col.p_stable, "size"),
+        )
+    )
+    return table[list(SYSTEM_FEATURES)]
+
+
 @dataclass
 class StabilityModel:
-    """Both stages and the isotonic map, with a record of how they were fitted."""
+    """Both stages and the isotonic map, with a record of how they were fitted; optionally a
+    system-level classifier (does a system hide a stable compound?) with its own map."""
 
     evidence: object  # classifier on EVIDENCE_FEATURES
     stacker: object  # classifier on STACK_FEATURES
     calibration: tuple[np.ndarray, np.ndarray]  # isotonic map: stacker probability -> frequency (x, y knots)
     record: dict = field(default_factory=dict)
+    system: object | None = None  # classifier on SYSTEM_FEATURES
+    system_calibration: tuple[np.ndarray, np.ndarray] | None = None
+
+    def system_probability(self, table: pd.DataFrame) -> np.ndarray:
+        """Per row of a :func:`system_table`: the probability that the system hides a stable compound."""
+        if self.system is None:
+            raise StabilityModelError("this stability model has no system-level classifier")
+        raw = self.system.predict_proba(table[list(SYSTEM_FEATURES)].to_numpy(np.float64))[:, 1]
+        return np.interp(raw, *self.system_calibration)
 
     def evidence_probability(self, evidence_features: np.ndarray) -> np.ndarray:
         return self.evidence.predict_proba(evidence_features)[:, 1]
@@ -154,6 +197,11 @@ class StabilityModel:
                 "stacker": self.stacker,
                 "calibration": [a.tolist() for a in self.calibration],
             }
+            | (
+                {"system": self.system, "system_calibration": [a.tolist() for a in self.system_calibration]}
+                if self.system is not None
+                else {}
+            )
         )
         (directory / "stability.pkl").write_bytes(blob)
         record = self.record | {
@@ -192,7 +240,9 @@ class StabilityModel:
                 "version"
             )
         parts = pickle.load(io.BytesIO(blob))  # the hash above guards against a changed file
-        return cls(parts["evidence"], parts["stacker"], tuple(np.asarray(a) for a in parts["calibration"]), record)
+        system_map = tuple(np.asarray(a) for a in parts["system_calibration"]) if "system" in parts else None
+        knots = tuple(np.asarray(a) for a in parts["calibration"])
+        return cls(parts["evidence"], parts["stacker"], knots, record, parts.get("system"), system_map)
 
 
 def isotonic_map(raw: np.ndarray, stable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

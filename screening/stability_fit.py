@@ -39,6 +39,7 @@ from screening.stability import (
     new_classifier,
     stacker_inputs,
     system_stats,
+    system_table,
 )
 
 FOLDS = 5
@@ -134,6 +135,32 @@ def nested_p_stable(s: np.ndarray, y: np.ndarray, systems: np.ndarray) -> np.nda
         model = new_classifier(**STACK_GBM).fit(s[~test], y[~test])
         p[test] = np.interp(model.predict_proba(s[test])[:, 1], *knots)
     return p
+
+
+@dataclass
+class FittedSystem:
+    classifier: object
+    calibration: tuple[np.ndarray, np.ndarray]
+    cross_fitted: pd.Series  # per system (index chemsys): p_system from models that did not see it
+
+
+def fit_system(frame: pd.DataFrame) -> FittedSystem:
+    """The system-level classifier: does a system hide a stable compound? ``frame``: screened
+    candidates of systems with and without one (``stable``, ``p_stable`` from stackers that did
+    not see their system, and the scored columns). Calibrated by isotonic regression; measured
+    nested-cross-fitted by system like the stacker."""
+    table = system_table(frame)
+    y = frame.groupby("chemsys")["stable"].any().reindex(table.index).to_numpy()
+    x, systems = table.to_numpy(np.float64), table.index.to_numpy()
+    fold = fold_of(systems, FOLDS, salt="outer")
+    p = np.zeros(len(y))
+    for f in range(FOLDS):
+        test = fold == f
+        knots = isotonic_map(cross_fitted(x[~test], y[~test], systems[~test], folds=3), y[~test])
+        model = new_classifier(**STACK_GBM).fit(x[~test], y[~test])
+        p[test] = np.interp(model.predict_proba(x[test])[:, 1], *knots)
+    knots = isotonic_map(cross_fitted(x, y, systems, folds=FOLDS), y)
+    return FittedSystem(new_classifier(**STACK_GBM).fit(x, y), knots, pd.Series(p, index=table.index))
 
 
 def fit_stability(

@@ -82,3 +82,44 @@ def test_a_damaged_stability_model_is_refused_by_name(twin, tmp_path, capsys):
     code = main(screen_args(damaged, tmp_path / "r", "--no-reference"))
     assert code == 2 and "stability.pkl does not match" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_system_level_classifier_rides_with_the_stability_model_and_a_screen_writes_p_system(twin, tmp_path):
+    from screening.stability_fit import fit_stability, fit_system
+
+    root, out = twin
+    mixed = fit_stability(
+        str(out),
+        [str(root / "train.csv")],
+        str(root / "val.csv"),
+        tmp_path / "work",
+        log=lambda m: None,
+        null_systems=True,
+    )
+    frame = mixed.frame
+    assert not frame.groupby("chemsys")["stable"].any().all()  # systems without a stable compound are in the grids
+    system = fit_system(frame)
+    assert system.cross_fitted.between(0, 1).all() and len(system.cross_fitted) == frame["chemsys"].nunique()
+    model_dir = tmp_path / "model"
+    shutil.copytree(out, model_dir)
+    model = StabilityModel.load(model_dir)
+    model.system, model.system_calibration = system.classifier, system.calibration
+    model.save(model_dir)
+    assert StabilityModel.load(model_dir).system is not None  # saved and checked like the rest
+
+    assert (
+        main(
+            screen_args(
+                model_dir, tmp_path / "run", "--reference", str(root / "train.csv"), elements="Li,Mn,O,Na", max_arity=3
+            )
+        )
+        == 0
+    )
+    systems = pd.read_parquet(tmp_path / "run" / "systems.parquet")
+    ranked = pd.read_parquet(tmp_path / "run" / "ranked.parquet")
+    assert set(systems["chemsys"]) == set(ranked["chemsys"]) and systems["p_system"].between(0, 1).all()
+    assert systems["p_system"].is_monotonic_decreasing
+    expected = ranked.groupby("chemsys")["p_stable"].sum()
+    np.testing.assert_allclose(systems.set_index("chemsys")["p_stable_sum"].loc[expected.index], expected)
+    by_system = pd.read_csv(tmp_path / "run" / "top_by_system.csv")
+    assert by_system["p_system"].between(0, 1).all()

@@ -184,6 +184,14 @@ def _stability_lines(stability: dict | None) -> list[str]:
                 f"{m['enrichment_top_n']:.0f}x | {m['recall_top_1pct']:.3f} | {m['recall_top_5pct']:.3f} | "
                 f"{m['auc']:.3f} | {m['first_of_system']:.3f} | {m['ece']:.4f} |"
             )
+    system = stability.get("system")
+    if system:
+        lines.append(
+            f"\nSystem level (`p_system` in a screen's `systems.parquet`): does a system hide a stable compound? "
+            f"Fitted on {system['systems']:,} systems of the validation table ({system['hide_a_stable_compound']:,} "
+            f"hide one), nested-cross-fitted AUC {system['auc']:.3f}, ECE {system['ece']:.3f} "
+            "(`bench/ranking_null_systems.py`)."
+        )
     for k, m in sorted(stability.get("null_systems", {}).items()):
         lines.append(
             f"\n{k}-element systems that hold no stable compound ({m['systems']:,}): p_stable sums to "
@@ -332,6 +340,7 @@ STABILITY_RECORD = (
     "benchmark",
     "benchmark_with_null_systems",
     "null_systems",
+    "system",
     "command",
 )
 
