@@ -126,7 +126,8 @@ def fit_evidence(batch: CompositionBatch, energy: np.ndarray, seeds: int = SEEDS
 
 def nested_p_stable(s: np.ndarray, y: np.ndarray, systems: np.ndarray) -> np.ndarray:
     """Stacker + isotonic map, both fitted without the scored systems (the calibration on the
-    inner cross-fitted predictions of the outer training systems)."""
+    inner cross-fitted predictions of the outer training systems). Rows are candidates, or
+    systems for the system-level classifier."""
     fold = fold_of(systems, FOLDS, salt="outer")
     p = np.zeros(len(y))
     for f in range(FOLDS):
@@ -152,13 +153,7 @@ def fit_system(frame: pd.DataFrame) -> FittedSystem:
     table = system_table(frame)
     y = frame.groupby("chemsys")["stable"].any().reindex(table.index).to_numpy()
     x, systems = table.to_numpy(np.float64), table.index.to_numpy()
-    fold = fold_of(systems, FOLDS, salt="outer")
-    p = np.zeros(len(y))
-    for f in range(FOLDS):
-        test = fold == f
-        knots = isotonic_map(cross_fitted(x[~test], y[~test], systems[~test], folds=3), y[~test])
-        model = new_classifier(**STACK_GBM).fit(x[~test], y[~test])
-        p[test] = np.interp(model.predict_proba(x[test])[:, 1], *knots)
+    p = nested_p_stable(x, y, systems)  # the stacker's nested cross-fit, on systems instead of candidates
     knots = isotonic_map(cross_fitted(x, y, systems, folds=FOLDS), y)
     return FittedSystem(new_classifier(**STACK_GBM).fit(x, y), knots, pd.Series(p, index=table.index))
 
