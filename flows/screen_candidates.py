@@ -176,6 +176,15 @@ def publish_artifacts(summary: dict, model: str) -> None:
         ),
     )
     outputs = summary["outputs"]
+    if "systems" in outputs:  # the stability model's system-level classifier
+        systems = pd.read_parquet(outputs["systems"]).head(20)
+        shown = [Col.chemsys, "p_system", "p_stable_max", "p_stable_sum", "candidates"]
+        create_table_artifact(
+            key="likely-systems",
+            table=systems[shown].round(4).to_dict("records"),
+            description="Systems most likely to hide a stable compound the data lacks (p_system); p_stable ranks "
+            "candidates as if each did",
+        )
     links = "\n".join(
         f"- {name}: [{path}]({Path(path).resolve().as_uri()})"
         for name, path in outputs.items()

@@ -118,7 +118,9 @@ def test_deployment_run_through_a_work_pool(prefect_server, tmp_path):
         f"{env['PREFECT_API_URL']}/artifacts/filter", data=b"{}", headers={"Content-Type": "application/json"}
     )
     artifacts = {a["key"]: a for a in json.load(urllib.request.urlopen(request, timeout=10))}
-    assert {"top-candidates", "screening-summary", "best-system-hull", "screening-progress"} <= set(artifacts)
+    assert {"top-candidates", "screening-summary", "best-system-hull", "screening-progress", "likely-systems"} <= set(
+        artifacts
+    )
     assert artifacts["best-system-hull"]["data"].startswith("data:image/png;base64,")
     assert artifacts["screening-progress"]["data"] == 100.0
     schedules = _run([PREFECT, "deployment", "inspect", "screen-candidates/nightly"], env)
