@@ -37,7 +37,7 @@ from pathlib import Path
 import yaml
 
 from screening import run_lock
-from screening.catalog import publish, snapshot, write_feedback
+from screening.catalog import publish, snapshot, split_key, write_feedback
 from screening.datasets import data_path, sha256_of
 from screening.enumerate import Grid, space
 from screening.registry import Registry, model_key
@@ -125,7 +125,7 @@ class Campaign:
     def catalog_part(self, space: Space, key: str) -> Path:
         """Where a space's candidates go in the catalog: one partition per model and space (new
         reference data replaces a space's candidates for that model)."""
-        return self.root / "catalog" / f"model={key.split('-')[0]}" / f"space={space.name}" / "part-0.parquet"
+        return self.root / "catalog" / f"model={split_key(key)[0]}" / f"space={space.name}" / "part-0.parquet"
 
     def published(self, space: Space, key: str) -> bool:
         """Whether the catalog holds this space for this model *and* these reference data."""

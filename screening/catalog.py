@@ -59,9 +59,16 @@ def publish(campaign, space, key: str, ranked: Path, run_id: str) -> Path:
     return target
 
 
+def split_key(key: str) -> tuple[str, str]:
+    """A work key ``<model>-<reference>[-bf16]`` (:meth:`screening.campaign.Campaign.key`): its model
+    and reference hashes (a third part says how it was computed, not what)."""
+    model, reference = key.split("-")[:2]
+    return model, reference
+
+
 def provenance_columns(table: pa.Table, key: str, run_id: str) -> pa.Table:
     n = len(table)
-    model, reference = key.split("-")[:2]  # a third part says how it was computed (bf16)
+    model, reference = split_key(key)
     when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for name, value in (("model_key", model), ("reference_key", reference), ("run", run_id), ("screened_at", when)):
         table = table.append_column(name, pa.array([value] * n, pa.string()))
@@ -159,7 +166,7 @@ def current_model(root: Path) -> str | None:
     """The model key the campaign's last run screened with (``None`` before any run)."""
     runs = sorted((Path(root) / "runs").glob("*.json"))
     key = json.loads(runs[-1].read_text()).get("key") if runs else None
-    return key.split("-")[0] if key else None
+    return split_key(key)[0] if key else None
 
 
 def top(root: Path, n: int = 20, model: str | None = None):

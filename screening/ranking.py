@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from screening.columns import Col
 from screening.composition import CompositionBatch, parse_formulas
 from screening.hull import STABLE_TOL, ReferenceHull
-from screening.stability import stacker_inputs
+from screening.stability import stacker_inputs, system_table
 from screening.tabular_io import write_parquet_atomic
 
 # eV/atom: candidates this close above the known hull join the combined hull's points too (extra points never change a
@@ -198,24 +198,7 @@ def system_probabilities(path: Path, stability) -> pd.DataFrame:
     ``p_system``, the probability that it hides a stable compound (the stability model's system-level
     classifier), most promising first. ``p_stable`` ranks candidates as if each system hid one;
     ``p_system`` says how likely that is."""
-    import duckdb
-
-    source = "read_parquet('{}')".format(str(path).replace("'", "''"))
-    con = duckdb.connect()
-    try:
-        table = con.execute(
-            f"""
-            SELECT {Col.chemsys}, max({Col.evidence_logit}) AS best_evidence_logit,
-                   min({Col.e_above_known_hull}) AS best_e_above_known_hull,
-                   avg(CASE WHEN {Col.e_above_known_hull} < 0 THEN 1.0 ELSE 0.0 END) AS share_below_known_hull,
-                   first({Col.n_elements}) AS n_elements, max({Col.log_system_known}) AS log_system_known,
-                   max({Col.log_sub_hull_compounds}) AS log_sub_hull_compounds,
-                   min({Col.e_above_combined_hull}) AS best_e_above_combined,
-                   sum({Col.p_stable}) AS p_stable_sum, max({Col.p_stable}) AS p_stable_max, count(*) AS candidates
-            FROM {source} GROUP BY {Col.chemsys}"""
-        ).df()
-    finally:
-        con.close()
+    table = system_table(path).reset_index()
     table["p_system"] = stability.system_probability(table)
     return table.sort_values(["p_system", Col.chemsys], ascending=[False, True], ignore_index=True)
 

@@ -139,22 +139,34 @@ SYSTEM_FEATURES = (
 )
 
 
-def system_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """:data:`SYSTEM_FEATURES` per chemical system (index ``chemsys``) of scored candidates with their
-    ``p_stable`` (every candidate of a system needed)."""
-    grouped = frame.groupby(Col.chemsys)
-    table = system_stats(frame).join(
-        grouped.agg(
-            n_elements=(Col.n_elements, "first"),
-            log_system_known=(Col.log_system_known, "max"),
-            log_sub_hull_compounds=(Col.log_sub_hull_compounds, "max"),
-            best_e_above_combined=(Col.e_above_combined_hull, "min"),
-            p_stable_sum=(Col.p_stable, "sum"),
-            p_stable_max=(Col.p_stable, "max"),
-            candidates=(Col.p_stable, "size"),
-        )
-    )
-    return table[list(SYSTEM_FEATURES)]
+def system_table(candidates: pd.DataFrame | str | Path) -> pd.DataFrame:
+    """:data:`SYSTEM_FEATURES` per chemical system (index ``chemsys``, sorted) of scored candidates
+    with their ``p_stable`` (every candidate of a system needed): a frame when fitting, the path of
+    a ``ranked.parquet`` when screening (aggregated out of core). One query serves both, so the
+    classifier sees the same columns it was fitted on."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        if isinstance(candidates, pd.DataFrame):
+            con.register("candidates", candidates)
+            source = "candidates"
+        else:
+            source = "read_parquet('{}')".format(str(candidates).replace("'", "''"))
+        table = con.execute(
+            f"""
+            SELECT {Col.chemsys}, max({Col.evidence_logit}) AS best_evidence_logit,
+                   min({Col.e_above_known_hull}) AS best_e_above_known_hull,
+                   avg(CASE WHEN {Col.e_above_known_hull} < 0 THEN 1.0 ELSE 0.0 END) AS share_below_known_hull,
+                   any_value({Col.n_elements}) AS n_elements, max({Col.log_system_known}) AS log_system_known,
+                   max({Col.log_sub_hull_compounds}) AS log_sub_hull_compounds,
+                   min({Col.e_above_combined_hull}) AS best_e_above_combined,
+                   sum({Col.p_stable}) AS p_stable_sum, max({Col.p_stable}) AS p_stable_max, count(*) AS candidates
+            FROM {source} GROUP BY {Col.chemsys} ORDER BY {Col.chemsys}"""
+        ).df()
+    finally:
+        con.close()
+    return table.set_index(Col.chemsys)[list(SYSTEM_FEATURES)]
 
 
 @dataclass

@@ -61,6 +61,18 @@ class TrainingData:
     title: str = "training data"  # the training tables, for the plots
 
 
+def _composition_keys(formulas: Sequence[str]) -> set[str]:
+    return set(parse_formulas(list(formulas))[0].composition_keys()) if len(formulas) else set()
+
+
+def _not_among(formulas: Sequence[str], keys: set[str]) -> np.ndarray:
+    """Which rows' reduced compositions are not among ``keys`` (the held-out rows': a row of another
+    table with the same composition would leak into the validation score)."""
+    if not keys or not len(formulas):
+        return np.ones(len(formulas), dtype=bool)
+    return np.array([k not in keys for k in parse_formulas(list(formulas))[0].composition_keys()], dtype=bool)
+
+
 def _as_paths(train_path: str | Path | Sequence[str]) -> list:
     return [train_path] if isinstance(train_path, (str, Path)) else list(train_path)
 
@@ -91,9 +103,9 @@ def prepare_data(
     dropped = [0] * len(parts)
     validation = featurize_targets(read_formula_table(val_path), featurizer, val_path) if val_path else None
     if validation:  # a training row with a validation composition (another table's value for it) would leak
-        val_keys = set(parse_formulas(validation[2])[0].composition_keys())
+        val_keys = _composition_keys(validation[2])
         for i, (x, y, formulas, bad) in enumerate(parts):
-            keep = np.array([k not in val_keys for k in parse_formulas(formulas)[0].composition_keys()], dtype=bool)
+            keep = _not_among(formulas, val_keys)
             parts[i], dropped[i] = (x[keep], y[keep], [f for f, k in zip(formulas, keep) if k], bad), int((~keep).sum())
     x_train = np.concatenate([part[0] for part in parts])
     y_train = np.concatenate([part[1] for part in parts])
@@ -166,11 +178,11 @@ def add_auxiliary(data: TrainingData, paths: Sequence[str], out_dir: str) -> Tra
     if not paths:
         return data
 
-    held_out = set(parse_formulas(data.held_out_formulas)[0].composition_keys()) if data.held_out_formulas else set()
+    held_out = _composition_keys(data.held_out_formulas)
     auxiliary, tables, rejected = [], [], []
     for path in paths:
         x, y, formulas, rejections = featurize_targets(read_formula_table(path), data.featurizer, path)
-        keep = np.array([k not in held_out for k in parse_formulas(formulas)[0].composition_keys()], dtype=bool)
+        keep = _not_among(formulas, held_out)
         auxiliary.append((x[keep], y[keep]))
         rejected += [(str(path), r) for r in rejections]
         tables.append(
