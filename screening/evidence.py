@@ -18,6 +18,7 @@ from screening.composition import CompositionBatch
 from screening.element_tables import magpie_table, metal_flags, pymatgen_ion_data
 from screening.hull import ReferenceHull, chemical_systems
 from screening.oxidation import neutral_assignment_exists
+from screening.row_lookup import RowCounter
 
 RESOLUTION = 10_000  # atom fractions are compared at 1e-4
 WIDTH = 4  # element positions described (candidates of up to 4 elements; a 5th is summarized)
@@ -57,10 +58,10 @@ class KnownCompounds:
     hull_elements: frozenset[int] | None = None  # the sub-system hulls need only these elements (a screen's)
 
     def __post_init__(self):
-        self._keys = {name: _Counter(_keys(name, self.batch)) for name in _KEYS}
-        self._composition = _Counter(_composition_key(self.batch))
-        self._sites = _Counter(_site_keys(self.batch))
-        self._systems = _Counter(_padded(self.batch.z.astype(np.int64)))
+        self._keys = {name: RowCounter(_keys(name, self.batch)) for name in _KEYS}
+        self._composition = RowCounter(_composition_key(self.batch))
+        self._sites = RowCounter(_site_keys(self.batch))
+        self._systems = RowCounter(_padded(self.batch.z.astype(np.int64)))
         self._hulls: dict[int, ReferenceHull] = {}
         self._held_counts: dict[int, dict[tuple[int, ...], int]] = {}
 
@@ -168,34 +169,6 @@ def _site_keys(batch: CompositionBatch, with_rows: bool = False):
         [batch.z[rows, cols].astype(np.int64), _fraction_ints(batch)[rows, cols], batch.n_elements[rows]]
     )
     return (rows, keys) if with_rows else keys
-
-
-class _Counter:
-    """How many known rows equal each query row: rows are hashed to one uint64 (a collision
-    among the ~1e5 known keys and a query is ~1e-9 likely) and looked up in the sorted hashes."""
-
-    def __init__(self, known: np.ndarray):
-        self.keys, self.counts = np.unique(_hash_rows(known), return_counts=True)
-
-    def __call__(self, query: np.ndarray) -> np.ndarray:
-        h = _hash_rows(query)
-        at = np.minimum(np.searchsorted(self.keys, h), max(len(self.keys) - 1, 0))
-        if len(self.keys) == 0:
-            return np.zeros(len(h), np.int64)
-        return np.where(self.keys[at] == h, self.counts[at], 0)
-
-
-_MULTIPLIERS = np.random.default_rng(20261129).integers(1, 2**63, size=16, dtype=np.uint64) | np.uint64(1)
-
-
-def _hash_rows(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a, np.int64).view(np.uint64)
-    h = np.full(len(a), np.uint64(0x9E3779B97F4A7C15))
-    with np.errstate(over="ignore"):
-        for j in range(a.shape[1]):
-            h = (h ^ (a[:, j] * _MULTIPLIERS[j])) * np.uint64(0xBF58476D1CE4E5B9)
-            h ^= h >> np.uint64(31)
-    return h
 
 
 def _reduce_rows(values: np.ndarray, rows: np.ndarray, n: int, ufunc, initial: float) -> np.ndarray:

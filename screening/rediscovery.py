@@ -18,8 +18,9 @@ import numpy as np
 
 from screening.composition import CompositionBatch
 from screening.enumerate import CandidateChunk, Grid, grid_template
-from screening.evidence import KnownCompounds, _atoms, _composition_key, _Counter
+from screening.evidence import KnownCompounds, _atoms, _composition_key
 from screening.hull import hull_distances
+from screening.row_lookup import RowCounter
 
 ARITIES = (2, 3, 4)  # the screens of the main job and most campaigns: binaries to quaternaries
 MAX_ATOMS = 10
@@ -77,9 +78,9 @@ def situations(
             systems = sorted(set(systems) | set(nulls))
         grid = enumerate_systems(systems, Grid(max_atoms))
         keys = _composition_key(grid.batch)
-        new = _Counter(_composition_key(given))(keys) == 0
+        new = RowCounter(_composition_key(given))(keys) == 0
         candidates = CandidateChunk(grid.candidate_id[new], grid.chemsys[new], grid.batch.select(new))
-        labels = _Counter(_composition_key(positives))(keys[new]) > 0
+        labels = RowCounter(_composition_key(positives))(keys[new]) > 0
         out.append(Situation(k, given, given_energy, positives, candidates, labels, len(known), nulls))
     return out
 

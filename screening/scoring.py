@@ -29,6 +29,7 @@ from screening.hull import ReferenceHull, mixture_strings
 from screening.models.calibration import predictive_std, probability_below
 from screening.models.ensemble import Ensemble, load_model
 from screening.oxidation import charge_neutral
+from screening.row_lookup import KnownCompositions
 from screening.runs import part_name
 from screening.stability import StabilityModel, logit
 from screening.tabular_io import write_parquet_atomic
@@ -43,7 +44,7 @@ class ScoringContext:
     device: str
     bf16: bool
     hull: ReferenceHull  # known compounds of the screened elements
-    known: frozenset[str] = frozenset()  # their composition keys, for exclude_known
+    known: KnownCompositions | None = None  # all known compositions, for exclude_known
     charge_neutral: bool = False
     exclude_known: bool = True
     rare: frozenset[int] = frozenset()  # atomic numbers the model saw few training rows of
@@ -96,8 +97,8 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
         neutral = charge_neutral(chunk.batch)
         removed["not charge neutral"] = int((keep & ~neutral).sum())
         keep &= neutral
-    if context.exclude_known and context.known:
-        is_known = np.array([k in context.known for k in chunk.batch.composition_keys()], bool)
+    if context.exclude_known and context.known is not None and len(context.known):
+        is_known = context.known.contains(chunk.batch)
         removed["already known"] = int((keep & is_known).sum())
         keep &= ~is_known
     rows = np.flatnonzero(keep)

@@ -39,6 +39,7 @@ from screening.hull_plot import hull_picture
 from screening.models.ensemble import Ensemble, load_model
 from screening.ranking import markdown_table, rank, system_probabilities
 from screening.request import BUDGET_CANDIDATES, ScreenRequest
+from screening.row_lookup import KnownCompositions
 from screening.runs import check_folder, progress_bar, remove_stale_temporaries, start_folder
 from screening.scoring import ScoringContext, chunk_meta, keep_model, score_and_write
 from screening.stability import StabilityModel
@@ -150,7 +151,7 @@ def plan(request: ScreenRequest) -> ScreenPlan:
         device=request.device,
         bf16=request.bf16,
         hull=ReferenceHull(ref_batch, ref_energy),
-        known=frozenset(ref_batch.composition_keys()),
+        known=KnownCompositions(ref_batch),
         charge_neutral=request.charge_neutral,
         exclude_known=request.exclude_known,
         rare=frozenset(_rare_elements(model)),

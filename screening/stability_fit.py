@@ -22,11 +22,12 @@ import pandas as pd
 from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import sha256_of
 from screening.elements import SYMBOLS
-from screening.evidence import FEATURES, KnownCompounds, _composition_key, _Counter
+from screening.evidence import FEATURES, KnownCompounds, _composition_key
 from screening.models.ensemble import load_model
 from screening.rank_metrics import reliability, screening_metrics
 from screening.rediscovery import Situation, evidence_table, simulated, situations
 from screening.request import ScreenRequest
+from screening.row_lookup import RowCounter
 from screening.screen import read_reference, screen
 from screening.stability import (
     GBM,
@@ -96,7 +97,7 @@ def screened(situation: Situation, model: str, work: Path, known_paths: list[str
         raise RuntimeError(
             f"the screen in {out} gave {len(frame):,} candidates, the situation has {len(situation.candidates):,}"
         )
-    frame["stable"] = _Counter(_composition_key(situation.positives))(_composition_key(batch)) > 0
+    frame["stable"] = RowCounter(_composition_key(situation.positives))(_composition_key(batch)) > 0
     if frame["stable"].sum() != situation.stable.sum():
         raise RuntimeError(f"the screen in {out} does not hold the situation's positives")
     return frame, KnownCompounds(situation.known, situation.known_energy).features(batch)
