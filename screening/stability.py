@@ -32,6 +32,7 @@ import pandas as pd
 
 from screening.columns import Col
 from screening.evidence import FEATURES as EVIDENCE_FEATURES
+from screening.tree_predict import positive_probability
 
 FORMAT = "screening-stability/1"
 EPS = 1e-6
@@ -185,14 +186,14 @@ class StabilityModel:
         """Per row of a :func:`system_table`: the probability that the system hides a stable compound."""
         if self.system is None:
             raise StabilityModelError("this stability model has no system-level classifier")
-        raw = self.system.predict_proba(table[list(SYSTEM_FEATURES)].to_numpy(np.float64))[:, 1]
+        raw = positive_probability(self.system, table[list(SYSTEM_FEATURES)].to_numpy(np.float64))
         return np.interp(raw, *self.system_calibration)
 
     def evidence_probability(self, evidence_features: np.ndarray) -> np.ndarray:
-        return self.evidence.predict_proba(evidence_features)[:, 1]
+        return positive_probability(self.evidence, evidence_features)
 
     def probability(self, stack_features: np.ndarray) -> np.ndarray:
-        raw = self.stacker.predict_proba(stack_features)[:, 1]
+        raw = positive_probability(self.stacker, stack_features)
         return np.interp(raw, *self.calibration)
 
     def save(self, directory: str | Path) -> Path:
@@ -284,5 +285,5 @@ def cross_fitted(
     for f in range(folds):
         test = fold == f
         model = new_classifier(**(settings or STACK_GBM)).fit(features[~test], stable[~test])
-        out[test] = model.predict_proba(features[test])[:, 1]
+        out[test] = positive_probability(model, features[test])
     return out
