@@ -2,10 +2,12 @@
 
 Tasks: ``plan`` (validate, count the space, load the model card and the known compounds, build
 their hull), ``score`` (enumerate, featurize, score and place every chunk against the known hull,
-on Dask: a local cluster, or the scheduler at ``scheduler``) and ``rank`` (combined hull, ranking,
-tables, hull pictures). Each chunk's Parquet file is its own checkpoint, so a retried task or a
-re-run into the same ``out`` redoes only what was not written. The Dask workers run plain
-library code and never talk to Prefect (no per-worker ephemeral API, no lock contention).
+on Dask: the scheduler at ``scheduler``, or a local cluster started while the run is planned) and
+``rank`` (combined hull, its parts on the scheduler if one was given; ranking, tables, hull
+pictures). Each chunk's
+Parquet file is its own checkpoint, so a retried task or a re-run into the same ``out`` redoes
+only what was not written. The Dask workers run plain library code and never talk to Prefect
+(no per-worker ephemeral API, no lock contention).
 
     python -m flows screen-candidates -p elements='["Li","Mn","O"]' -p model=data/models/default -p out=runs/x
 """
@@ -34,7 +36,7 @@ from screening.columns import Col
 from screening.datasets import data_path
 from screening.ranking import print_top
 from screening.request import ScreenRequest
-from screening.screen import ScreenPlan, finish, plan, score
+from screening.screen import ScreenPlan, finish, plan, run_cluster, score
 
 PROGRESS_STEP = 0.1  # report progress every 10% of the space, not every chunk
 
@@ -65,8 +67,8 @@ def score_task(prepared: ScreenPlan, scheduler: str | None, workers: int | None)
 
 
 @task(name="rank", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
-def rank_task(prepared: ScreenPlan, counts: dict, seconds: float) -> dict:
-    return finish(prepared, counts, seconds)
+def rank_task(prepared: ScreenPlan, counts: dict, seconds: float, scheduler: str | None = None) -> dict:
+    return finish(prepared, counts, seconds, scheduler)
 
 
 @flow(name="screen-candidates", log_prints=True)
@@ -120,10 +122,14 @@ def screen_candidates(
         bf16=bf16,
         max_candidates=max_candidates,
     )
-    prepared = plan_task(request)
-    # quote(): the plan holds the known hull; Prefect need not walk it looking for futures
-    counts = score_task(quote(prepared), scheduler, workers)
-    summary = rank_task(quote(prepared), counts, time.perf_counter() - started)
+    with run_cluster(request, scheduler, workers) as cluster:  # its workers start while the run is planned
+        prepared = plan_task(request)
+        address = scheduler or (cluster.address if cluster else None)
+        # quote(): the plan holds the known hull; Prefect need not walk it looking for futures
+        counts = score_task(quote(prepared), address, workers)
+        # the ranking's parts go to a scheduler the user gave (many workers); a local cluster's
+        # two would only contend with each other (measured: slower than one process)
+        summary = rank_task(quote(prepared), counts, time.perf_counter() - started, scheduler)
     publish_artifacts(summary, model)
     pictures = ", ".join(Path(p).name for p in summary["outputs"]["hull_pictures"])
     systems = ""

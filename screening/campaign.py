@@ -43,7 +43,7 @@ from screening.enumerate import Grid, space
 from screening.registry import Registry, model_key
 from screening.request import ScreenRequest
 from screening.scoring import chunk_meta
-from screening.screen import finish, plan, score
+from screening.screen import finish, plan, run_cluster, score
 
 SPACE_KEYS = {"name", "elements", "systems", "min_arity", "max_arity", "max_atoms", "max_amount", "charge_neutral"}
 CAMPAIGN_KEYS = {"name", "model", "registry", "reference", "feedback", "root", "budget", "chunk_size", "bf16", "spaces"}
@@ -270,31 +270,37 @@ def run_campaign(
     record = {"run": run_id, "campaign": campaign.name, "model": str(model), "key": key, "spaces": []}
     write_feedback(campaign)  # the catalog marks candidates computed since, before anything is re-screened
     stopped = "done"
-    for s in campaign.spaces:
-        if campaign.published(s, key):
-            continue
-        if (left is not None and left <= 0) or (deadline is not None and time.monotonic() >= deadline):
-            stopped = "budget"
-            break
-        prepared = plan(s.request(campaign, campaign.work_folder(s, key), model))
-        try:
-            counts = score(prepared, scheduler, workers, progress, budget=left, deadline=deadline)
-            if left is not None:
-                left -= counts["candidates_started"]
-            entry = {"space": s.name, "candidates_scored": counts["candidates_started"], "complete": counts["complete"]}
-            if not counts["complete"]:
+    todo = [s for s in campaign.spaces if not campaign.published(s, key)]
+    requests = [s.request(campaign, campaign.work_folder(s, key), model) for s in todo]
+    with run_cluster(requests, scheduler, workers) as cluster:  # one for all spaces, started while planning
+        for s, request in zip(todo, requests, strict=True):
+            if (left is not None and left <= 0) or (deadline is not None and time.monotonic() >= deadline):
                 stopped = "budget"
-            else:
-                summary = finish(prepared, counts, time.monotonic() - started)
-                publish(campaign, s, key, Path(summary["outputs"]["ranked"]), run_id)
-                entry |= {"expected_stable": summary.get("expected_stable"), "published": True}
-            record["spaces"].append(entry)
-            log(
-                f"{s.name}: {entry['candidates_scored']:,} candidates scored"
-                + (", published" if counts["complete"] else ", to be continued")
-            )
-        finally:
-            run_lock.release(prepared.out)
+                break
+            prepared = plan(request)
+            try:
+                address = scheduler or (cluster.address if cluster else None)
+                counts = score(prepared, address, workers, progress, budget=left, deadline=deadline)
+                if left is not None:
+                    left -= counts["candidates_started"]
+                entry = {
+                    "space": s.name,
+                    "candidates_scored": counts["candidates_started"],
+                    "complete": counts["complete"],
+                }
+                if not counts["complete"]:
+                    stopped = "budget"
+                else:
+                    summary = finish(prepared, counts, time.monotonic() - started, scheduler)
+                    publish(campaign, s, key, Path(summary["outputs"]["ranked"]), run_id)
+                    entry |= {"expected_stable": summary.get("expected_stable"), "published": True}
+                record["spaces"].append(entry)
+                log(
+                    f"{s.name}: {entry['candidates_scored']:,} candidates scored"
+                    + (", published" if counts["complete"] else ", to be continued")
+                )
+            finally:
+                run_lock.release(prepared.out)
     record |= {
         "stopped": stopped,
         "seconds": round(time.monotonic() - started, 1),

@@ -22,12 +22,9 @@ def default_workers() -> int:
 def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
     """A ``distributed.Client``: connected to ``scheduler`` if given, else to a new
     ``LocalCluster`` of ``workers`` single-threaded processes, closed on exit."""
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    logger = logging.getLogger("distributed")
-    if logger.getEffectiveLevel() < logging.WARNING and not logging.getLogger().isEnabledFor(logging.DEBUG):
-        logger.setLevel(logging.WARNING)  # its INFO chatter drowns what the user needs to see
+    _quiet()
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
@@ -39,6 +36,16 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         with client:
             yield client
         return
+    with local_cluster(workers) as cluster, Client(cluster) as client:
+        yield client
+
+
+def local_cluster(workers: int | None = None):
+    """A ``LocalCluster`` of ``workers`` single-threaded processes (default: one per core)."""
+    import dask
+    from distributed import LocalCluster
+
+    logger = _quiet()
     # Dask sets MALLOC_TRIM_THRESHOLD_=64 KiB for its workers, which (by fixing glibc's mmap
     # threshold) makes every MB-sized numpy temporary a fresh mmap: ~25% slower featurization,
     # most of it page faults. Our workers' memory is bounded by the chunk size, so let glibc
@@ -47,15 +54,60 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     if logger.getEffectiveLevel() >= logging.WARNING:  # workers' INFO lines (start, stop) too
         environ["DASK_LOGGING__DISTRIBUTED"] = "warning"
     with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in environ.items()}):
-        cluster = LocalCluster(
+        return LocalCluster(
             n_workers=workers or default_workers(),
             threads_per_worker=1,
             processes=True,
             dashboard_address=":0",
             silence_logs=logging.WARNING,
         )
-    with cluster, Client(cluster) as client:
-        yield client
+
+
+def _quiet() -> logging.Logger:
+    """distributed's logger at WARNING (its INFO chatter drowns what the user needs to see),
+    unless the user asked for DEBUG."""
+    logger = logging.getLogger("distributed")
+    if logger.getEffectiveLevel() < logging.WARNING and not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logger.setLevel(logging.WARNING)
+    return logger
+
+
+class BackgroundCluster:
+    """A local cluster started in a background thread, so that its worker processes spawn and
+    import ``preload`` (torch, the scoring code: seconds) while the caller plans the run; the
+    run's steps then share it by :attr:`address` and it is closed on exit."""
+
+    def __init__(self, workers: int | None = None, preload: tuple[str, ...] = ("screening.scoring",)):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dask-start")
+        self._cluster = self._pool.submit(self._start, workers, preload)
+
+    @staticmethod
+    def _start(workers, preload):
+        import importlib
+
+        from distributed import Client
+
+        cluster = local_cluster(workers)
+        with Client(cluster) as client:
+            for module in preload:
+                client.run(importlib.import_module, module)
+        return cluster
+
+    @property
+    def address(self) -> str:
+        return self._cluster.result().scheduler_address
+
+    def __enter__(self) -> BackgroundCluster:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._cluster.result().close()
+        except Exception:  # it never started: the error, if it matters, was raised by address
+            pass
+        self._pool.shutdown()
 
 
 def map_bounded(

@@ -123,7 +123,9 @@ class ReferenceHull:
     """The hull of a set of compounds (plus the elements at 0): their own distances to it in
     ``result``, and :meth:`energy_at` to place other compositions against it."""
 
-    def __init__(self, batch: CompositionBatch, energy: np.ndarray):
+    def __init__(self, batch: CompositionBatch, energy: np.ndarray, decompositions: bool = True):
+        """``decompositions=False``: a hull only to place other compositions against
+        (``result.decomposition`` is left empty; 70k Python tuples fewer to build and ship)."""
         energy = np.asarray(energy, np.float64)
         if energy.shape != (len(batch),):
             raise ValueError(
@@ -146,11 +148,11 @@ class ReferenceHull:
             e_above[rows] = energy[rows] - hull_e
             on_hull = e_above[rows] <= STABLE_TOL
             stable[rows] = on_hull
-            for r, s, v, w in zip(rows.tolist(), on_hull.tolist(), vertices, weights):
+            for r, s, v, w in zip(rows.tolist(), on_hull.tolist(), vertices, weights) if decompositions else ():
                 decomposition[r] = (np.array([r]), np.array([1.0])) if s else _mixture(v, w)
             for system, r in level.items():
                 self.stable_rows[system] = r[stable[r]]
-        self.result = HullResult(e_above, stable, decomposition)
+        self.result = HullResult(e_above, stable, decomposition if decompositions else [])
 
     def _point_ids(self, system: tuple[int, ...], proper_only: bool = False) -> np.ndarray:
         """Hull points of a system: its elements (ids ``-z``, in the system's order) and the

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from screening.cluster import map_bounded
 from screening.columns import Col
 from screening.composition import CompositionBatch, parse_formulas
 from screening.hull import STABLE_TOL, ReferenceHull
@@ -65,11 +66,13 @@ def rank(
     systems: int = 3,
     memory_limit: str = "1GB",
     stability=None,
+    scheduler: str | None = None,
 ) -> Ranking:
     """All scored candidates with their distance to the hull of known and predicted compounds
     together, ranked by ``p_stable`` (with a stability model, :mod:`screening.stability`), then by
     distance to the known hull (most negative first), then by the probability of lying below it,
-    then by candidate id (a total, reproducible order)."""
+    then by candidate id (a total, reproducible order). With a Dask ``scheduler`` (the run's own
+    cluster), the parts are placed on the combined hull on its workers, else in this process."""
     parts = sorted((out / "scored").glob("part-*.parquet"))  # complete parts only
     if not parts:
         raise FileNotFoundError(f"no scored parts in {out / 'scored'}: nothing to rank")
@@ -78,14 +81,23 @@ def rank(
     (scratch / "combined").mkdir(parents=True)
     hull = combined_hull(parts, ref_batch, ref_energy)
     stats = _system_stats(parts) if stability is not None else None
-    for part in parts:
-        table = combined_columns(part, hull)
-        if stability is not None:
-            table = table.append_column(Col.p_stable, pa.array(_p_stable(part, table, stats, stability)))
-        write_parquet_atomic(table, str(scratch / "combined" / part.name))
+    jobs = ((part, scratch / "combined" / part.name) for part in parts)
+    for _ in map_bounded(
+        combine_part, jobs, scheduler, 0 if scheduler is None else None, shared=(hull, stats, stability)
+    ):
+        pass
     _sort_into(out / "ranked.parquet", parts, scratch, provenance, memory_limit, by_p_stable=stability is not None)
     shutil.rmtree(scratch, ignore_errors=True)
     return read_ranking(out / "ranked.parquet", top_k, per_system, systems)
+
+
+def combine_part(part: Path, target: Path, shared: tuple) -> None:
+    """Write one scored part's combined-hull columns (and ``p_stable``) to ``target``."""
+    hull, stats, stability = shared
+    table = combined_columns(part, hull)
+    if stability is not None:
+        table = table.append_column(Col.p_stable, pa.array(_p_stable(part, table, stats, stability)))
+    write_parquet_atomic(table, str(target))
 
 
 def combined_hull(parts: list[Path], ref_batch: CompositionBatch, ref_energy: np.ndarray) -> ReferenceHull:
@@ -97,7 +109,8 @@ def combined_hull(parts: list[Path], ref_batch: CompositionBatch, ref_energy: np
     if rejected:
         raise RuntimeError(f"scored formulas failed to parse: {rejected[:3]}")
     energy = below.column(Col.e_form_pred).to_numpy().astype(np.float64)
-    return ReferenceHull(CompositionBatch.concat(ref_batch, batch), np.concatenate([ref_energy, energy]))
+    batch = CompositionBatch.concat(ref_batch, batch)
+    return ReferenceHull(batch, np.concatenate([ref_energy, energy]), decompositions=False)
 
 
 def combined_columns(part: Path, hull: ReferenceHull) -> pa.Table:

@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from screening import __version__, run_lock
-from screening.cluster import map_bounded
+from screening.cluster import BackgroundCluster, map_bounded
 from screening.columns import Col
 from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import formula_targets, read_formula_table, sha256_of
@@ -105,8 +106,7 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     build their hull. Fails before anything is scored if any of that is wrong."""
     started = time.perf_counter()
     out = Path(request.out)
-    grid = Grid(request.max_atoms, request.max_amount)
-    candidates = space(request.elements, request.max_arity, grid, request.systems, request.min_arity)
+    candidates = candidate_space(request)
     total = candidates.size()
     if total == 0:
         raise ValueError(
@@ -288,8 +288,9 @@ def score(
     return counts | {"complete": complete, "score_seconds": round(time.perf_counter() - started, 2)}
 
 
-def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
-    """Rank, write the top tables and the summary (``seconds``: the run's time so far)."""
+def finish(plan: ScreenPlan, counts: dict, seconds: float, scheduler: str | None = None) -> dict:
+    """Rank, write the top tables and the summary (``seconds``: the run's time so far); the
+    parts placed on the combined hull on the Dask cluster at ``scheduler`` if given."""
     started = time.perf_counter()
     ranking = rank(
         plan.out,
@@ -300,6 +301,7 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float) -> dict:
         per_system=min(plan.request.top_k, 5),
         systems=HULL_PICTURES,
         stability=plan.stability,
+        scheduler=scheduler,
     )
     ranking.top.to_csv(plan.out / "top.csv", index=False)
     (plan.out / "top.md").write_text(markdown_table(ranking.top))
@@ -342,12 +344,44 @@ def screen(
 ) -> dict:
     """The whole pipeline: :func:`plan`, :func:`score`, :func:`finish`."""
     started = time.perf_counter()
-    prepared = plan(request)
+    with run_cluster(request, scheduler, workers) as cluster:
+        prepared = plan(request)  # while the cluster's workers start
+        address = scheduler or (cluster.address if cluster else None)
+        try:
+            counts = score(prepared, address, workers, progress)
+            return finish(prepared, counts, time.perf_counter() - started, scheduler)  # see run_cluster
+        finally:
+            run_lock.release(prepared.out)
+
+
+@contextmanager
+def run_cluster(
+    requests: ScreenRequest | list[ScreenRequest], scheduler: str | None = None, workers: int | None = None
+):
+    """The local Dask cluster that the scoring of one or more runs shares, started in the
+    background (its workers import torch while a run is planned); ``None`` if they need none: a
+    ``scheduler`` was given, ``workers=0``, or every space fits one chunk (scored in-process).
+    Ranking runs on a given ``scheduler``, not on this cluster: on one machine its workers
+    contend with each other and the parts are placed faster in one process (5.9 s vs 7.1 s for
+    1.1M candidates on 2 cores)."""
+    requests = requests if isinstance(requests, list) else [requests]
+    if scheduler or workers == 0 or all(_chunks(r) <= 1 for r in requests):
+        yield None
+        return
+    with BackgroundCluster(workers) as cluster:
+        yield cluster
+
+
+def candidate_space(request: ScreenRequest) -> CandidateSpace:
+    grid = Grid(request.max_atoms, request.max_amount)
+    return space(request.elements, request.max_arity, grid, request.systems, request.min_arity)
+
+
+def _chunks(request: ScreenRequest) -> int:
     try:
-        counts = score(prepared, scheduler, workers, progress)
-        return finish(prepared, counts, time.perf_counter() - started)
-    finally:
-        run_lock.release(prepared.out)
+        return -(-candidate_space(request).size() // request.chunk_size)
+    except Exception:  # an invalid request: plan() says why
+        return 0
 
 
 def _rare_elements(model: Ensemble) -> set[int]:

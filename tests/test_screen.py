@@ -339,3 +339,30 @@ def test_min_arity_screens_only_the_larger_systems(toy_model, reference, tmp_pat
     assert set(pd.read_parquet(tmp_path / "run" / "ranked.parquet")["chemsys"]) == {"Li-Mn-O"}
     with pytest.raises(ValueError, match="min_arity must be 2 to max_arity"):
         ScreenRequest(**{**request.__dict__, "min_arity": 4})
+
+
+def test_a_local_cluster_starts_in_the_background_only_for_spaces_of_several_chunks(toy_model, tmp_path):
+    from distributed import Client
+
+    from screening.screen import run_cluster
+
+    def request(max_arity: int) -> ScreenRequest:
+        return ScreenRequest(
+            model=str(toy_model),
+            out=str(tmp_path / "run"),
+            elements=["Li", "Mn", "O"],
+            max_arity=max_arity,
+            chunk_size=100,
+            reference=[],
+        )
+
+    one_chunk, several = request(2), request(3)  # 93 and 202 candidates
+    for requests, kwargs in ((one_chunk, {}), (several, {"workers": 0}), (several, {"scheduler": "tcp://h:1"})):
+        with run_cluster(requests, **kwargs) as cluster:
+            assert cluster is None
+    with run_cluster([one_chunk, several], workers=1) as cluster:
+        with Client(cluster.address) as client:  # up, one worker, which imported the scoring code
+            assert sum(client.nthreads().values()) == 1
+            assert all(client.run(lambda: "screening.scoring" in __import__("sys").modules).values())
+        summary = screen(several, progress=False, scheduler=cluster.address)
+    assert summary["scored"] == 202 and summary["chunks"] == 3
