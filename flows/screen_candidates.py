@@ -127,9 +127,9 @@ def screen_candidates(
         address = scheduler or (cluster.address if cluster else None)
         # quote(): the plan holds the known hull; Prefect need not walk it looking for futures
         counts = score_task(quote(prepared), address, workers)
-        # the ranking's parts go to a scheduler the user gave (many workers); a local cluster's
-        # two would only contend with each other (measured: slower than one process)
-        summary = rank_task(quote(prepared), counts, time.perf_counter() - started, scheduler)
+    # The ranking's parts go to a scheduler the user gave (many workers); a local cluster is
+    # closed first: on one machine its workers would contend with each other, and hold memory.
+    summary = rank_task(quote(prepared), counts, time.perf_counter() - started, scheduler)
     publish_artifacts(summary, model)
     pictures = ", ".join(Path(p).name for p in summary["outputs"]["hull_pictures"])
     systems = ""

@@ -55,12 +55,12 @@ def evaluate_task(out: str, test: str, device: str) -> dict:
 
 @task(name="ranking", cache_policy=NO_CACHE)
 def ranking_task(out: str, train: list[str], val: str) -> dict:
-    """The stability model (p_stable), fitted on the validation table's screening situation."""
+    """The stability model (p_stable, p_system), fitted on the validation table's screening situation."""
     from screening.models.card import record_stability
     from screening.stability_fit import fit_stability
 
     logger = get_run_logger()
-    fitted = fit_stability(out, train, val, Path(out) / "rediscovery", log=logger.info)
+    fitted = fit_stability(out, train, val, Path(out) / "rediscovery", log=logger.info, system_level=True)
     fitted.model.save(out)
     record_stability(out, fitted.model.record)
     return fitted.model.record["benchmark"]

@@ -193,7 +193,7 @@ def _fit_ranking(model_dir: str, known: list[str], hidden: str, quiet: bool = Fa
         if not quiet:
             print(message, file=sys.stderr, flush=True)
 
-    fitted = fit_stability(model_dir, known, hidden, Path(model_dir) / "rediscovery", log=log)
+    fitted = fit_stability(model_dir, known, hidden, Path(model_dir) / "rediscovery", log=log, system_level=True)
     fitted.model.record["command"] = "screening " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
     fitted.model.save(model_dir)
     record_stability(model_dir, fitted.model.record)
@@ -205,6 +205,11 @@ def _fit_ranking(model_dir: str, known: list[str], hidden: str, quiet: bool = Fa
             f"{m['recall_top_5pct']:.3f}, "
             f"AUC {m['auc']:.3f}, first of system {m['first_of_system']:.3f}, ECE {m['ece']:.4f}"
         )
+    system = fitted.model.record["system"]
+    print(
+        f"p_system ({system['systems']:,} systems, {system['hide_a_stable_compound']:,} hide a stable compound): "
+        f"AUC {system['auc']:.3f}, ECE {system['ece']:.4f}"
+    )
     for k, m in fitted.model.record.get("null_systems", {}).items():
         mixed = fitted.model.record["benchmark_with_null_systems"][k]
         print(

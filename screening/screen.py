@@ -343,14 +343,15 @@ def screen(
     request: ScreenRequest, progress: bool = True, scheduler: str | None = None, workers: int | None = None
 ) -> dict:
     """The whole pipeline: :func:`plan`, :func:`score`, :func:`finish`."""
-    started = time.perf_counter()
-    with run_cluster(request, scheduler, workers) as cluster:
-        prepared = plan(request)  # while the cluster's workers start
-        address = scheduler or (cluster.address if cluster else None)
-        try:
-            counts = score(prepared, address, workers, progress)
-            return finish(prepared, counts, time.perf_counter() - started, scheduler)  # see run_cluster
-        finally:
+    started, prepared = time.perf_counter(), None
+    try:
+        with run_cluster(request, scheduler, workers) as cluster:
+            prepared = plan(request)  # while the cluster's workers start
+            counts = score(prepared, scheduler or (cluster.address if cluster else None), workers, progress)
+        # the local cluster is closed before ranking (its idle workers would hold their memory); see run_cluster
+        return finish(prepared, counts, time.perf_counter() - started, scheduler)
+    finally:
+        if prepared is not None:
             run_lock.release(prepared.out)
 
 

@@ -24,7 +24,7 @@ from screening.datasets import sha256_of
 from screening.elements import SYMBOLS
 from screening.evidence import FEATURES, KnownCompounds, _composition_key
 from screening.models.ensemble import load_model
-from screening.rank_metrics import reliability, screening_metrics
+from screening.rank_metrics import auc, reliability, screening_metrics
 from screening.rediscovery import Situation, evidence_table, simulated, situations
 from screening.request import ScreenRequest
 from screening.row_lookup import RowCounter
@@ -42,6 +42,7 @@ from screening.stability import (
     system_stats,
     system_table,
 )
+from screening.tree_predict import positive_probability
 
 FOLDS = 5
 SEEDS = 3  # random tenths of the known table hidden to fit the evidence stage
@@ -167,6 +168,7 @@ def fit_stability(
     seeds: int = SEEDS,
     log: Callable[[str], None] = print,
     null_systems: bool = False,
+    system_level: bool = False,
 ) -> Fitted:
     """Screen the hidden table's situations with ``energy_model``, fit both stages, measure
     them cross-fitted, and fit the stacker on every row (see the module's docstring).
@@ -174,7 +176,12 @@ def fit_stability(
     no stable compound, so that p_stable is not promised where a system hides none (measured in
     ``bench/ranking_null_systems.py``; not the shipped procedure: it costs precision within the
     systems that do hold one); the benchmark is reported on the systems that hold one (as without
-    them) and on the null ones."""
+    them) and on the null ones. ``system_level`` (the shipped procedure): the grids of null
+    systems are screened too, but the stacker is fitted and measured on the systems that hold a
+    stable compound only (as without them); the system-level classifier (``p_system``: does a
+    system hide one?) is fitted on all of them (:func:`fit_system`) and rides with the model."""
+    if null_systems and system_level:
+        raise ValueError("null_systems (a stacker fitted on null systems too) and system_level exclude each other")
 
     started = time.perf_counter()
     model = load_model(energy_model, "cpu")
@@ -183,7 +190,7 @@ def fit_stability(
     kb, ke = read_table(list(known_paths))
     hb, he = read_table([hidden_path])
     frames, tables = [], []
-    found = situations(kb, ke, hb, he, null_systems=null_systems)
+    found = situations(kb, ke, hb, he, null_systems=null_systems or system_level)
     if not found:
         raise ValueError(
             f"{hidden_path} holds no compound of 2 to 4 elements (<= 10 atoms) on the hull of all compounds: "
@@ -199,23 +206,28 @@ def fit_stability(
         tables.append(features)
     frame, features = pd.concat(frames, ignore_index=True), np.vstack(tables)
     evidence, evidence_record = fit_evidence(kb, ke, seeds, log)
-    frame["evidence"] = evidence.predict_proba(features)[:, 1]
+    frame["evidence"] = positive_probability(evidence, features)
     frame["evidence_logit"] = logit(frame["evidence"].to_numpy())
     for name in ("log_system_known", "log_sub_hull_compounds"):
         frame[name] = features[:, FEATURES.index(name)]
-    s = stacker_inputs(frame, system_stats(frame))
-    y, systems = frame["stable"].to_numpy(), frame["chemsys"].to_numpy()
-    frame["p_stable"] = nested_p_stable(s, y, systems)
-    log("stacker measured (cross-fitted by system)")
     null = ~frame.groupby("chemsys")["stable"].transform("any").to_numpy()
+    fit = ~null if system_level else np.ones(len(frame), bool)  # the rows the stacker learns from
+    s = stacker_inputs(frame, system_stats(frame))  # per system: the same for a row whatever else is there
+    y, systems = frame["stable"].to_numpy(), frame["chemsys"].to_numpy()
+    p = np.zeros(len(frame))
+    p[fit] = nested_p_stable(s[fit], y[fit], systems[fit])
+    log("stacker measured (cross-fitted by system)")
+    knots = isotonic_map(cross_fitted(s[fit], y[fit], systems[fit], folds=FOLDS), y[fit])
+    stacker = new_classifier(**STACK_GBM).fit(s[fit], y[fit])
+    stability = StabilityModel(evidence, stacker, knots)
+    p[~fit] = stability.probability(s[~fit])  # systems it never saw: out of sample without cross-fitting
+    frame["p_stable"] = p
     report = benchmark_report(frame[~null].reset_index(drop=True), features[~null])
     report["null_systems"] = null_system_figures(frame[null])
     if null.any():
         report["with_null_systems"] = {
             k: summary_figures(part) for k, part in benchmark_report(frame, features)["arity"].items()
         }
-    knots = isotonic_map(cross_fitted(s, y, systems, folds=FOLDS), y)
-    stacker = new_classifier(**STACK_GBM).fit(s, y)
     record = {
         "fitted_on": {
             "known": list(map(str, known_paths)),
@@ -235,7 +247,29 @@ def fit_stability(
         "benchmark_with_null_systems": report.get("with_null_systems", {}),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    return Fitted(StabilityModel(evidence, stacker, knots, record), frame, features, report)
+    stability.record = record
+    if system_level:
+        attach_system(stability, frame, log)
+    return Fitted(stability, frame, features, report)
+
+
+def attach_system(model: StabilityModel, frame: pd.DataFrame, log=print) -> None:
+    """Fit the system-level classifier on ``frame`` (screened candidates of systems with and
+    without a stable compound, ``p_stable`` from stackers that did not see their system) and put
+    it in ``model`` with its cross-fitted figures."""
+    system = fit_system(frame)
+    y = frame.groupby("chemsys")["stable"].any().reindex(system.cross_fitted.index).to_numpy()
+    model.system, model.system_calibration = system.classifier, system.calibration
+    model.record["system"] = {
+        "systems": int(len(y)),
+        "hide_a_stable_compound": int(y.sum()),
+        "auc": round(auc(y, system.cross_fitted.to_numpy()), 4),
+        "ece": round(reliability(y, system.cross_fitted.to_numpy())["ece"], 4),
+    }
+    log(
+        f"system-level classifier (p_system): {len(y):,} systems, {int(y.sum()):,} hide a stable compound; "
+        f"cross-fitted AUC {model.record['system']['auc']:.3f}"
+    )
 
 
 def null_system_figures(frame: pd.DataFrame) -> dict:
