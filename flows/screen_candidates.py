@@ -36,7 +36,7 @@ from screening.columns import Col
 from screening.datasets import data_path
 from screening.ranking import print_top
 from screening.request import ScreenRequest
-from screening.screen import ScreenPlan, finish, plan, run_cluster, score
+from screening.screen import ScreenPlan, finish, plan, run_cluster, score, weighed_by_p_system
 
 PROGRESS_STEP = 0.1  # report progress every 10% of the space, not every chunk
 
@@ -144,8 +144,8 @@ def screen_candidates(
         f"screened {summary['candidates']:,} candidates in {summary['seconds']:.0f} s: {summary['scored']:,} scored, "
         f"{summary['below_known_hull']:,} predicted below the hull of known compounds"
         + (
-            f"; p_stable expects {summary['expected_stable']:,.1f} stable compounds among them all, "
-            f"{summary['likely_stable']:,} candidates at p_stable >= 0.5\n"
+            f"; p_stable expects {summary['expected_stable']:,.1f} stable compounds among them all"
+            f"{weighed_by_p_system(summary)}, {summary['likely_stable']:,} candidates at p_stable >= 0.5\n"
             if summary.get("expected_stable") is not None
             else "\n"
         )
@@ -210,9 +210,8 @@ def publish_artifacts(summary: dict, model: str) -> None:
             f"- **{summary['below_known_hull']:,} predicted below the hull of known compounds**, "
             f"{summary['on_combined_hull']:,} on the combined hull\n"
             + (
-                f"- **p_stable expects {summary['expected_stable']:,.1f} stable compounds**; "
-                f"{summary['likely_stable']:,} candidates at "
-                f"p_stable >= 0.5\n"
+                f"- **p_stable expects {summary['expected_stable']:,.1f} stable compounds**"
+                f"{weighed_by_p_system(summary)}; {summary['likely_stable']:,} candidates at p_stable >= 0.5\n"
                 if summary.get("expected_stable") is not None
                 else ""
             )

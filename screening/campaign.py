@@ -293,7 +293,11 @@ def run_campaign(
                 else:
                     summary = finish(prepared, counts, time.monotonic() - started, scheduler)
                     publish(campaign, s, key, Path(summary["outputs"]["ranked"]), run_id)
-                    entry |= {"expected_stable": summary.get("expected_stable"), "published": True}
+                    entry |= {
+                        "expected_stable": summary.get("expected_stable"),
+                        "expected_stable_with_p_system": summary.get("expected_stable_with_p_system"),
+                        "published": True,
+                    }
                 record["spaces"].append(entry)
                 log(
                     f"{s.name}: {entry['candidates_scored']:,} candidates scored"

@@ -75,7 +75,7 @@ def _hull(args: argparse.Namespace) -> int:
 
 def _screen(args: argparse.Namespace) -> int:
     from screening.request import ScreenRequest
-    from screening.screen import screen
+    from screening.screen import screen, weighed_by_p_system
 
     request = from_options(ScreenRequest, args)
     if not request.reference and not args.no_reference:
@@ -91,8 +91,8 @@ def _screen(args: argparse.Namespace) -> int:
         f"removed {', '.join(f'{n:,} {why}' for why, n in summary['removed'].items()) or 'none'}; "
         f"{summary['below_known_hull']:,} predicted below the known hull"
         + (
-            f"; p_stable expects {summary['expected_stable']:,.1f} stable compounds, {summary['likely_stable']:,} "
-            f"candidates at >= 0.5"
+            f"; p_stable expects {summary['expected_stable']:,.1f} stable compounds{weighed_by_p_system(summary)}, "
+            f"{summary['likely_stable']:,} candidates at >= 0.5"
             if summary.get("expected_stable") is not None
             else ""
         )

@@ -111,3 +111,8 @@ def test_a_system_level_classifier_rides_with_the_stability_model_and_a_screen_w
     np.testing.assert_allclose(systems.set_index("chemsys")["p_stable_sum"].loc[expected.index], expected)
     by_system = pd.read_csv(tmp_path / "run" / "top_by_system.csv")
     assert by_system["p_system"].between(0, 1).all()
+    # the expected count weighed by p_system: sum over candidates of p_system(its system) x p_stable
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    weighed = (ranked["p_stable"] * ranked["chemsys"].map(systems.set_index("chemsys")["p_system"])).sum()
+    assert summary["expected_stable_with_p_system"] == pytest.approx(weighed, abs=0.06)
+    assert summary["expected_stable_with_p_system"] < summary["expected_stable"]
