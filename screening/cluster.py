@@ -90,9 +90,13 @@ class BackgroundCluster:
         from distributed import Client
 
         cluster = local_cluster(workers)
-        with Client(cluster) as client:
-            for module in preload:
-                client.run(importlib.import_module, module)
+        try:
+            with Client(cluster) as client:
+                for module in preload:
+                    client.run(importlib.import_module, module)
+        except BaseException:
+            cluster.close()  # not left running behind an error that address will raise
+            raise
         return cluster
 
     @property

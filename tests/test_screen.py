@@ -366,3 +366,11 @@ def test_a_local_cluster_starts_in_the_background_only_for_spaces_of_several_chu
             assert all(client.run(lambda: "screening.scoring" in __import__("sys").modules).values())
         summary = screen(several, progress=False, scheduler=cluster.address)
     assert summary["scored"] == 202 and summary["chunks"] == 3
+
+
+def test_a_background_cluster_that_cannot_start_says_why():
+    from screening.cluster import BackgroundCluster
+
+    with BackgroundCluster(1, preload=("no_such_module_xyz",)) as cluster:
+        with pytest.raises(ModuleNotFoundError, match="no_such_module_xyz"):
+            cluster.address  # noqa: B018 (the property raises the start's error)
