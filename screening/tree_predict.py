@@ -14,7 +14,10 @@ import numpy as np
 
 
 def positive_probability(classifier, features: np.ndarray) -> np.ndarray:
-    """``classifier.predict_proba(features)[:, 1]``, identical, faster for histogram GBMs."""
+    """``classifier.predict_proba(features)[:, 1]``, identical, faster for histogram GBMs; no
+    rows give no probabilities (scikit-learn refuses an empty array)."""
+    if len(features) == 0:
+        return np.zeros(0)
     if not _walks_bins(classifier):
         return classifier.predict_proba(features)[:, 1]
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads

@@ -116,3 +116,17 @@ def test_a_system_level_classifier_rides_with_the_stability_model_and_a_screen_w
     weighed = (ranked["p_stable"] * ranked["chemsys"].map(systems.set_index("chemsys")["p_system"])).sum()
     assert summary["expected_stable_with_p_system"] == pytest.approx(weighed, abs=0.06)
     assert summary["expected_stable_with_p_system"] < summary["expected_stable"]
+
+
+def test_the_plain_procedure_fits_no_system_level_classifier(twin, tmp_path):
+    """Without null systems (the benchmarks' plain variant) the stacker is fitted the same way and
+    nothing is fitted for p_system."""
+    from screening.stability_fit import fit_stability
+
+    root, out = twin
+    plain = fit_stability(str(out), [str(root / "train.csv")], str(root / "val.csv"), tmp_path, log=lambda m: None)
+    shipped = StabilityModel.load(out)
+    assert plain.model.system is None and "system" not in plain.model.record
+    assert plain.frame.groupby("chemsys")["stable"].any().all()  # only systems that hold a stable compound
+    assert plain.model.record["fitted_on"]["stable"] == shipped.record["fitted_on"]["stable"]
+    assert plain.frame["p_stable"].between(0, 1).all()

@@ -23,6 +23,7 @@ def test_the_shipped_classifiers_agree_bit_for_bit_on_real_candidates(data_dir):
     fast = positive_probability(model.evidence, features)
     assert np.array_equal(fast, model.evidence.predict_proba(features)[:, 1])
     assert 0.0 < fast.min() < 0.05 and fast.max() > 0.5  # a real spread, not a constant
+    assert positive_probability(model.stacker, np.zeros((0, model.stacker.n_features_in_))).shape == (0,)
 
 
 def test_ties_missing_and_infinite_values_follow_the_library():
