@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 import psutil
-from _memory import PeakMemory  # bench/ is on sys.path when a script runs
+from _machine import matmul_rates  # bench/ is on sys.path when a script runs
+from _memory import PeakMemory
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGN = ROOT / "deploy" / "campaigns" / "elemnet-scale.yaml"
@@ -89,6 +90,7 @@ def main() -> None:
     plan = plan_campaign(campaign)
     plan_seconds = time.perf_counter() - started
     total = sum(r["candidates"] for r in plan)
+    rates = matmul_rates()
 
     address, processes = start_cluster(root, args.workers)
     try:
@@ -113,6 +115,7 @@ def main() -> None:
     rate = scored / seconds
     result = {
         "machine": f"{cpu_name()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 1e9:.0f} GB",
+        "matmul_gflop_per_s": rates,  # torch.mm 2048^2 in this run: the VM's pace, which the forward pass follows
         "campaign": str(CAMPAIGN.relative_to(ROOT)),
         "candidates_in_campaign": total,
         "plan_seconds": round(plan_seconds, 2),
