@@ -18,13 +18,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from screening.datasets import reference_path
 from screening.models.card import record_stability
 from screening.rank_metrics import reliability, screening_metrics
 from screening.stability import stacker_inputs, system_stats
-from screening.stability_fit import fit_stability, fit_system
+from screening.stability_fit import attach_system, fit_stability
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +71,7 @@ def main() -> None:
     p_plain = np.where(null, full, key(frame).map(cross).to_numpy(np.float64))
     if np.isnan(p_plain).any():
         raise RuntimeError("the two work folders do not hold the same positive systems")
-    system = fit_system(frame.assign(p_stable=p_plain))
+    system = attach_system(plain.model, frame.assign(p_stable=p_plain), quiet)  # the shipped stacker beside it
     p_system = system.cross_fitted.reindex(frame["chemsys"]).to_numpy()
     report = {
         "without_null_systems": figures(frame, p_plain),
@@ -81,19 +80,11 @@ def main() -> None:
         "reproduce": ".venv/bin/python bench/ranking_null_systems.py "
         f"--model {args.model} --plain {args.plain} --with-null {args.with_null}",
     }
-    y_system = frame.groupby("chemsys")["stable"].any().reindex(system.cross_fitted.index).to_numpy()
-    report["system_level"] = {
-        "systems": int(len(y_system)),
-        "hide_a_stable_compound": int(y_system.sum()),
-        "auc": round(float(roc_auc_score(y_system, system.cross_fitted.to_numpy())), 4),
-        "ece": round(reliability(y_system, system.cross_fitted.to_numpy())["ece"], 4),
-    }
+    report["system_level"] = system.figures
     if args.save:  # the shipped stacker (refitted, identical) with the system-level classifier beside it
-        model = plain.model
-        model.system, model.system_calibration = system.classifier, system.calibration
-        model.record["system"] = report["system_level"] | {"with_p_stable": report["system_times_within_system"]}
-        model.save(args.save)
-        record_stability(args.save, model.record)
+        plain.model.record["system"] |= {"with_p_stable": report["system_times_within_system"]}
+        plain.model.save(args.save)
+        record_stability(args.save, plain.model.record)
     print(json.dumps(report, indent=2))
     (ROOT / "bench" / "results" / "ranking-null-systems.json").write_text(json.dumps(report, indent=2) + "\n")
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from screening.composition import CompositionBatch
 from screening.datasets import formula_targets, load_reference, reference_path
-from screening.elements import SYMBOLS
+from screening.elements import chemsys_name
 from screening.hull import hull_distances
 from screening.models.card import trained_on
 from screening.models.ensemble import load_model
@@ -36,10 +36,6 @@ from screening.request import ScreenRequest
 from screening.screen import screen
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def system_of(z_row) -> str:
-    return "-".join(sorted(SYMBOLS[z - 1] for z in z_row if z))
 
 
 def main() -> None:
@@ -54,15 +50,15 @@ def main() -> None:
     kb, ke, _ = formula_targets(train, "train")
     hb, he, _ = formula_targets(val, "val")
     stable = hull_distances(CompositionBatch.concat(kb, hb), np.concatenate([ke, he])).stable[len(kb) :]
-    known_systems = {system_of(z) for z in kb.z.tolist()}
-    hidden = pd.DataFrame({"system": [system_of(z) for z in hb.z.tolist()], "n": hb.n_elements, "stable": stable})
+    known_systems = {chemsys_name(z) for z in kb.z.tolist()}
+    hidden = pd.DataFrame({"system": [chemsys_name(z) for z in hb.z.tolist()], "n": hb.n_elements, "stable": stable})
     by_system = hidden.groupby("system").agg(n=("n", "first"), stable=("stable", "any"), compounds=("n", "size"))
     chosen = by_system[by_system["n"].isin([3, 4]) & ~by_system["stable"] & ~by_system.index.isin(known_systems)]
 
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    others = val[~pd.Series([system_of(z) for z in hb.z.tolist()]).isin(chosen.index).to_numpy()]
+    others = val[~pd.Series([chemsys_name(z) for z in hb.z.tolist()]).isin(chosen.index).to_numpy()]
     reference = work / "known.csv"
     pd.concat([train, others]).to_csv(reference, index=False)
     systems = [s.split("-") for s in chosen.index]

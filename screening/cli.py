@@ -46,7 +46,7 @@ def _hull(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from screening.datasets import formula_targets, read_formula_table
-    from screening.elements import SYMBOLS
+    from screening.elements import chemsys_name
     from screening.hull import hull_distances
 
     check_out_file(args.out)
@@ -56,7 +56,7 @@ def _hull(args: argparse.Namespace) -> int:
     table = pd.DataFrame(
         {
             "formula": batch.formula,
-            "chemsys": ["-".join(sorted(SYMBOLS[z - 1] for z in zs[zs > 0])) for zs in batch.z],
+            "chemsys": [chemsys_name(zs) for zs in batch.z],
             "e_form_per_atom": energy,
             "e_above_hull": np.clip(result.e_above_hull, 0.0, None),  # >= 0: rounding leaves ~-1e-15 on the hull
             "stable": result.stable,

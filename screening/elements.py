@@ -36,3 +36,9 @@ def symbol_code_table() -> np.ndarray:
         code = ord(symbol[0]) * 256 + (ord(symbol[1]) if len(symbol) > 1 else 0)
         table[code] = z
     return table
+
+
+def chemsys_name(z) -> str:
+    """``Fe-Li-O``: a chemical system's symbols in alphabetical order, as pymatgen writes it
+    (``z``: atomic numbers; zeros, the padding of a batch row, are skipped)."""
+    return "-".join(sorted(SYMBOLS[int(e) - 1] for e in z if e))

@@ -22,7 +22,7 @@ import numpy as np
 
 from screening.composition import CompositionBatch
 from screening.element_tables import pymatgen_ion_data
-from screening.elements import SYMBOLS, Z_OF
+from screening.elements import SYMBOLS, Z_OF, chemsys_name
 
 MAX_ARITY = 5
 MAX_CANDIDATES = 10**10  # larger spaces are refused as a probable mistake
@@ -227,7 +227,7 @@ class CandidateChunk:
             z[rows, : len(system)] = system
             amount[rows, : len(system)] = template
             ids[rows] = np.arange(first_id, first_id + len(template))
-            chemsys[rows] = "-".join(sorted(SYMBOLS[e - 1] for e in system))
+            chemsys[rows] = chemsys_name(system)
             formulas[rows] = formula_strings(system, template)
             row += len(template)
         return cls(ids, chemsys, CompositionBatch(np.arange(n), formulas, z, amount))

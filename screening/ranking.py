@@ -71,8 +71,8 @@ def rank(
     """All scored candidates with their distance to the hull of known and predicted compounds
     together, ranked by ``p_stable`` (with a stability model, :mod:`screening.stability`), then by
     distance to the known hull (most negative first), then by the probability of lying below it,
-    then by candidate id (a total, reproducible order). With a Dask ``scheduler`` (the run's own
-    cluster), the parts are placed on the combined hull on its workers, else in this process."""
+    then by candidate id (a total, reproducible order). With a Dask ``scheduler`` (one the user
+    gave), the parts are placed on the combined hull on its workers, else in this process."""
     parts = sorted((out / "scored").glob("part-*.parquet"))  # complete parts only
     if not parts:
         raise FileNotFoundError(f"no scored parts in {out / 'scored'}: nothing to rank")

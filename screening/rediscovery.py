@@ -41,7 +41,7 @@ class Situation:
 
     @property
     def systems(self) -> list[tuple[int, ...]]:
-        return sorted({tuple(int(z) for z in zr if z) for zr in self.positives.z.tolist()} | set(self.null_systems))
+        return sorted(_systems(self.positives) | set(self.null_systems))
 
 
 def situations(
@@ -69,7 +69,7 @@ def situations(
         if not positive.any():
             continue  # nothing hidden of this many elements to rediscover
         positives = hidden.select(positive)
-        systems = sorted({tuple(int(z) for z in zr if z) for zr in positives.z.tolist()})
+        systems = sorted(_systems(positives))
         nulls: tuple[tuple[int, ...], ...] = ()
         if null_systems:
             of_k = hidden.n_elements == k

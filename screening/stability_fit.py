@@ -145,6 +145,7 @@ class FittedSystem:
     classifier: object
     calibration: tuple[np.ndarray, np.ndarray]
     cross_fitted: pd.Series  # per system (index chemsys): p_system from models that did not see it
+    figures: dict  # systems, how many hide a stable compound, cross-fitted AUC and ECE
 
 
 def fit_system(frame: pd.DataFrame) -> FittedSystem:
@@ -157,7 +158,13 @@ def fit_system(frame: pd.DataFrame) -> FittedSystem:
     x, systems = table.to_numpy(np.float64), table.index.to_numpy()
     p = nested_p_stable(x, y, systems)  # the stacker's nested cross-fit, on systems instead of candidates
     knots = isotonic_map(cross_fitted(x, y, systems, folds=FOLDS), y)
-    return FittedSystem(new_classifier(**STACK_GBM).fit(x, y), knots, pd.Series(p, index=table.index))
+    figures = {
+        "systems": int(len(y)),
+        "hide_a_stable_compound": int(y.sum()),
+        "auc": round(auc(y, p), 4),
+        "ece": round(reliability(y, p)["ece"], 4),
+    }
+    return FittedSystem(new_classifier(**STACK_GBM).fit(x, y), knots, pd.Series(p, index=table.index), figures)
 
 
 def fit_stability(
@@ -253,23 +260,19 @@ def fit_stability(
     return Fitted(stability, frame, features, report)
 
 
-def attach_system(model: StabilityModel, frame: pd.DataFrame, log=print) -> None:
+def attach_system(model: StabilityModel, frame: pd.DataFrame, log=print) -> FittedSystem:
     """Fit the system-level classifier on ``frame`` (screened candidates of systems with and
     without a stable compound, ``p_stable`` from stackers that did not see their system) and put
     it in ``model`` with its cross-fitted figures."""
     system = fit_system(frame)
-    y = frame.groupby("chemsys")["stable"].any().reindex(system.cross_fitted.index).to_numpy()
     model.system, model.system_calibration = system.classifier, system.calibration
-    model.record["system"] = {
-        "systems": int(len(y)),
-        "hide_a_stable_compound": int(y.sum()),
-        "auc": round(auc(y, system.cross_fitted.to_numpy()), 4),
-        "ece": round(reliability(y, system.cross_fitted.to_numpy())["ece"], 4),
-    }
+    model.record["system"] = dict(system.figures)
     log(
-        f"system-level classifier (p_system): {len(y):,} systems, {int(y.sum()):,} hide a stable compound; "
-        f"cross-fitted AUC {model.record['system']['auc']:.3f}"
+        f"system-level classifier (p_system): {system.figures['systems']:,} systems, "
+        f"{system.figures['hide_a_stable_compound']:,} hide a stable compound; "
+        f"cross-fitted AUC {system.figures['auc']:.3f}"
     )
+    return system
 
 
 def null_system_figures(frame: pd.DataFrame) -> dict:
