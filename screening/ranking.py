@@ -32,7 +32,7 @@ from screening.cluster import map_bounded
 from screening.columns import Col
 from screening.composition import CompositionBatch, parse_formulas
 from screening.hull import STABLE_TOL, ReferenceHull
-from screening.stability import stacker_inputs, system_table
+from screening.stability import stacker_inputs, system_stats, system_table
 from screening.tabular_io import write_parquet_atomic
 
 # eV/atom: candidates this close above the known hull join the combined hull's points too (extra points never change a
@@ -80,7 +80,7 @@ def rank(
     shutil.rmtree(scratch, ignore_errors=True)  # a crashed ranking's leftovers
     (scratch / "combined").mkdir(parents=True)
     hull = combined_hull(parts, ref_batch, ref_energy)
-    stats = _system_stats(parts) if stability is not None else None
+    stats = system_stats(parts) if stability is not None else None  # over all parts: systems may span them
     jobs = ((part, scratch / "combined" / part.name) for part in parts)
     for _ in map_bounded(
         combine_part, jobs, scheduler, 0 if scheduler is None else None, shared=(hull, stats, stability)
@@ -128,28 +128,6 @@ def combined_columns(part: Path, hull: ReferenceHull) -> pa.Table:
             Col.stable_combined: e_above <= STABLE_TOL,
         }
     )
-
-
-def _system_stats(parts: list[Path]) -> pd.DataFrame:
-    """:func:`screening.stability.system_stats` over all parts (systems may span parts)."""
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        return (
-            con.execute(
-                f"""
-            SELECT {Col.chemsys}, max({Col.evidence_logit}) AS best_evidence_logit,
-                   min({Col.e_above_known_hull}) AS best_e_above_known_hull,
-                   avg(CASE WHEN {Col.e_above_known_hull} < 0 THEN 1.0 ELSE 0.0 END) AS share_below_known_hull
-            FROM read_parquet(?) GROUP BY {Col.chemsys}""",
-                [[str(p) for p in parts]],
-            )
-            .df()
-            .set_index(Col.chemsys)
-        )
-    finally:
-        con.close()
 
 
 def _p_stable(part: Path, combined: pa.Table, stats: pd.DataFrame, stability) -> np.ndarray:

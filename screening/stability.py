@@ -78,17 +78,36 @@ def logit(p: np.ndarray) -> np.ndarray:
 SYSTEM_STATS = ("best_evidence_logit", "best_e_above_known_hull", "share_below_known_hull")
 
 
-def system_stats(frame: pd.DataFrame) -> pd.DataFrame:
+_STATS = f"""max({Col.evidence_logit}) AS best_evidence_logit,
+    min({Col.e_above_known_hull}) AS best_e_above_known_hull,
+    avg(CASE WHEN {Col.e_above_known_hull} < 0 THEN 1.0 ELSE 0.0 END) AS share_below_known_hull"""
+
+
+def system_stats(candidates: pd.DataFrame | str | Path | list) -> pd.DataFrame:
     """Per chemical system (index ``chemsys``): the best evidence, the lowest energy above the
-    known hull, and the share of candidates below it (every candidate of a system needed)."""
-    grouped = frame.assign(_below=frame[Col.e_above_known_hull] < 0).groupby(Col.chemsys)
-    return pd.DataFrame(
-        {
-            "best_evidence_logit": grouped[Col.evidence_logit].max(),
-            "best_e_above_known_hull": grouped[Col.e_above_known_hull].min(),
-            "share_below_known_hull": grouped["_below"].mean(),
-        }
-    )
+    known hull, and the share of candidates below it (every candidate of a system needed): of a
+    frame when fitting, of scored Parquet parts when screening (see :func:`per_system`)."""
+    return per_system(candidates, _STATS)
+
+
+def per_system(candidates: pd.DataFrame | str | Path | list, aggregates: str) -> pd.DataFrame:
+    """``aggregates`` (SQL) per chemical system (index ``chemsys``, sorted) of scored candidates:
+    a frame, or Parquet files (a path or a list of them, aggregated out of core). One query
+    serves fitting and screening, so a classifier sees the columns it was fitted on."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        if isinstance(candidates, pd.DataFrame):
+            con.register("candidates", candidates)
+            source, parameters = "candidates", []
+        else:
+            paths = candidates if isinstance(candidates, list) else [candidates]
+            source, parameters = "read_parquet(?)", [[str(p) for p in paths]]
+        query = f"SELECT {Col.chemsys}, {aggregates} FROM {source} GROUP BY {Col.chemsys} ORDER BY {Col.chemsys}"
+        return con.execute(query, parameters).df().set_index(Col.chemsys)
+    finally:
+        con.close()
 
 
 def stacker_inputs(frame: pd.DataFrame, systems: pd.DataFrame) -> np.ndarray:
@@ -143,31 +162,12 @@ SYSTEM_FEATURES = (
 def system_table(candidates: pd.DataFrame | str | Path) -> pd.DataFrame:
     """:data:`SYSTEM_FEATURES` per chemical system (index ``chemsys``, sorted) of scored candidates
     with their ``p_stable`` (every candidate of a system needed): a frame when fitting, the path of
-    a ``ranked.parquet`` when screening (aggregated out of core). One query serves both, so the
-    classifier sees the same columns it was fitted on."""
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        if isinstance(candidates, pd.DataFrame):
-            con.register("candidates", candidates)
-            source = "candidates"
-        else:
-            source = "read_parquet('{}')".format(str(candidates).replace("'", "''"))
-        table = con.execute(
-            f"""
-            SELECT {Col.chemsys}, max({Col.evidence_logit}) AS best_evidence_logit,
-                   min({Col.e_above_known_hull}) AS best_e_above_known_hull,
-                   avg(CASE WHEN {Col.e_above_known_hull} < 0 THEN 1.0 ELSE 0.0 END) AS share_below_known_hull,
-                   any_value({Col.n_elements}) AS n_elements, max({Col.log_system_known}) AS log_system_known,
-                   max({Col.log_sub_hull_compounds}) AS log_sub_hull_compounds,
-                   min({Col.e_above_combined_hull}) AS best_e_above_combined,
-                   sum({Col.p_stable}) AS p_stable_sum, max({Col.p_stable}) AS p_stable_max, count(*) AS candidates
-            FROM {source} GROUP BY {Col.chemsys} ORDER BY {Col.chemsys}"""
-        ).df()
-    finally:
-        con.close()
-    return table.set_index(Col.chemsys)[list(SYSTEM_FEATURES)]
+    a ``ranked.parquet`` when screening."""
+    aggregates = f"""{_STATS}, any_value({Col.n_elements}) AS n_elements,
+        max({Col.log_system_known}) AS log_system_known, max({Col.log_sub_hull_compounds}) AS log_sub_hull_compounds,
+        min({Col.e_above_combined_hull}) AS best_e_above_combined,
+        sum({Col.p_stable}) AS p_stable_sum, max({Col.p_stable}) AS p_stable_max, count(*) AS candidates"""
+    return per_system(candidates, aggregates)[list(SYSTEM_FEATURES)]
 
 
 @dataclass
