@@ -380,9 +380,11 @@ def test_config_validation():
 
 
 @pytest.mark.parametrize("arch", ["elemnet", "plain17", "srnet17", "irnet17", "brnet"])
-def test_folded_inference_equals_the_module(arch, float64):
+@pytest.mark.parametrize("memberwise", [False, True])
+def test_folded_inference_equals_the_module(arch, memberwise, float64):
     """BatchNorm folded into the linear layers: the same function (float64: to 1e-10), and
-    bfloat16 close to it."""
+    bfloat16 close to it; stacked (the CPU's way) or one member at a time with the bias and ReLU
+    in the product's epilogue (the GPU's)."""
     from screening.models.inference import FoldedNet
 
     net = StackedNet(arch, 9, members=2)
@@ -392,9 +394,10 @@ def test_folded_inference_equals_the_module(arch, float64):
     x = torch.randn(64, 9)
     with torch.no_grad():
         expected = net(x)
-    torch.testing.assert_close(FoldedNet(net, torch.float64)(x).double(), expected.double(), rtol=0, atol=1e-10)
-    low = FoldedNet(net, torch.bfloat16)(x).double()
-    assert (low - expected).abs().max() < 0.03 * expected.abs().max()  # bf16 keeps ~3 significant digits
+    exact = FoldedNet(net, torch.float64, memberwise)(x).double()
+    torch.testing.assert_close(exact, expected.double(), rtol=0, atol=1e-10)
+    low = FoldedNet(net, torch.bfloat16, memberwise)(x).double()
+    assert (low - expected).abs().max() < 0.06 * expected.abs().max()  # 17 layers of ~3 significant digits
 
 
 def _randomize_batchnorm(net, seed=0):
@@ -411,16 +414,31 @@ def _randomize_batchnorm(net, seed=0):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_cuda_predictions_equal_the_cpu_ones():
-    """The GPU path (pinned, overlapped copies; predictions kept on the GPU) computes the same
-    thing as the CPU path, batch by batch."""
-    net = StackedNet("irnet17", 12, 3)
+@pytest.mark.parametrize("arch", ["elemnet", "srnet17", "irnet17", "brnet"])
+def test_cuda_predictions_equal_the_cpu_ones(arch):
+    """The GPU path (pinned, overlapped copies; members one at a time with fused epilogues; mean
+    and spread on the GPU) computes the same thing as the CPU path; its kept scorer follows
+    weights changed in place."""
+    net = StackedNet(arch, 12, 3)
     net.reset_parameters([0, 1, 2])
-    model = Ensemble(net, torch.zeros(12), torch.ones(12), 0.5, 2.0, {"featurizer": "columns:a"})
-    x = np.random.default_rng(0).normal(size=(1001, 12)).astype(np.float32)
+    _randomize_batchnorm(net)
+    model = Ensemble(net, torch.full((12,), 0.1), torch.full((12,), 1.5), 0.5, 2.0, {"featurizer": "columns:a"})
+    x = np.random.default_rng(0).normal(size=(1001, 12))  # float64: converted on the way
     cpu = model.predict_members(x)
-    gpu = model.to("cuda").predict_members(x, batch_size=300)
-    np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-3)  # outputs up to ~200 here
+    cpu_bf16 = model.predict_members(x, bf16=True)
+    model.to("cuda")
+    for _ in range(2):  # the second call reuses the kept scorer
+        gpu = model.predict_members(x, batch_size=300)
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-3)  # outputs up to ~200 here
+    for got, want in zip(model.predict(x, batch_size=300), (cpu.mean(0), cpu.std(0), cpu)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    gpu_bf16 = model.predict_members(x, batch_size=300, bf16=True)
+    scale = np.abs(cpu).max()
+    assert np.abs(gpu_bf16 - cpu).max() < 0.03 * scale and np.abs(gpu_bf16 - cpu_bf16).max() < 0.03 * scale
+    with torch.no_grad():
+        net.output.bias.add_(1.0)  # every prediction moves by target_std = 2
+    np.testing.assert_allclose(model.predict_members(x, batch_size=300), cpu + 2.0, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(model.predict_members(x[:7], batch_size=300), cpu[:, :7] + 2.0, rtol=1e-4, atol=1e-3)
 
 
 def test_predict_refuses_an_existing_or_folder_out_before_any_work(tmp_path, capsys):

@@ -11,7 +11,7 @@ here, apart from training, so that scoring never imports the training code.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from screening.datasets import sha256_of
 from screening.featurizers import get_featurizer
 from screening.models.architectures import StackedNet, get_architecture
 from screening.models.calibration import predictive_std
+from screening.models.gpu_scoring import GpuScorer, weights_version
 from screening.models.inference import FoldedNet
 
 WEIGHTS = "model.safetensors"
@@ -47,6 +48,7 @@ class Ensemble:
     target_mean: float
     target_std: float
     card: dict
+    _scorers: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # see _gpu_scorer
 
     @property
     def featurizer(self) -> str:
@@ -60,11 +62,25 @@ class Ensemble:
         self.net.to(device)
         self.feature_mean = self.feature_mean.to(device)
         self.feature_std = self.feature_std.to(device)
+        self._scorers.clear()
         return self
 
-    @torch.no_grad()
     def predict_members(self, features: np.ndarray, batch_size: int | None = None, bf16: bool = False) -> np.ndarray:
         """``[members, n]`` predictions in target units for raw (unstandardized) features."""
+        members = self._members(features, batch_size, bf16)
+        return members if isinstance(members, np.ndarray) else members.cpu().numpy()
+
+    def predict(self, features: np.ndarray, **kwargs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean and standard deviation (population, over members) per row, and the members."""
+        members = self._members(features, **kwargs)
+        if isinstance(members, np.ndarray):
+            return members.mean(axis=0), members.std(axis=0), members
+        mean, std = members.mean(dim=0), members.std(dim=0, correction=0)  # on the GPU
+        return mean.cpu().numpy(), std.cpu().numpy(), members.cpu().numpy()
+
+    @torch.no_grad()
+    def _members(self, features: np.ndarray, batch_size: int | None = None, bf16: bool = False):
+        """The members' predictions: numpy on a CPU, a tensor left on the GPU there."""
         if features.ndim != 2 or features.shape[1] != self.net.d_in:
             raise ValueError(
                 f"model expects {self.net.d_in} features ({self.featurizer}), got array of shape {features.shape}"
@@ -73,9 +89,10 @@ class Ensemble:
         if batch_size is None:  # on a CPU, passes whose activations stay in cache (docs/benchmarks.md)
             batch_size = CPU_BATCH if device.type == "cpu" else GPU_BATCH
         self.net.eval()
-        program = FoldedNet(self.net, torch.bfloat16 if bf16 else torch.float32)  # BatchNorm folded in
+        dtype = torch.bfloat16 if bf16 else torch.float32
         if device.type == "cuda":
-            return self._predict_cuda(features, program, batch_size)
+            return self._gpu_scorer(dtype, batch_size)(features)
+        program = FoldedNet(self.net, dtype)  # BatchNorm folded in
         out = np.empty((self.members, len(features)), np.float32)
         for start in range(0, len(features), batch_size):
             x = torch.as_tensor(features[start : start + batch_size], dtype=torch.float32, device=device)
@@ -83,32 +100,19 @@ class Ensemble:
             out[:, start : start + len(x)] = (y * self.target_std + self.target_mean).cpu().numpy()
         return out
 
-    def _predict_cuda(self, features: np.ndarray, program: FoldedNet, batch_size: int) -> np.ndarray:
-        """The same computation with the copies overlapped: each batch is staged in one of two
-        pinned host buffers and sent asynchronously while the GPU works on the one before, and
-        the predictions stay on the GPU until the end (one copy back, no per-batch wait)."""
-        device, n = self.feature_mean.device, len(features)
-        out = torch.empty((self.members, n), dtype=torch.float32, device=device)
-        staging = [
-            torch.empty((min(batch_size, n), self.net.d_in), dtype=torch.float32, pin_memory=True) for _ in range(2)
-        ]
-        sent: list[torch.cuda.Event | None] = [None, None]
-        for i, start in enumerate(range(0, n, batch_size)):
-            buffer, rows = staging[i % 2], min(batch_size, n - start)
-            if sent[i % 2] is not None:
-                sent[i % 2].synchronize()  # the copy out of this buffer has finished
-            buffer[:rows].numpy()[:] = features[start : start + rows]
-            x = buffer[:rows].to(device, non_blocking=True)
-            sent[i % 2] = torch.cuda.Event()
-            sent[i % 2].record()
-            y = program((x - self.feature_mean) / self.feature_std)
-            out[:, start : start + rows] = y * self.target_std + self.target_mean
-        return out.cpu().numpy()
-
-    def predict(self, features: np.ndarray, **kwargs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mean and standard deviation (population, over members) per row, and the members."""
-        members = self.predict_members(features, **kwargs)
-        return members.mean(axis=0), members.std(axis=0), members
+    def _gpu_scorer(self, dtype: torch.dtype, batch_size: int) -> GpuScorer:
+        """Copies overlapped with the network (:mod:`.gpu_scoring`); the scorer and its buffers
+        are kept while the weights and normalizer stay as they are."""
+        key = (dtype, batch_size)
+        normalizer = (id(self.feature_mean), id(self.feature_std), self.target_mean, self.target_std)
+        version = (weights_version(self.net), normalizer)
+        if key not in self._scorers or self._scorers[key][0] != version:
+            program = FoldedNet(self.net, dtype)  # BatchNorm folded in; one member at a time
+            scorer = GpuScorer(
+                program, self.feature_mean, self.feature_std, self.target_mean, self.target_std, batch_size
+            )
+            self._scorers[key] = (version, scorer)
+        return self._scorers[key][1]
 
     # ---- persistence ---------------------------------------------------------------------
     def tensors(self, half: bool = False) -> dict[str, torch.Tensor]:
