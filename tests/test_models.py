@@ -230,7 +230,9 @@ def test_training_without_validation_rows_keeps_the_last_epoch(tmp_path):
 def test_an_auxiliary_source_trains_through_its_own_output_unit():
     """Rows of another source whose values sit 2 units above the primary's (another database's
     reference energies) teach the shared network without shifting the primary predictions;
-    pooled into one output they would pull them up by about their share (here half) of 2."""
+    pooled into one output they pull them up. In 8 epochs that pull is 0.35-0.71 (seeds 1-8 in
+    pairs, 2 cores) and the own unit's offset -0.07-0.00; where the training runs differs by
+    processor (an AMX Xeon rounds its matrix products differently), hence the wide margins."""
     from screening.models.inference import FoldedNet
 
     x, y, xv, yv = (t.float() for t in toy_data(n=1200))
@@ -260,7 +262,7 @@ def test_an_auxiliary_source_trains_through_its_own_output_unit():
             assert net.output.weight.shape[-1] == 1 and net.heads == 1
         with torch.no_grad():
             bias[heads] = float((net(xv) - yv).mean())
-    assert abs(bias[2]) < 0.15 < 0.4 < bias[1], bias
+    assert abs(bias[2]) < 0.15 < 0.25 < bias[1], bias
     with pytest.raises(ValueError, match="output head"):
         train(StackedNet("irnet17", 12, 2, heads=2), x, y, xv, yv, config)  # no sources given
 
