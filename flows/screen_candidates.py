@@ -121,11 +121,10 @@ def screen_candidates(
         bf16=bf16,
         max_candidates=max_candidates,
     )
-    with run_cluster(request, scheduler, workers) as cluster:  # its workers start while the run is planned
+    with run_cluster(request, scheduler, workers) as place:  # a local cluster's workers start while planning
         prepared = plan_task(request)
-        address = scheduler or (cluster.address if cluster else None)
         # quote(): the plan holds the known hull; Prefect need not walk it looking for futures
-        counts = score_task(quote(prepared), address, workers)
+        counts = score_task(quote(prepared), place.address, workers)
     # The ranking's parts go to a scheduler the user gave (many workers); a local cluster is
     # closed first: on one machine its workers would contend with each other, and hold memory.
     summary = rank_task(quote(prepared), counts, time.perf_counter() - started, scheduler)

@@ -272,15 +272,14 @@ def run_campaign(
     stopped = "done"
     todo = [s for s in campaign.spaces if not campaign.published(s, key)]
     requests = [s.request(campaign, campaign.work_folder(s, key), model) for s in todo]
-    with run_cluster(requests, scheduler, workers) as cluster:  # one for all spaces, started while planning
+    with run_cluster(requests, scheduler, workers) as place:  # one for all spaces, started while planning
         for s, request in zip(todo, requests, strict=True):
             if (left is not None and left <= 0) or (deadline is not None and time.monotonic() >= deadline):
                 stopped = "budget"
                 break
             prepared = plan(request)
             try:
-                address = scheduler or (cluster.address if cluster else None)
-                counts = score(prepared, address, workers, progress, budget=left, deadline=deadline)
+                counts = score(prepared, place.address, workers, progress, budget=left, deadline=deadline)
                 if left is not None:
                     left -= counts["candidates_started"]
                 entry = {

@@ -358,13 +358,13 @@ def test_a_local_cluster_starts_in_the_background_only_for_spaces_of_several_chu
 
     one_chunk, several = request(2), request(3)  # 93 and 202 candidates
     for requests, kwargs in ((one_chunk, {}), (several, {"workers": 0}), (several, {"scheduler": "tcp://h:1"})):
-        with run_cluster(requests, **kwargs) as cluster:
-            assert cluster is None
-    with run_cluster([one_chunk, several], workers=1) as cluster:
-        with Client(cluster.address) as client:  # up, one worker, which imported the scoring code
+        with run_cluster(requests, **kwargs) as place:
+            assert place.local is None and place.address == kwargs.get("scheduler")  # nothing started
+    with run_cluster([one_chunk, several], workers=1) as place:
+        with Client(place.address) as client:  # up, one worker, which imported the scoring code
             assert sum(client.nthreads().values()) == 1
             assert all(client.run(lambda: "screening.scoring" in __import__("sys").modules).values())
-        summary = screen(several, progress=False, scheduler=cluster.address)
+        summary = screen(several, progress=False, scheduler=place.address)
     assert summary["scored"] == 202 and summary["chunks"] == 3
 
 
