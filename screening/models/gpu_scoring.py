@@ -4,13 +4,15 @@ Per batch of rows the host stages the features in a pinned buffer (torch's paral
 thread alone, as numpy copies, does not keep up with the GPU), and a second CUDA stream uploads
 them while the GPU computes the batch before; the predictions stay on the GPU until the caller
 takes them. Buffers and streams are kept between calls (a campaign scores chunk after chunk);
-the owner rebuilds its :class:`GpuScorer` when the network's weights change. Replaying the
+the owner rebuilds its :class:`GpuScorer` when the network's weights change. Calls from several
+threads (a Dask worker with more than one) take turns: they share the buffers. Replaying the
 network as a CUDA graph was measured and left out: 7.22 against 7.18 M candidates/s for the
 shipped model in bf16 on an H200, at 65,536-row batches (docs/benchmarks.md, "GPU").
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -46,6 +48,7 @@ class GpuScorer:
         self.copy_stream = torch.cuda.Stream(self.device)
         self.staging: list[torch.Tensor] = []
         self.inputs: list[torch.Tensor] = []
+        self._lock = threading.Lock()
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         return self.program((x - self.mean) / self.std) * self.target_std + self.target_mean
@@ -57,8 +60,12 @@ class GpuScorer:
         self.staging = [torch.empty((rows, d_in), dtype=torch.float32, pin_memory=True) for _ in range(2)]
         self.inputs = [torch.empty((rows, d_in), dtype=torch.float32, device=self.device) for _ in range(2)]
 
-    @torch.inference_mode()
     def __call__(self, features: np.ndarray) -> torch.Tensor:
+        with self._lock:
+            return self._score(features)
+
+    @torch.inference_mode()
+    def _score(self, features: np.ndarray) -> torch.Tensor:
         n, d_in = features.shape
         if any(stride < 0 for stride in features.strides):
             features = np.ascontiguousarray(features)  # torch views cannot step backwards
@@ -86,4 +93,5 @@ class GpuScorer:
             out[:, start : start + rows] = self._step(self.inputs[j][:rows])
             consumed[j] = torch.cuda.Event()
             consumed[j].record(compute)
+        compute.synchronize()  # every buffer free again before the next call (or thread) writes it
         return out
