@@ -58,6 +58,9 @@ class Ensemble:
     def members(self) -> int:
         return self.net.members
 
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"_scorers": {}}  # a copy starts without the GPU buffers and streams
+
     def to(self, device: str | torch.device) -> Ensemble:
         self.net.to(device)
         self.feature_mean = self.feature_mean.to(device)
