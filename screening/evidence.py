@@ -16,7 +16,7 @@ import numpy as np
 
 from screening.composition import CompositionBatch
 from screening.element_tables import magpie_table, metal_flags, pymatgen_ion_data
-from screening.hull import ReferenceHull, chemical_systems
+from screening.hull import ReferenceHull, chemical_systems, phase_summary
 from screening.oxidation import neutral_assignment_exists
 from screening.row_lookup import RowCounter
 
@@ -48,6 +48,16 @@ FEATURES: tuple[str, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Compositions placed on ``hull`` (:meth:`ReferenceHull.place`): energies, vertex ids, weights."""
+
+    hull: ReferenceHull
+    energy: np.ndarray
+    vertices: np.ndarray
+    weights: np.ndarray
+
+
 @dataclass
 class KnownCompounds:
     """The known compounds evidence is counted against (with their formation energies, for
@@ -65,8 +75,9 @@ class KnownCompounds:
         self._hulls: dict[int, ReferenceHull] = {}
         self._held_counts: dict[int, dict[tuple[int, ...], int]] = {}
 
-    def features(self, batch: CompositionBatch) -> np.ndarray:
-        """``(len(batch), len(FEATURES))`` float64, columns as :data:`FEATURES`."""
+    def features(self, batch: CompositionBatch, placed: Placement | None = None) -> np.ndarray:
+        """``(len(batch), len(FEATURES))`` float64, columns as :data:`FEATURES`. ``placed``: the
+        batch already placed on a hull of the same known compounds (see :meth:`_sub_hull_columns`)."""
         n = len(batch)
         fraction = batch.fraction
         itself = self._composition(_composition_key(batch)).astype(np.float64)  # 0 or 1
@@ -83,24 +94,38 @@ class KnownCompounds:
         columns.append(_reduce_rows(site, site_rows, n, np.minimum, np.inf))
         columns.append(np.bincount(site_rows, site, n) / np.maximum(batch.n_elements, 1))
         columns += list(_charge_columns(batch))
-        columns += list(self._sub_hull_columns(batch))
+        columns += list(self._sub_hull_columns(batch, placed))
         columns.append(np.log1p(self._systems(_padded(batch.z.astype(np.int64))) - itself))
         columns += list(_element_columns(batch))
         return np.column_stack(columns)
 
-    def _sub_hull_columns(self, batch: CompositionBatch):
+    def _sub_hull_columns(self, batch: CompositionBatch, placed: Placement | None = None):
         """Against the stable known compounds of the composition's proper sub-systems only (its
         own system's compounds are what is being predicted): the hull energy there, how many
         phases it splits into, the smallest phase's share, how many of them are pure elements,
-        and how many compounds the sub-systems hold."""
+        and how many compounds the sub-systems hold.
+
+        A screen has already placed its candidates on the hull of the same known compounds
+        (``placed``). Where that hull holds no stable compound of a candidate's own system, its
+        points there are the sub-system hull's, in the same order, so the placement is the same
+        computation and is taken from it instead of being repeated."""
         n = len(batch)
         energy, phases, smallest, elements, compounds = (np.zeros(n) for _ in range(5))
         arity = batch.n_elements
+        to_place = np.ones(n, bool)
+        if placed is not None:
+            for system, rows in chemical_systems(batch).items():
+                to_place[rows] = len(placed.hull.stable_rows.get(system, ())) > 0
+            taken = np.flatnonzero(~to_place)
+            summary = phase_summary(placed.energy[taken], placed.vertices[taken], placed.weights[taken])
+            energy[taken], phases[taken], smallest[taken], elements[taken] = summary
         for k in np.unique(arity):
             rows = np.flatnonzero(arity == k)
-            hull = self._sub_hull(int(k))
-            energy[rows], phases[rows], smallest[rows], elements[rows] = hull.phase_summary(batch.select(rows))
             compounds[rows] = _sub_system_counts(self._held(int(k)), batch.select(rows))
+            rows = rows[to_place[rows]]
+            if len(rows):
+                summary = self._sub_hull(int(k)).phase_summary(batch.select(rows))
+                energy[rows], phases[rows], smallest[rows], elements[rows] = summary
         return energy, phases, smallest, elements, np.log1p(compounds)
 
     def _held(self, arity: int) -> dict[tuple[int, ...], int]:

@@ -92,6 +92,21 @@ def mixture_strings(ids: np.ndarray, weights: np.ndarray, formulas, digits: int 
     return [" + ".join(text[bounds[r] : bounds[r + 1]]) for r in range(n)]
 
 
+def phase_summary(
+    energy: np.ndarray, vertices: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`ReferenceHull.phase_summary` of placements already made (:meth:`ReferenceHull.place`)."""
+    keep = weights > 1e-9
+    share = np.where(keep, weights, 0.0) / np.where(keep, weights, 0.0).sum(axis=1, keepdims=True)
+    smallest = np.where(keep, share, np.inf).min(axis=1)
+    return (
+        energy,
+        keep.sum(axis=1).astype(np.float64),
+        smallest,
+        (keep & (vertices < 0)).sum(axis=1).astype(np.float64),
+    )
+
+
 def restrict(batch: CompositionBatch, energy: np.ndarray, elements) -> tuple[CompositionBatch, np.ndarray]:
     """The compounds made only of ``elements`` (atomic numbers): all a hull over them needs."""
     inside = np.isin(batch.z, [0, *elements]).all(axis=1)
@@ -195,17 +210,8 @@ class ReferenceHull:
     def phase_summary(self, batch: CompositionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per composition, without building decompositions one by one: the hull energy, the
         number of phases it splits into, the smallest phase's atom fraction, and how many of
-        the phases are pure elements."""
-        energy, vertices, weights = self.place(batch)
-        keep = weights > 1e-9
-        share = np.where(keep, weights, 0.0) / np.where(keep, weights, 0.0).sum(axis=1, keepdims=True)
-        smallest = np.where(keep, share, np.inf).min(axis=1)
-        return (
-            energy,
-            keep.sum(axis=1).astype(np.float64),
-            smallest,
-            (keep & (vertices < 0)).sum(axis=1).astype(np.float64),
-        )
+        the phases are pure elements (:func:`phase_summary` of :meth:`place`)."""
+        return phase_summary(*self.place(batch))
 
     def _compositions(self, ids: np.ndarray, system_z: np.ndarray) -> np.ndarray:
         """Atom fractions of points (row ids; ``-z`` the element) in their systems' columns."""

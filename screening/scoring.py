@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from screening.columns import Col
 from screening.enumerate import CandidateChunk
 from screening.evidence import FEATURES as EVIDENCE_FEATURES
-from screening.evidence import KnownCompounds
+from screening.evidence import KnownCompounds, Placement
 from screening.featurizers import get_featurizer
 from screening.hull import ReferenceHull, mixture_strings
 from screening.models.calibration import predictive_std, probability_below
@@ -141,7 +141,7 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
     )
     clock("hull")
     if context.evidence is not None:
-        features = context.evidence.features(batch)
+        features = context.evidence.features(batch, Placement(context.hull, hull_e, vertex_ids, weights))
         scored[Col.evidence_logit] = logit(worker_stability(context).evidence_probability(features))
         for name in (Col.log_system_known, Col.log_sub_hull_compounds):
             scored[name] = features[:, EVIDENCE_FEATURES.index(name)]

@@ -94,3 +94,28 @@ def test_null_systems_add_the_grids_of_systems_whose_hidden_compounds_are_all_un
     assert ternary.systems == [(3, 8, 25), (3, 8, 26)] and len(ternary.candidates) == 109 + li_fe_o.sum()
     assert li_fe_o.sum() == 109 - ("LiFeO2" in KNOWN) and not ternary.stable[li_fe_o].any()  # no stable compound
     assert ternary.stable.sum() == plain.stable.sum() == 2
+
+
+def test_a_screens_placement_on_the_known_hull_stands_in_for_the_sub_system_hull(data_dir):
+    """Where the known hull holds no stable compound of a candidate's own system, it has the sub-
+    system hull's points there: the placement a screen already made gives bit-identical features;
+    elsewhere (here Li-Mn-O, Li-Fe-O, ...) the sub-system hull is still used."""
+    import pandas as pd
+
+    from screening.datasets import load_reference
+    from screening.enumerate import Grid, space
+    from screening.evidence import Placement
+    from screening.hull import ReferenceHull, chemical_systems, restrict
+
+    frame = pd.concat([load_reference("mp_e_form", "train"), load_reference("mp_e_form", "val")])
+    batch, _ = parse_formulas(frame["formula"].tolist())
+    energy = frame["target"].to_numpy()
+    elements = {3, 8, 25, 26, 11}  # Li O Mn Fe Na
+    evidence = KnownCompounds(batch, energy, frozenset(elements))
+    hull = ReferenceHull(*restrict(batch, energy, elements))
+    candidates = next(space(["Li", "Na", "Mn", "Fe", "O"], 4, Grid(6)).chunks(100_000)).batch
+    systems = chemical_systems(candidates)
+    own = [len(hull.stable_rows.get(s, ())) > 0 for s in systems]
+    assert any(own) and not all(own)  # both ways are exercised
+    placed = Placement(hull, *hull.place(candidates))
+    np.testing.assert_array_equal(evidence.features(candidates, placed), evidence.features(candidates))
