@@ -127,6 +127,7 @@ def map_bounded(
     workers: int | None = None,
     in_flight_per_worker: int = 2,
     shared: Any = _NOTHING,
+    threads: int = 1,
 ) -> Iterator[Any]:
     """Apply ``fn(*args)`` (or ``fn(*args, shared)``) to a stream of argument tuples and yield
     results as they complete.
@@ -136,9 +137,13 @@ def map_bounded(
     ``shared`` (e.g. a model's context) is sent to every worker once, not with every task; a
     worker that joins later (a restarted one) fetches it from its peers. A task whose worker
     dies is run again elsewhere, so ``fn`` must be safe to repeat. ``workers=0`` without a
-    scheduler runs everything in this process, in order."""
+    scheduler runs everything in this process: in order, or on ``threads`` threads (for work that
+    releases the interpreter lock much of the time; ``shared`` is then shared, not copied)."""
     extra = () if shared is _NOTHING else (shared,)
     if workers == 0 and not scheduler:
+        if threads > 1:
+            yield from _in_threads(fn, arguments, extra, threads, in_flight_per_worker)
+            return
         for args in arguments:
             yield fn(*args, *extra)
         return
@@ -158,3 +163,21 @@ def map_bounded(
                 running -= 1
         for future in pending:
             yield future.result()
+
+
+def _in_threads(fn, arguments: Iterable[tuple], extra: tuple, threads: int, in_flight_per_thread: int) -> Iterator[Any]:
+    """:func:`map_bounded` on a pool of threads of this process, as bounded as on a cluster."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(threads) as pool:
+        pending: set = set()
+        for args in arguments:
+            if len(pending) >= threads * in_flight_per_thread:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+            pending.add(pool.submit(fn, *args, *extra))
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()

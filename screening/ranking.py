@@ -39,6 +39,10 @@ from screening.tabular_io import write_parquet_atomic
 # hull)
 HULL_SET_TOL = 1e-6
 RANK_SCRATCH = ".rank-scratch"  # hidden: Parquet readers of the run folder skip it
+# Parts placed on the combined hull at once in this process (without a scheduler): their qhull,
+# numpy and Parquet work releases the interpreter lock most of the time. 1.1M candidates on 2
+# cores: the ranking 11.5 -> 9.1 s with 2 threads, 10.2-11.1 s with 3.
+RANK_THREADS = min(os.cpu_count() or 1, 2)
 
 
 @dataclass
@@ -72,7 +76,8 @@ def rank(
     together, ranked by ``p_stable`` (with a stability model, :mod:`screening.stability`), then by
     distance to the known hull (most negative first), then by the probability of lying below it,
     then by candidate id (a total, reproducible order). With a Dask ``scheduler`` (one the user
-    gave), the parts are placed on the combined hull on its workers, else in this process."""
+    gave), the parts are placed on the combined hull on its workers, else in this process
+    (:data:`RANK_THREADS` parts at a time)."""
     parts = sorted((out / "scored").glob("part-*.parquet"))  # complete parts only
     if not parts:
         raise FileNotFoundError(f"no scored parts in {out / 'scored'}: nothing to rank")
@@ -82,9 +87,9 @@ def rank(
     hull = combined_hull(parts, ref_batch, ref_energy)
     stats = system_stats(parts) if stability is not None else None  # over all parts: systems may span them
     jobs = ((part, scratch / "combined" / part.name) for part in parts)
-    for _ in map_bounded(
-        combine_part, jobs, scheduler, 0 if scheduler is None else None, shared=(hull, stats, stability)
-    ):
+    in_process = 0 if scheduler is None else None
+    shared = (hull, stats, stability)
+    for _ in map_bounded(combine_part, jobs, scheduler, in_process, shared=shared, threads=RANK_THREADS):
         pass
     _sort_into(out / "ranked.parquet", parts, scratch, provenance, memory_limit, by_p_stable=stability is not None)
     shutil.rmtree(scratch, ignore_errors=True)
