@@ -16,6 +16,14 @@ def _pyplot():
     return plt
 
 
+def import_in_background() -> None:
+    """Start importing matplotlib (~0.6 s) on a thread, so that pictures drawn later do not wait
+    for it; meant to overlap work that releases the interpreter lock (a DuckDB query, qhull)."""
+    import threading
+
+    threading.Thread(target=_pyplot, name="import-matplotlib", daemon=True).start()
+
+
 def parity_plot(
     y_true, y_pred, path: str | Path, title: str, unit: str = "eV/atom", metrics: dict | None = None
 ) -> Path:

@@ -38,6 +38,7 @@ from screening.evidence import KnownCompounds
 from screening.hull import ReferenceHull, restrict
 from screening.hull_plot import hull_picture
 from screening.models.ensemble import Ensemble, load_model
+from screening.plots import import_in_background
 from screening.ranking import markdown_table, rank, system_probabilities
 from screening.request import BUDGET_CANDIDATES, ScreenRequest
 from screening.row_lookup import KnownCompositions
@@ -292,6 +293,7 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float, scheduler: str | None
     """Rank, write the top tables and the summary (``seconds``: the run's time so far); the
     parts placed on the combined hull on the Dask cluster at ``scheduler`` if given."""
     started = time.perf_counter()
+    import_in_background()  # for the hull pictures, while the ranking sorts
     ranking = rank(
         plan.out,
         plan.ref_batch,
