@@ -188,3 +188,12 @@ def test_padded_decompositions_give_the_row_by_row_strings(mp_e_form):
         rows = decomposition_strings(decomposition, names, digits)
         assert mixture_strings(ids, weights, names, digits) == rows
     assert any(" + " in r and r.count(":0.5") == 2 for r in rows)  # equal shares, ordered by name
+
+
+def test_decomposition_strings_of_no_rows_and_of_rows_without_phases():
+    from screening.hull import mixture_strings
+
+    assert mixture_strings(np.zeros((0, 3), np.int64), np.zeros((0, 3)), ["Li2O"]) == []
+    ids = np.array([[-3, 0, 0], [0, 0, 0], [-8, -8, 1]])
+    weights = np.array([[2.0, 0, 0], [0, 0, 0], [0.25, 0.25, 0.5]])
+    assert mixture_strings(ids, weights, ["Li2O", "MnO"]) == ["Li:1", "", "MnO:0.5 + O:0.25 + O:0.25"]
