@@ -103,9 +103,7 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
         keep &= ~is_known
     rows = np.flatnonzero(keep)
     clock("filter")
-    table = get_featurizer(model.featurizer).featurize_frame_float32(
-        pd.DataFrame({"formula": chunk.batch.formula[rows]})
-    )
+    table = get_featurizer(model.featurizer).featurize_batch_float32(chunk.batch.select(rows))
     rejected = pd.DataFrame(
         {
             Col.candidate_id: chunk.candidate_id[rows[[r.index for r in table.rejections]]],

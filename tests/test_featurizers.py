@@ -164,3 +164,26 @@ def test_blockwise_float32_features_equal_the_whole_table(spec):
         np.testing.assert_allclose(blocks.values, whole.values.astype(np.float32), rtol=1e-6, atol=1e-7)
         assert blocks.index.tolist() == whole.index.tolist() and blocks.formula.tolist() == whole.formula.tolist()
         assert [(r.index, r.reason) for r in blocks.rejections] == [(r.index, r.reason) for r in whole.rejections]
+
+
+@pytest.mark.parametrize("spec", ["magpie145+elemfrac86+mat2vec200", "magpie145", "elemfrac86"])
+def test_a_parsed_batch_featurizes_as_its_formulas_do(spec):
+    """A screen featurizes its candidates as parsed batches, not as formula strings parsed again:
+    the same values, rows and rejections, block by block."""
+    from screening.composition import parse_formulas
+    from screening.featurizers import get_featurizer
+
+    formulas = ["Fe2O3", "HeO", "LiCoO2", "NaCl", "Pu2O3", "MgO", "Li2MnO3", "AmO2"]
+    batch, rejected = parse_formulas(formulas)
+    assert not rejected
+    featurizer = get_featurizer(spec)
+    for block in (3, 100):
+        text = featurizer.featurize_frame_float32(pd.DataFrame({"formula": formulas}), block=block)
+        parsed = featurizer.featurize_batch_float32(batch, block=block)
+        assert np.array_equal(parsed.values, text.values) and parsed.index.tolist() == text.index.tolist()
+        assert parsed.formula.tolist() == text.formula.tolist()
+        assert [(r.index, r.formula, r.reason) for r in parsed.rejections] == [
+            (r.index, r.formula, r.reason) for r in text.rejections
+        ]
+        assert len(parsed.index) + len(parsed.rejections) == len(formulas)
+        assert bool(parsed.rejections) == (spec != "magpie145")  # elemfrac86 has no Am

@@ -61,10 +61,21 @@ class Featurizer(ABC):
         32 MB mmap threshold, so they are reused instead of faulted in anew: 50k rows of 431
         features take a third of the time they take in one piece."""
         require_columns(frame.columns, self.required_columns())
-        values = np.empty((len(frame), len(self.feature_labels())), np.float32)
+        return self._in_blocks(len(frame), lambda start, stop: self.featurize_frame(frame.iloc[start:stop]), block)
+
+    def featurize_batch_float32(self, batch: CompositionBatch, block: int = FEATURE_BLOCK) -> FeatureTable:
+        """:meth:`featurize_frame_float32` of compositions already parsed (a screen's candidates);
+        ``index`` holds positions in ``batch``. Featurizers of compositions use the batch as it
+        is; others get its formulas as a table."""
+        return self.featurize_frame_float32(pd.DataFrame({"formula": batch.formula}), block)
+
+    def _in_blocks(self, n: int, featurize, block: int) -> FeatureTable:
+        """Rows ``0..n`` featurized by ``featurize(start, stop)`` (a table indexed within the
+        block) ``block`` rows at a time into one float32 table."""
+        values = np.empty((n, len(self.feature_labels())), np.float32)
         index, formula, rejections, filled = [], [], [], 0
-        for start in range(0, len(frame), block):
-            table = self.featurize_frame(frame.iloc[start : start + block])
+        for start in range(0, n, block):
+            table = featurize(start, min(start + block, n))
             values[filled : filled + len(table.index)] = table.values
             filled += len(table.index)
             index.append(table.index + start)
@@ -142,6 +153,9 @@ class CompositionFeaturizer(Featurizer):
         values = self.compute(good) if len(good) else np.zeros((0, len(self.feature_labels())))
         return FeatureTable(self.feature_labels(), good.index, good.formula, values, rejections)
 
+    def featurize_batch_float32(self, batch: CompositionBatch, block: int = FEATURE_BLOCK) -> FeatureTable:
+        return self._in_blocks(len(batch), lambda start, stop: self.featurize_batch(rows_of(batch, start, stop)), block)
+
     def featurize_formulas(self, formulas) -> FeatureTable:
         batch, rejected = parse_formulas(formulas)
         table = self.featurize_batch(batch)
@@ -151,6 +165,12 @@ class CompositionFeaturizer(Featurizer):
     def featurize_frame(self, frame: pd.DataFrame) -> FeatureTable:
         require_columns(frame.columns, self.required_columns())
         return self.featurize_formulas(frame["formula"].tolist())
+
+
+def rows_of(batch: CompositionBatch, start: int, stop: int) -> CompositionBatch:
+    """Rows ``start..stop`` of a batch, indexed from 0 (as if parsed on their own)."""
+    part = batch.select(np.arange(start, stop))
+    return CompositionBatch(np.arange(stop - start), part.formula, part.z, part.amount)
 
 
 def _single_batch(composition: str | Mapping[str, float]) -> CompositionBatch:

@@ -6,8 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from screening.composition import parse_formulas
-from screening.featurizers.base import CompositionFeaturizer, FeatureTable, Featurizer, require_columns
+from screening.composition import CompositionBatch, parse_formulas
+from screening.featurizers.base import (
+    FEATURE_BLOCK,
+    CompositionFeaturizer,
+    FeatureTable,
+    Featurizer,
+    require_columns,
+    rows_of,
+)
 
 
 class Concatenation(Featurizer):
@@ -35,15 +42,32 @@ class Concatenation(Featurizer):
     def citations(self) -> list[str]:
         return [c for p in self.parts for c in p.citations()]
 
+    @property
+    def _of_compositions(self) -> bool:
+        return all(isinstance(p, CompositionFeaturizer) for p in self.parts)
+
     def featurize_frame(self, frame: pd.DataFrame) -> FeatureTable:
         require_columns(frame.columns, self.required_columns())
-        if all(isinstance(p, CompositionFeaturizer) for p in self.parts):  # one parse for all parts
+        if self._of_compositions:  # one parse for all parts
             batch, rejected = parse_formulas(frame["formula"].tolist())
             tables = [p.featurize_batch(batch) for p in self.parts]
             for t in tables:
                 t.rejections = sorted(rejected + t.rejections, key=lambda r: r.index)
-        else:
-            tables = [p.featurize_frame(frame) for p in self.parts]
+            return self._joined(tables)
+        return self._joined([p.featurize_frame(frame) for p in self.parts])
+
+    def featurize_batch_float32(self, batch: CompositionBatch, block: int = FEATURE_BLOCK) -> FeatureTable:
+        if not self._of_compositions:
+            return super().featurize_batch_float32(batch, block)
+
+        def featurize(start: int, stop: int) -> FeatureTable:
+            rows = rows_of(batch, start, stop)
+            return self._joined([p.featurize_batch(rows) for p in self.parts])
+
+        return self._in_blocks(len(batch), featurize, block)
+
+    def _joined(self, tables: list[FeatureTable]) -> FeatureTable:
+        """The parts' tables side by side, over the rows every part could featurize."""
         common = tables[0].index
         for t in tables[1:]:
             common = np.intersect1d(common, t.index)
