@@ -15,9 +15,10 @@ _MAGPIE_PROPERTIES = tuple(str(p) for p in _tables["props"])
 
 
 def magpie_table(properties: tuple[str, ...]) -> np.ndarray:
-    if tuple(properties) != _MAGPIE_PROPERTIES:
-        raise KeyError(f"tables.npz holds the Magpie145 properties only, not {properties}")
-    return _tables["magpie"]
+    missing = [p for p in properties if p not in _MAGPIE_PROPERTIES]
+    if missing:
+        raise KeyError(f"tables.npz lacks the Magpie properties {missing} (see export_tables.py)")
+    return _tables["magpie"][:, [_MAGPIE_PROPERTIES.index(p) for p in properties]]
 
 
 def pymatgen_ion_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
