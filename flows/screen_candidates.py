@@ -5,8 +5,8 @@ their hull), ``score`` (enumerate, featurize, score and place every chunk agains
 on Dask: the scheduler at ``scheduler``, or a local cluster started while the run is planned) and
 ``rank`` (combined hull, its parts on the scheduler if one was given; ranking, tables, hull
 pictures). Each chunk's Parquet file is its own checkpoint, so a retried task or a re-run into
-the same ``out`` redoes only what was not written. The Dask workers run plain library code and never talk to Prefect
-(no per-worker ephemeral API, no lock contention).
+the same ``out`` redoes only what was not written. The Dask workers run plain library code and
+never talk to Prefect (no per-worker ephemeral API, no lock contention).
 
     python -m flows screen-candidates -p elements='["Li","Mn","O"]' -p model=data/models/default -p out=runs/x
 """

@@ -103,7 +103,8 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
         keep &= ~is_known
     rows = np.flatnonzero(keep)
     clock("filter")
-    table = get_featurizer(model.featurizer).featurize_batch_float32(chunk.batch.select(rows))
+    candidates = chunk.batch.select(rows)
+    table = get_featurizer(model.featurizer).featurize_batch_float32(candidates)
     rejected = pd.DataFrame(
         {
             Col.candidate_id: chunk.candidate_id[rows[[r.index for r in table.rejections]]],
@@ -112,7 +113,7 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
         }
     )
     scored_rows = rows[table.index]
-    batch = chunk.batch.select(scored_rows)
+    batch = candidates.select(table.index)
     clock("featurize")
     mean, std, _ = model.predict(table.values, bf16=context.bf16)
     clock("predict")

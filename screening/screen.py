@@ -392,8 +392,8 @@ def run_cluster(
     background (its workers import torch while a run is planned) unless they need none: a
     ``scheduler`` was given, ``workers=0``, or every space fits one chunk (scored in-process).
     Ranking runs on a given ``scheduler``, not on this cluster, which is closed first: on one
-    machine its workers were no faster than one process (ranking 1.1M candidates on 2 cores:
-    13.9 s on the cluster, 13.7 s in one process; now 9.1 s on two threads of one process)."""
+    machine its workers are no faster than one process (ranking 1.1M candidates on 2 cores: 13.9 s
+    on the cluster, 13.7 s in one process on one thread, 9.1-10.1 s on the two it uses)."""
     requests = requests if isinstance(requests, list) else [requests]
     if scheduler or workers == 0 or all(_chunks(r) <= 1 for r in requests):
         yield ScoringPlace(scheduler)
