@@ -27,7 +27,7 @@ from screening.evidence import KnownCompounds, Placement
 from screening.featurizers import get_featurizer
 from screening.hull import ReferenceHull, mixture_strings
 from screening.models.calibration import predictive_std, probability_below
-from screening.models.ensemble import Ensemble, load_model
+from screening.models.ensemble import CPU_BATCH, Ensemble, load_model
 from screening.oxidation import charge_neutral
 from screening.row_lookup import KnownCompositions
 from screening.runs import part_name
@@ -115,8 +115,9 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
     scored_rows = rows[table.index]
     batch = candidates.select(table.index)
     clock("featurize")
-    mean, std, _ = model.predict(table.values, bf16=context.bf16)
+    mean, std, lent_seconds = _predict(model, table.values, context.bf16)
     clock("predict")
+    clock.seconds["predict"] += lent_seconds  # core-seconds: the forward pass's share of the machine
     hull_e, vertex_ids, weights = context.hull.place(batch)
     e_above = mean - hull_e
     p_below = probability_below(e_above, predictive_std(std, model.card.get("uncertainty")))
@@ -146,6 +147,36 @@ def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble,
             scored[name] = features[:, EVIDENCE_FEATURES.index(name)]
         clock("evidence")
     return scored, rejected, removed
+
+
+SLICE_ROWS = 8 * CPU_BATCH  # rows predicted between looks at the threads lent (whole CPU passes: the same results)
+
+
+def _predict(model: Ensemble, values: np.ndarray, bf16: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """The ensemble's mean and spread. On a CPU, in slices, each on the threads the cluster lends
+    this worker (:func:`screening.cluster.lent_threads`: its neighbours idle at the end of a run)
+    or its own; the results do not depend on it. Also returns the extra core-seconds the loan used."""
+    import torch
+
+    from screening.cluster import lent_threads
+
+    if model.feature_mean.device.type != "cpu":
+        mean, std, _ = model.predict(values, bf16=bf16)
+        return mean, std, 0.0
+    own, extra = torch.get_num_threads(), 0.0
+    mean, std = np.empty(len(values), np.float32), np.empty(len(values), np.float32)
+    try:
+        for start in range(0, len(values), SLICE_ROWS):
+            threads = max(own, lent_threads() or own)
+            if threads != torch.get_num_threads():
+                torch.set_num_threads(threads)
+            began = time.perf_counter()
+            rows = slice(start, start + SLICE_ROWS)
+            mean[rows], std[rows], _ = model.predict(values[rows], bf16=bf16)
+            extra += (threads - own) * (time.perf_counter() - began)
+    finally:
+        torch.set_num_threads(own)
+    return mean, std, extra
 
 
 class _Clock:

@@ -260,6 +260,7 @@ def score(
         scheduler=scheduler,
         workers=workers,
         shared=plan.context,
+        lend_idle_cores=True,
     )
     for meta in results:
         counts["chunks"] += 1

@@ -1,5 +1,6 @@
 """map_bounded in this process: in order, or on threads, bounded either way."""
 
+import os
 import threading
 import time
 
@@ -41,3 +42,50 @@ def test_a_failing_task_on_a_thread_raises_its_error():
 
     with pytest.raises(ValueError, match="part 7 is broken"):
         list(map_bounded(task, ((i,) for i in range(20)), workers=0, threads=2))
+
+
+def _wait_for_a_loan(seconds: float):
+    """A task that waits up to ``seconds`` for its worker to be lent threads; returns the loan."""
+    from screening.cluster import lent_threads
+
+    end = time.monotonic() + seconds
+    while lent_threads() is None and time.monotonic() < end:
+        time.sleep(0.01)
+    return lent_threads()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="lending needs a second core")
+def test_the_last_task_on_a_local_cluster_is_lent_the_idle_workers_cores_until_the_run_ends():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        address = cluster.scheduler_address
+        waits = [(0.0,), (0.0,), (30.0,)]  # two end at once; the third waits for its loan
+        loans = list(map_bounded(_wait_for_a_loan, waits, scheduler=address, lend_idle_cores=True))
+        assert sorted(loans, key=str) == [2, None, None]
+        # the loan ends with the run: the next one starts on the workers' own threads
+        assert list(map_bounded(_wait_for_a_loan, [(0.2,)], scheduler=address)) == [None]
+        # and a run that does not lend lends nothing, even at its end
+        assert list(map_bounded(_wait_for_a_loan, [(0.0,), (0.0,), (1.0,)], scheduler=address)) == [None] * 3
+
+
+def test_a_chunks_forward_pass_on_lent_threads_gives_the_same_scores(monkeypatch):
+    import numpy as np
+    import torch
+
+    from screening import cluster
+    from screening.models import Ensemble, StackedNet
+    from screening.scoring import SLICE_ROWS, _predict
+
+    net = StackedNet("irnet17", 86, 2)
+    net.reset_parameters([7, 8])
+    model = Ensemble(net, torch.zeros(86), torch.ones(86) * 0.1, -1.0, 0.05, {"featurizer": "elemfrac86"})
+    values = np.random.default_rng(0).random((2 * SLICE_ROWS + 100, 86)).astype(np.float32)
+    mean, std, _ = model.predict(values)
+    own = torch.get_num_threads()
+    monkeypatch.setattr(cluster, "_LENT_THREADS", own + 1)
+    lent_mean, lent_std, extra = _predict(model, values, bf16=False)
+    assert torch.get_num_threads() == own  # given back
+    assert extra > 0  # the loan's core-seconds are counted with the forward pass
+    np.testing.assert_allclose(lent_mean, mean, rtol=0, atol=1e-5)  # slices are whole CPU passes
+    np.testing.assert_allclose(lent_std, std, rtol=0, atol=1e-5)
