@@ -58,10 +58,14 @@ def main() -> None:
             from screening.screen import ScreenRequest, screen
 
             summary = screen(ScreenRequest(**options), progress=True, workers=args.workers)
-        else:
+        else:  # as `python -m flows screen-candidates` runs it: Prefect's server starts while the flow is imported
+            from flows._api import TemporaryApi
+
+            api = TemporaryApi.start_if_needed()
             from flows.screen_candidates import screen_candidates
 
-            summary = screen_candidates(**options, workers=args.workers)
+            with api.serving():
+                summary = screen_candidates(**options, workers=args.workers)
     wall = time.perf_counter() - started
 
     from screening.models.ensemble import load_model

@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
 
+    from flows._api import TemporaryApi
+
+    api = TemporaryApi.start_if_needed()  # starts while the flow's code is imported
     from flows._common import run_from_command_line
 
     module, name = FLOWS[args.flow]
@@ -56,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(parameters) - set(known))
         if unknown:
             raise ValueError(f"{args.flow} has no parameter(s) {', '.join(unknown)}; it takes {', '.join(known)}")
-        return flow(**parameters)
+        with api.serving():
+            return flow(**parameters)
 
     return run_from_command_line(args.flow, call)
 

@@ -193,3 +193,46 @@ def test_flows_run_from_the_command_line_with_their_own_parameters(capsys):
     assert len(err) == 1 and "has no parameter(s) max_aritty" in err[0] and "max_arity" in err[0]
     assert main(["train-models", "-p", "members"]) == 2
     assert "is not name=value" in capsys.readouterr().err
+
+
+def test_a_command_starts_prefects_temporary_server_as_it_begins_and_falls_back_to_prefects_own(tmp_path):
+    """flows._api: the server process starts before the flow's code is imported, the flow runs on
+    it (Prefect starts none of its own), it ends with the command; one that never answers leaves
+    the flow to Prefect's own temporary server."""
+    import os
+    import subprocess
+    import sys
+
+    import psutil
+
+    script = """
+import sys
+from flows._api import TemporaryApi
+api = TemporaryApi.start_if_needed()
+assert api.process is not None
+from prefect import flow
+from prefect.client.orchestration import get_client
+
+@flow
+def where() -> str:
+    with get_client(sync_client=True) as client:
+        return str(client.api_url)
+
+with api.serving():
+    print("ran on", where(), "started", api.url, "pid", api.process.pid)
+print("prefect started its own:", "prefect.server.api.server" in sys.modules)
+dead = TemporaryApi.start_if_needed()
+dead.process.kill()
+with dead.serving():
+    print("fallback ran on", where())
+print("prefect started its own:", "prefect.server.api.server" in sys.modules)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")} | {"PREFECT_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("ran on", "prefect", "fallback"))]
+    assert done.returncode == 0, done.stderr[-3000:]
+    ran, own_first, fallback, own_then = lines
+    used, started, pid = ran.split()[2], ran.split()[4], int(ran.split()[6])
+    assert used.rstrip("/") == started and own_first.endswith("False")
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # ended with it
+    assert fallback.split()[3].rstrip("/") != started and own_then.endswith("True")
