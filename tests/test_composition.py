@@ -116,3 +116,15 @@ def test_dopant_level_elements_are_flagged_not_hidden():
     assert not rejected
     assert batch.dilute().tolist() == [True, True, False, False, False]  # HO is plain; Li at 0.33 at.% too
     assert batch.dilute(below=0.005).tolist()[-1]
+
+
+def test_composition_keys_are_the_rows_symbols_and_rounded_fractions(all_formulas):
+    batch, _ = parse_formulas(all_formulas + ["Fe4O6", "Fe2O3", "Li0.333333333O0.666666667", "H"])
+    fractions = np.round(batch.fraction, 8).tolist()
+    expected = [  # one row at a time, as the key is defined
+        " ".join(f"{SYMBOLS[z - 1]}{f:g}" for z, f in zip(zr, fr) if z) for zr, fr in zip(batch.z.tolist(), fractions)
+    ]
+    keys = batch.composition_keys()
+    assert keys == expected
+    assert keys[-4] == keys[-3] == "O0.6 Fe0.4" and keys[-1] == "H1"
+    assert parse_formulas([])[0].composition_keys() == []
