@@ -1,8 +1,9 @@
 """End-to-end screening benchmark: enumerate, featurize, score, hull, rank and write a space of
-about a million candidates, through the Prefect flow (embedded API, local Dask cluster) or the
-library alone, with the shipped default ensemble. Prints wall time, the time of every step,
-the forward pass's share against this machine's matmul rate, the orchestration overhead and the
-peak memory of the whole process tree (flow process + Dask workers).
+about a million candidates, through the Prefect flow as ``python -m flows`` runs it (embedded
+API, local Dask cluster) or the library alone, with the shipped default ensemble. Prints wall
+time, the time of every step, the forward pass's share against this machine's matmul rate, the
+orchestration overhead and the peak memory of the whole process tree (flow process, Prefect's
+temporary server, Dask workers).
 
     .venv/bin/python bench/screen.py                       # 1,123,375 candidates, flow, fp32
     .venv/bin/python bench/screen.py --bf16 --no-flow      # library only, bfloat16 matmuls
@@ -58,14 +59,14 @@ def main() -> None:
             from screening.screen import ScreenRequest, screen
 
             summary = screen(ScreenRequest(**options), progress=True, workers=args.workers)
-        else:  # as `python -m flows screen-candidates` runs it: Prefect's server starts while the flow is imported
-            from flows._api import TemporaryApi
+        else:  # exactly as `python -m flows screen-candidates -p ...` runs it
+            from flows.__main__ import main as run_flow
 
-            api = TemporaryApi.start_if_needed()
-            from flows.screen_candidates import screen_candidates
-
-            with api.serving():
-                summary = screen_candidates(**options, workers=args.workers)
+            given = {**options, "workers": args.workers}
+            command = ["screen-candidates"] + [f"-p{k}={json.dumps(v)}" for k, v in given.items() if v is not None]
+            if run_flow(command):
+                raise SystemExit("the flow failed")
+            summary = json.loads((Path(args.out) / "summary.json").read_text())
     wall = time.perf_counter() - started
 
     from screening.models.ensemble import load_model

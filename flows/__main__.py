@@ -13,6 +13,7 @@ line, exit code 2; Ctrl-C says how to resume, exit code 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import sys
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     from flows._common import run_from_command_line
 
     module, name = FLOWS[args.flow]
-    flow = getattr(importlib.import_module(module), name)
+    code = importlib.import_module(module)
+    flow, start_early = getattr(code, name), getattr(code, "start_early", None)
 
     def call():
         parameters = parse_parameters(args.param)
@@ -59,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(parameters) - set(known))
         if unknown:
             raise ValueError(f"{args.flow} has no parameter(s) {', '.join(unknown)}; it takes {', '.join(known)}")
-        with api.serving():
+        # what the flow can start before Prefect's server answers, then the flow
+        with start_early(parameters) if start_early else contextlib.nullcontext(), api.serving():
             return flow(**parameters)
 
     return run_from_command_line(args.flow, call)

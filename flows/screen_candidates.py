@@ -13,6 +13,8 @@ never talk to Prefect (no per-worker ephemeral API, no lock contention).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
@@ -35,7 +37,15 @@ from screening.columns import Col
 from screening.datasets import data_path
 from screening.ranking import print_top
 from screening.request import ScreenRequest
-from screening.screen import ScreenPlan, finish, plan, run_cluster, score, weighed_by_p_system
+from screening.screen import (
+    ScreenPlan,
+    cluster_started_early,
+    finish,
+    plan,
+    run_cluster,
+    score,
+    weighed_by_p_system,
+)
 
 PROGRESS_STEP = 0.1  # report progress every 10% of the space, not every chunk
 
@@ -70,6 +80,28 @@ def rank_task(prepared: ScreenPlan, counts: dict, seconds: float, scheduler: str
     return finish(prepared, counts, seconds, scheduler)
 
 
+def start_early(parameters: dict):
+    """What ``python -m flows`` starts before Prefect's temporary server answers (its ~4 s of one
+    core): the local Dask cluster this run will use, its workers importing torch and loading the
+    model meanwhile (:func:`screening.screen.cluster_started_early`). Parameters it cannot read
+    start nothing: the flow's own validation reports them."""
+    try:
+        request = screen_request(parameters)
+    except Exception:  # the flow's own validation reports it
+        return contextlib.nullcontext()
+    return cluster_started_early(request, parameters.get("scheduler"), parameters.get("workers"))
+
+
+def screen_request(parameters: dict) -> ScreenRequest:
+    """The flow's parameters as the library's request: ``{date}`` in ``out`` and ``{data}`` in
+    ``reference`` resolved."""
+    names = {f.name for f in dataclasses.fields(ScreenRequest)}
+    given = {k: v for k, v in parameters.items() if k in names}
+    given["out"] = given["out"].replace("{date}", dt.datetime.now(dt.UTC).date().isoformat())
+    given["reference"] = [data_path(p) for p in given.get("reference") or []]
+    return ScreenRequest(**given)
+
+
 @flow(name="screen-candidates", log_prints=True)
 def screen_candidates(
     model: str,
@@ -100,27 +132,8 @@ def screen_candidates(
     ``{date}`` in ``out`` becomes the run's UTC date: a scheduled deployment writes one folder
     per day, and a retry on the same day resumes it. A ``reference`` path starting with ``{data}``
     is read from ``$SCREENING_DATA_DIR`` (default: ``../shared/data`` beside the project)."""
-    out = out.replace("{date}", dt.datetime.now(dt.UTC).date().isoformat())
-    reference = [data_path(p) for p in reference or []]
+    request = screen_request(locals())
     started = time.perf_counter()
-    request = ScreenRequest(
-        model=model,
-        out=out,
-        elements=elements,
-        systems=systems,
-        max_arity=max_arity,
-        min_arity=min_arity,
-        max_atoms=max_atoms,
-        max_amount=max_amount,
-        charge_neutral=charge_neutral,
-        exclude_known=exclude_known,
-        reference=reference or [],
-        chunk_size=chunk_size,
-        top_k=top_k,
-        device=device,
-        bf16=bf16,
-        max_candidates=max_candidates,
-    )
     with run_cluster(request, scheduler, workers) as place:  # a local cluster's workers start while planning
         prepared = plan_task(request)
         # quote(): the plan holds the known hull; Prefect need not walk it looking for futures

@@ -144,6 +144,11 @@ class KnownCompounds:
         return self._hulls[arity]
 
 
+def load_tables() -> None:
+    """Read the element tables :meth:`KnownCompounds.features` uses (once per process)."""
+    pymatgen_ion_data(), metal_flags(), magpie_table(ELEMENT_PROPERTIES), _group_table()
+
+
 def _atoms(batch: CompositionBatch) -> np.ndarray:
     """Atoms per reduced formula unit (integer amounts; others count at 1e-4 resolution)."""
     amount = np.where(batch.mask, batch.amount, 0.0)

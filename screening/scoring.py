@@ -11,6 +11,7 @@ same file twice and a re-run skips chunks already on disk.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import pyarrow.parquet as pq
 from screening.columns import Col
 from screening.enumerate import CandidateChunk
 from screening.evidence import FEATURES as EVIDENCE_FEATURES
-from screening.evidence import KnownCompounds, Placement
+from screening.evidence import KnownCompounds, Placement, load_tables
 from screening.featurizers import get_featurizer
 from screening.hull import ReferenceHull, mixture_strings
 from screening.models.calibration import predictive_std, probability_below
@@ -33,6 +34,8 @@ from screening.row_lookup import KnownCompositions
 from screening.runs import part_name
 from screening.stability import StabilityModel, logit
 from screening.tabular_io import write_parquet_atomic
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,18 +75,40 @@ def worker_stability(context: ScoringContext):
 
 def worker_model(context: ScoringContext) -> Ensemble:
     """The ensemble, loaded once per process (per model directory, content hash and device)."""
+    return _loaded_model(context.model_dir, context.model_sha256, context.device)
 
-    key = (context.model_dir, context.model_sha256, context.device)
+
+def _loaded_model(model_dir: str, model_sha256: str, device: str) -> Ensemble:
+    key = (model_dir, model_sha256, device)
     if key not in _MODELS:
-        keep_model(context, load_model(context.model_dir, context.device))
+        _MODELS.clear()  # one at a time: a worker serving a new run drops the last one
+        _MODELS[key] = load_model(model_dir, device)
     return _MODELS[key]
 
 
 def keep_model(context: ScoringContext, model: Ensemble) -> None:
-    """Make ``model`` this process's ensemble for ``context`` (one at a time: a worker serving
-    a new run drops the last one)."""
+    """Make ``model`` this process's ensemble for ``context``."""
     _MODELS.clear()
     _MODELS[(context.model_dir, context.model_sha256, context.device)] = model
+
+
+def warm_worker(model_dir: str, device: str) -> None:
+    """Load what scoring needs (the ensemble with its featurizer's tables, the stability model,
+    the evidence tables: ~1.5 s of imports and reads) under the keys a run's context asks for,
+    so that a worker started before the run is planned has it before its first chunk. A worker
+    that cannot (a bad model folder, which the run's plan reports) loads at its first chunk."""
+    from screening.datasets import sha256_of
+
+    try:
+        directory = Path(model_dir).resolve()
+        _loaded_model(str(directory), sha256_of(directory / "model.safetensors"), device)
+        if (directory / "stability.json").exists():
+            stability = StabilityModel.load(directory)
+            _STABILITY.clear()
+            _STABILITY[(str(directory), stability.record["sha256"])] = stability
+            load_tables()
+    except Exception as err:  # reported where it matters, by plan and the first chunk
+        log.debug("worker not warmed for %s: %s", model_dir, err)
 
 
 def score_chunk(chunk: CandidateChunk, context: ScoringContext, model: Ensemble, seconds: dict | None = None):

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from screening import __version__, run_lock
-from screening.cluster import BackgroundCluster, map_bounded
+from screening.cluster import BackgroundCluster, background_cluster, map_bounded, started_early
 from screening.columns import Col
 from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import formula_targets, read_formula_table, sha256_of
@@ -43,7 +43,7 @@ from screening.ranking import markdown_table, rank, system_probabilities
 from screening.request import BUDGET_CANDIDATES, ScreenRequest
 from screening.row_lookup import KnownCompositions
 from screening.runs import check_folder, progress_bar, remove_stale_temporaries, start_folder
-from screening.scoring import ScoringContext, chunk_meta, keep_model, score_and_write
+from screening.scoring import ScoringContext, chunk_meta, keep_model, score_and_write, warm_worker
 from screening.stability import StabilityModel
 from screening.tabular_io import Storage, write_parquet_atomic
 
@@ -390,17 +390,42 @@ def run_cluster(
     requests: ScreenRequest | list[ScreenRequest], scheduler: str | None = None, workers: int | None = None
 ) -> Iterator[ScoringPlace]:
     """Where the scoring of one or more runs happens. A local Dask cluster is started in the
-    background (its workers import torch while a run is planned) unless they need none: a
-    ``scheduler`` was given, ``workers=0``, or every space fits one chunk (scored in-process).
-    Ranking runs on a given ``scheduler``, not on this cluster, which is closed first: on one
-    machine its workers are no faster than one process (ranking 1.1M candidates on 2 cores: 13.9 s
-    on the cluster, 13.7 s in one process on one thread, 9.1-10.1 s on the two it uses)."""
-    requests = requests if isinstance(requests, list) else [requests]
-    if scheduler or workers == 0 or all(_chunks(r) <= 1 for r in requests):
+    background (its workers import torch and load the model while a run is planned; or taken
+    from :func:`cluster_started_early`) unless they need none: a ``scheduler`` was given,
+    ``workers=0``, or every space fits one chunk (scored in-process). Ranking runs on a given
+    ``scheduler``, not on this cluster, which is closed first: on one machine its workers are no
+    faster than one process (ranking 1.1M candidates on 2 cores: 13.9 s on the cluster, 13.7 s
+    in one process on one thread, 9.1-10.1 s on the two it uses)."""
+    warm = _local_cluster_warm(requests, scheduler, workers)
+    if warm is None:
         yield ScoringPlace(scheduler)
         return
-    with BackgroundCluster(workers) as cluster:
+    with background_cluster(workers, warm) as cluster:
         yield ScoringPlace(None, cluster)
+
+
+@contextmanager
+def cluster_started_early(
+    requests: ScreenRequest | list[ScreenRequest], scheduler: str | None = None, workers: int | None = None
+) -> Iterator[None]:
+    """Start now the local cluster :func:`run_cluster` will use for these arguments, if it will
+    use one (for a caller with seconds to wait first, such as a Prefect flow whose temporary API
+    server is starting)."""
+    warm = _local_cluster_warm(requests, scheduler, workers)
+    if warm is None:
+        yield
+        return
+    with started_early(workers, warm):
+        yield
+
+
+def _local_cluster_warm(requests, scheduler, workers) -> tuple | None:
+    """What a local cluster's workers load before their first chunk (the first run's model), or
+    ``None`` if the runs need no local cluster."""
+    requests = requests if isinstance(requests, list) else [requests]
+    if scheduler or workers == 0 or all(_chunks(r) <= 1 for r in requests):
+        return None
+    return warm_worker, (requests[0].model, requests[0].device)
 
 
 def candidate_space(request: ScreenRequest) -> CandidateSpace:

@@ -368,6 +368,33 @@ def test_a_local_cluster_starts_in_the_background_only_for_spaces_of_several_chu
     assert summary["scored"] == 202 and summary["chunks"] == 3
 
 
+def test_a_cluster_started_early_is_the_one_the_run_uses_with_its_model_loaded(toy_model, tmp_path):
+    from distributed import Client
+
+    from screening import cluster
+    from screening.screen import cluster_started_early, run_cluster
+
+    request = ScreenRequest(
+        model=toy_model, out=str(tmp_path / "run"), elements=["Li", "Mn", "O"], max_arity=3, chunk_size=100
+    )
+    with cluster_started_early(request, workers=1):
+        (early,) = cluster._EARLY.values()
+        with run_cluster(request, workers=1) as place:
+            assert place.local is early and not cluster._EARLY  # taken, not started again
+            with Client(place.address) as client:  # the worker loaded the model before any chunk
+                loaded = client.run(lambda: [key[0] for key in __import__("screening.scoring").scoring._MODELS])
+                assert list(loaded.values()) == [[str(Path(toy_model).resolve())]]
+            summary = screen(request, progress=False, scheduler=place.address)
+    assert summary["scored"] == 202
+    with cluster_started_early(request, workers=1):  # never taken: closed with the block
+        (unused,) = cluster._EARLY.values()
+    assert not cluster._EARLY
+    unused._pool.shutdown(wait=True)  # its close ran in the background
+    assert unused._cluster.result().status.name == "closed"
+    with cluster_started_early(request, workers=0):  # a run without a local cluster starts none
+        assert not cluster._EARLY
+
+
 def test_a_background_cluster_that_cannot_start_says_why():
     from screening.cluster import BackgroundCluster
 
