@@ -415,6 +415,25 @@ def _randomize_batchnorm(net, seed=0):
                     tensor.copy_(0.3 * torch.randn(tensor.shape, generator=g, dtype=tensor.dtype))
 
 
+def test_the_kept_cpu_program_follows_weights_changed_in_place():
+    net = StackedNet("irnet17", 12, 2)
+    net.reset_parameters([0, 1])
+    _randomize_batchnorm(net)
+    model = Ensemble(net, torch.full((12,), 0.1), torch.full((12,), 1.5), 0.5, 2.0, {"featurizer": "columns:a"})
+    x = np.random.default_rng(0).normal(size=(300, 12))
+    before = model.predict_members(x)
+    np.testing.assert_array_equal(model.predict_members(x), before)  # the kept program, the same numbers
+    with torch.no_grad():
+        net.output.bias.add_(1.0)  # every prediction moves by target_std = 2
+    np.testing.assert_allclose(model.predict_members(x), before + 2.0, rtol=1e-5, atol=1e-4)
+    from screening.models.layers import StackedBatchNorm
+
+    for module in net.modules():  # BatchNorm statistics changed in place count too
+        if isinstance(module, StackedBatchNorm):
+            module.running_mean.add_(0.5)
+    assert np.abs(model.predict_members(x) - (before + 2.0)).max() > 1e-3
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 @pytest.mark.parametrize("arch", ["elemnet", "srnet17", "irnet17", "brnet"])
 def test_cuda_predictions_equal_the_cpu_ones(arch):
