@@ -262,7 +262,9 @@ def run_campaign(
     """Screen what the current model and reference data have not screened yet, in file order,
     until the run's budget is spent; publish each finished space to the catalog; record the run
     (``root/runs/<run>.json``: what was done, and the catalog's best candidates for ``diff``)."""
-    started, run_id = time.monotonic(), dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    # named by its start to the microsecond: runs sort by name in order (diff compares the last two),
+    # also runs that start within the same second
+    started, run_id = time.monotonic(), dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ-") + uuid.uuid4().hex[:6]
     deadline = started + 60 * campaign.budget_minutes if campaign.budget_minutes else None
     left = campaign.budget_candidates
     model = campaign.model_folder()

@@ -174,3 +174,17 @@ def test_a_bf16_campaign_is_work_of_its_own_and_publishes_under_the_same_model(t
     }
     with pytest.raises(ValueError, match="bf16: 'yes' is not true or false"):
         load_campaign(write_campaign(tmp_path, toy_model, tmp_path / "c", bf16="yes"))
+
+
+def test_runs_started_within_one_second_are_ordered_by_their_start(toy_model, tmp_path, monkeypatch):
+    import uuid
+
+    from screening import campaign as campaign_module
+
+    campaign = load_campaign(write_campaign(tmp_path, toy_model, tmp_path / "c"))
+    run_campaign(campaign, workers=0, log=lambda m: None)
+    suffixes = iter(["ffffff", "000000"])  # the later run draws the smaller random suffix
+    monkeypatch.setattr(campaign_module.uuid, "uuid4", lambda: uuid.UUID(next(suffixes) + "0" * 26))
+    first = run_campaign(campaign, workers=0, log=lambda m: None)  # nothing left: both end at once
+    second = run_campaign(campaign, workers=0, log=lambda m: None)
+    assert first["run"] < second["run"] and diff(tmp_path / "c", 5)["run"] == second["run"]
