@@ -115,6 +115,9 @@ class BackgroundCluster:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
         """Closes the cluster in the background thread (its workers take ~0.7 s to stop, which
         the ranking that follows need not wait for); the process waits for it before it exits."""
         self._pool.submit(self._close, self._cluster)
@@ -144,7 +147,7 @@ def started_early(workers: int | None = None, warm: tuple[Callable[..., Any], tu
     finally:
         if _EARLY.get(key) is cluster:
             del _EARLY[key]
-            cluster.__exit__(None, None, None)
+            cluster.close()
 
 
 def background_cluster(workers: int | None = None, warm: tuple[Callable[..., Any], tuple] | None = None):

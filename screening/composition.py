@@ -176,14 +176,12 @@ class CompositionBatch:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        from screening.arrow_text import formatted_once, joined_per_row
+
         rows, cols = np.nonzero(self.z)
-        z, fraction = self.z[rows, cols].astype(np.int64), np.round(self.fraction[rows, cols], digits)
-        values, value_index = np.unique(fraction, return_inverse=True)
-        value_text = pa.array([f"{v:g}" for v in values.tolist()], pa.string())
-        symbol = pa.array(SYMBOLS, pa.string()).take(pa.array(z - 1))
-        pieces = pc.binary_join_element_wise(symbol, value_text.take(pa.array(value_index.ravel())), "")
-        offsets = pa.array(np.r_[0, np.cumsum(np.bincount(rows, minlength=len(self)))].astype(np.int32))
-        return pc.binary_join(pa.ListArray.from_arrays(offsets, pieces), " ").to_pylist()
+        symbol = pa.array(SYMBOLS, pa.string()).take(pa.array(self.z[rows, cols].astype(np.int64) - 1))
+        fraction = formatted_once(np.round(self.fraction[rows, cols], digits), "g")
+        return joined_per_row(pc.binary_join_element_wise(symbol, fraction, ""), rows, len(self), " ")
 
     def as_dicts(self) -> list[dict[str, float]]:
         return [

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from scipy.optimize import linprog
 from scipy.spatial import ConvexHull, QhullError
 
+from screening.arrow_text import formatted_once, joined_per_row
 from screening.composition import CompositionBatch
 from screening.elements import SYMBOLS
 from screening.hull_lp import PADDING_COST, simplex_batch
@@ -97,13 +98,9 @@ def mixture_strings(ids: np.ndarray, weights: np.ndarray, formulas, digits: int 
     label_rank[by_name] = np.cumsum(np.r_[True, labels[by_name][1:] != labels[by_name][:-1]]) - 1
     order = np.lexsort((label_rank[slot], -np.round(f, 9), rows))  # by row, largest first, then by name
     rows, f, slot = rows[order], f[order], slot[order]
-    values, value_index = np.unique(f, return_inverse=True)
-    spec = f".{digits}g"
-    value_text = pa.array([format(v, spec) for v in values.tolist()], pa.string())
     label_text = pa.array([f"{label}:" for label in labels.tolist()], pa.string())
-    text = pc.binary_join_element_wise(label_text.take(pa.array(slot)), value_text.take(pa.array(value_index)), "")
-    offsets = pa.array(np.r_[0, np.cumsum(np.bincount(rows, minlength=n))].astype(np.int32))
-    return pc.binary_join(pa.ListArray.from_arrays(offsets, text), " + ").to_pylist()
+    text = pc.binary_join_element_wise(label_text.take(pa.array(slot)), formatted_once(f, f".{digits}g"), "")
+    return joined_per_row(text, rows, n, " + ")
 
 
 def phase_summary(

@@ -65,11 +65,14 @@ _STABILITY: dict[tuple[str, str], object] = {}
 
 def worker_stability(context: ScoringContext):
     """The model directory's stability model, loaded once per process (checked against its hash)."""
+    return _loaded_stability(context.model_dir, context.stability_sha256 or "")
 
-    key = (context.model_dir, context.stability_sha256 or "")
+
+def _loaded_stability(model_dir: str, sha256: str):
+    key = (model_dir, sha256)
     if key not in _STABILITY:
-        _STABILITY.clear()
-        _STABILITY[key] = StabilityModel.load(context.model_dir)
+        _STABILITY.clear()  # one at a time, as the ensemble
+        _STABILITY[key] = StabilityModel.load(model_dir)
     return _STABILITY[key]
 
 
@@ -102,10 +105,9 @@ def warm_worker(model_dir: str, device: str) -> None:
     try:
         directory = Path(model_dir).resolve()
         _loaded_model(str(directory), sha256_of(directory / "model.safetensors"), device)
-        if (directory / "stability.json").exists():
-            stability = StabilityModel.load(directory)
-            _STABILITY.clear()
-            _STABILITY[(str(directory), stability.record["sha256"])] = stability
+        record = directory / "stability.json"
+        if record.exists():
+            _loaded_stability(str(directory), json.loads(record.read_text())["sha256"])
             load_tables()
     except Exception as err:  # reported where it matters, by plan and the first chunk
         log.debug("worker not warmed for %s: %s", model_dir, err)

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -412,10 +412,7 @@ def cluster_started_early(
     use one (for a caller with seconds to wait first, such as a Prefect flow whose temporary API
     server is starting)."""
     warm = _local_cluster_warm(requests, scheduler, workers)
-    if warm is None:
-        yield
-        return
-    with started_early(workers, warm):
+    with started_early(workers, warm) if warm is not None else nullcontext():
         yield
 
 
