@@ -87,5 +87,5 @@ def test_a_chunks_forward_pass_on_lent_threads_gives_the_same_scores(monkeypatch
     lent_mean, lent_std, extra = _predict(model, values, bf16=False)
     assert torch.get_num_threads() == own  # given back
     assert extra > 0  # the loan's core-seconds are counted with the forward pass
-    np.testing.assert_allclose(lent_mean, mean, rtol=0, atol=1e-5)  # slices are whole CPU passes
-    np.testing.assert_allclose(lent_std, std, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(lent_mean, mean, rtol=0, atol=1e-4)  # whole CPU passes; any x86 CPU
+    np.testing.assert_allclose(lent_std, std, rtol=0, atol=1e-4)
