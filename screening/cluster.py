@@ -5,8 +5,11 @@ Library code never imports Prefect; workers only need ``screening`` importable."
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import pickle
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -186,14 +189,16 @@ def map_bounded(
         return
     from distributed import as_completed
 
+    name = getattr(fn, "__name__", "task")  # the tasks' name on the dashboard
     with dask_client(scheduler, workers) as client:
         if extra:
-            extra = (client.scatter(shared, broadcast=True, hash=False),)
+            extra = (client.scatter(OneFrame(shared), broadcast=True, hash=False),)
+            fn = functools.partial(_with_shared, fn)
         limit = max(1, in_flight_per_worker * sum(client.nthreads().values()))
         pending = as_completed()
         running = 0
         for args in arguments:
-            pending.add(client.submit(fn, *args, *extra, pure=False))
+            pending.add(client.submit(fn, *args, *extra, key=f"{name}-{uuid.uuid4().hex}"))
             running += 1
             while running >= limit:
                 yield next(pending).result()
@@ -208,6 +213,28 @@ def map_bounded(
         finally:
             if lender is not None:
                 lender.close()
+
+
+class OneFrame:
+    """A value that travels to Dask workers as one pickled frame. Distributed's own
+    serialization sends every numpy array of an object as a frame of its own: a scoring context
+    (an evidence table of ~10,000 small arrays, 17 MB) took 0.6 s to reach one worker and 1.2 s
+    to reach two, as one frame ~0.05 s. Unpickled once where it arrives; :attr:`value` is it."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __reduce__(self):
+        return OneFrame._loads, (pickle.dumps(self.value, protocol=pickle.HIGHEST_PROTOCOL),)
+
+    @staticmethod
+    def _loads(frame: bytes) -> OneFrame:
+        return OneFrame(pickle.loads(frame))
+
+
+def _with_shared(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with its last argument, a :class:`OneFrame`, unwrapped."""
+    return fn(*args[:-1], args[-1].value)
 
 
 _LENT_THREADS: int | None = None  # in a worker: threads its task may use, lent by the client

@@ -89,3 +89,20 @@ def test_a_chunks_forward_pass_on_lent_threads_gives_the_same_scores(monkeypatch
     assert extra > 0  # the loan's core-seconds are counted with the forward pass
     np.testing.assert_allclose(lent_mean, mean, rtol=0, atol=1e-4)  # whole CPU passes; any x86 CPU
     np.testing.assert_allclose(lent_std, std, rtol=0, atol=1e-4)
+
+
+def test_a_shared_value_travels_to_workers_as_one_frame_and_arrives_whole():
+    import numpy as np
+    from distributed.protocol import deserialize, serialize
+
+    from screening.cluster import OneFrame, _with_shared
+
+    many_arrays = {i: np.arange(i % 7 + 1) for i in range(3_000)}  # as an evidence table is
+    assert len(serialize(many_arrays)[1]) > 1_000  # what distributed would send otherwise
+    header, frames = serialize(OneFrame(many_arrays))
+    assert len(frames) <= 2
+    arrived = deserialize(header, frames)
+    assert isinstance(arrived, OneFrame) and arrived.value.keys() == many_arrays.keys()
+    assert all(np.array_equal(arrived.value[i], many_arrays[i]) for i in many_arrays)
+    # the task sees the value itself, after its own arguments
+    assert _with_shared(lambda a, b, shared: (a, b, len(shared)), 1, 2, arrived) == (1, 2, 3_000)
