@@ -42,6 +42,7 @@ from screening.screen import (
     cluster_started_early,
     finish,
     plan,
+    planned_early,
     run_cluster,
     score,
     weighed_by_p_system,
@@ -80,16 +81,23 @@ def rank_task(prepared: ScreenPlan, counts: dict, seconds: float, scheduler: str
     return finish(prepared, counts, seconds, scheduler)
 
 
+@contextlib.contextmanager
 def start_early(parameters: dict):
     """What ``python -m flows`` starts before Prefect's temporary server answers (its ~4 s of one
     core): the local Dask cluster this run will use, its workers importing torch and loading the
-    model meanwhile (:func:`screening.screen.cluster_started_early`). Parameters it cannot read
-    start nothing: the flow's own validation reports them."""
+    model meanwhile (:func:`screening.screen.cluster_started_early`), and the run's plan, whose
+    ``plan`` task then only locks the folder and starts the run (:func:`screening.screen.planned_early`).
+    Parameters it cannot read start nothing: the flow's own validation reports them."""
     try:
         request = screen_request(parameters)
     except Exception:  # the flow's own validation reports it
-        return contextlib.nullcontext()
-    return cluster_started_early(request, parameters.get("scheduler"), parameters.get("workers"))
+        yield
+        return
+    with (
+        cluster_started_early(request, parameters.get("scheduler"), parameters.get("workers")),
+        planned_early(request),
+    ):
+        yield
 
 
 def screen_request(parameters: dict) -> ScreenRequest:

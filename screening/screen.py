@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -104,7 +105,63 @@ class ScreenPlan:
 
 def plan(request: ScreenRequest) -> ScreenPlan:
     """Validate the request, count the space, load the model card and the known compounds, and
-    build their hull. Fails before anything is scored if any of that is wrong."""
+    build their hull (or take what :func:`planned_early` prepared); then lock the output folder
+    and start the run there. Fails before anything is scored if any of that is wrong."""
+    started = time.perf_counter()
+    early = _EARLY_PLANS.pop(_request_key(request), None)
+    prepared, inputs, rejected = early.result() if early is not None else prepare(request)
+    out = prepared.out
+    if not request.reference:
+        log.warning(
+            "no reference compounds: candidates are placed against the elements alone (a hull at 0 eV/atom), "
+            "so most will be called below the known hull"
+        )
+    manifest = _check_folder(out, request, inputs)  # again: the folder may have changed since it was prepared
+    run_lock.acquire(out)  # released by finish(), or by the OS when this process ends
+    _start_folder(out, manifest)  # only now, with every input validated, is the folder a run's
+    if len(rejected):
+        write_rejections(rejected, out)
+    log.info(
+        "screening %s candidates in %d chemical systems against %d known compounds",
+        f"{prepared.total:,}",
+        len(prepared.candidates.systems),
+        len(prepared.ref_batch),
+    )
+    prepared.seconds = time.perf_counter() - started
+    return prepared
+
+
+_EARLY_PLANS: dict[str, Future] = {}
+
+
+@contextmanager
+def planned_early(request: ScreenRequest) -> Iterator[None]:
+    """Start preparing :func:`plan` of ``request`` now, on a thread (counting the space, loading
+    the model and the known compounds, building their hull: ~2 s of one core), for a caller with
+    seconds to wait first (a Prefect flow whose temporary API server is starting); :func:`plan`
+    of the same request within this block takes it, or the error it raised. Nothing is written
+    or locked until then."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = _request_key(request)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="plan-early")
+    future = _EARLY_PLANS[key] = pool.submit(prepare, request)
+    pool.shutdown(wait=False)
+    try:
+        yield
+    finally:
+        if _EARLY_PLANS.get(key) is future:
+            del _EARLY_PLANS[key]
+
+
+def _request_key(request: ScreenRequest) -> str:
+    return json.dumps(asdict(request), sort_keys=True, default=str)
+
+
+def prepare(request: ScreenRequest) -> tuple[ScreenPlan, dict, pd.DataFrame]:
+    """What :func:`plan` computes, without writing or locking anything: the plan, the hashes of
+    its inputs (model, reference data: a folder resumes only with the same), and the reference
+    rows that could not be used."""
     started = time.perf_counter()
     out = Path(request.out)
     candidates = candidate_space(request)
@@ -125,14 +182,9 @@ def plan(request: ScreenRequest) -> ScreenPlan:
     stability = load_stability(model_dir)
     if stability is not None:
         inputs["stability_sha256"] = stability.record["sha256"]
-    manifest = _check_folder(out, request, inputs)
+    _check_folder(out, request, inputs)  # fails before the reference data is read
     elements = frozenset(z for s in candidates.systems for z in s)
     all_known, all_energy, rejected = read_reference(request.reference)
-    if not request.reference:
-        log.warning(
-            "no reference compounds: candidates are placed against the elements alone (a hull at 0 eV/atom), "
-            "so most will be called below the known hull"
-        )
     ref_batch, ref_energy = restrict(all_known, all_energy, elements)
     provenance = {
         "model": str(request.model),
@@ -162,19 +214,10 @@ def plan(request: ScreenRequest) -> ScreenPlan:
         stability_sha256=stability.record["sha256"] if stability is not None else None,
     )
     keep_model(context, model)  # scoring in this process reuses it; workers load their own
-    run_lock.acquire(out)  # released by finish(), or by the OS when this process ends
-    _start_folder(out, manifest)  # only now, with every input validated, is the folder a run's
-    if len(rejected):
-        write_rejections(rejected, out)
-    log.info(
-        "screening %s candidates in %d chemical systems against %d known compounds",
-        f"{total:,}",
-        len(candidates.systems),
-        len(ref_batch),
-    )
-    return ScreenPlan(
+    prepared = ScreenPlan(
         request, out, candidates, total, context, ref_batch, ref_energy, time.perf_counter() - started, stability
     )
+    return prepared, inputs, rejected
 
 
 def check_budget(total: int, out: Path, max_candidates: int | None) -> None:

@@ -401,3 +401,49 @@ def test_a_background_cluster_that_cannot_start_says_why():
     with BackgroundCluster(1, preload=("no_such_module_xyz",)) as cluster:
         with pytest.raises(ModuleNotFoundError, match="no_such_module_xyz"):
             cluster.address  # noqa: B018 (the property raises the start's error)
+
+
+def test_a_plan_prepared_early_is_taken_by_the_run_and_writes_nothing_until_then(
+    toy_model, reference, tmp_path, monkeypatch
+):
+    """screen.planned_early: the preparation runs once, on its thread, and writes nothing; plan()
+    of the same request takes it (or its error), re-checks the folder and only then starts the run."""
+    from screening import screen as screening_screen
+    from screening.models.ensemble import ModelLoadError
+    from screening.screen import finish, plan, planned_early, score
+
+    calls = []
+    prepare = screening_screen.prepare
+    monkeypatch.setattr(screening_screen, "prepare", lambda request: calls.append(request) or prepare(request))
+    request = _li_mn_o(toy_model, reference, tmp_path / "early", chunk_size=50)
+    with planned_early(request):
+        (future,) = screening_screen._EARLY_PLANS.values()
+        future.result()
+        assert not (tmp_path / "early").exists()  # prepared, nothing written or locked
+        prepared = plan(request)
+        assert calls == [request] and not screening_screen._EARLY_PLANS  # taken, not prepared again
+    summary = finish(prepared, score(prepared, workers=0, progress=False), 0.0)
+    again = plan(_li_mn_o(toy_model, reference, tmp_path / "late", chunk_size=50))
+    expected = finish(again, score(again, workers=0, progress=False), 0.0)
+    assert summary["scored"] == expected["scored"] > 80
+    ranked = [pd.read_parquet(tmp_path / d / "ranked.parquet") for d in ("early", "late")]
+    pd.testing.assert_frame_equal(*ranked)
+
+    # its error is the plan's, raised by plan(); a plan of another request is its own
+    broken = _li_mn_o(tmp_path / "no-model", reference, tmp_path / "broken", chunk_size=50)
+    with planned_early(broken), planned_early(request):
+        with pytest.raises(ModelLoadError, match="does not exist"):
+            plan(broken)
+        assert not (tmp_path / "broken").exists()
+        other = plan(_li_mn_o(toy_model, reference, tmp_path / "other", chunk_size=50))
+        assert other.out == tmp_path / "other" and len(screening_screen._EARLY_PLANS) == 1
+    assert not screening_screen._EARLY_PLANS  # never taken: dropped with the block
+
+    # a folder taken by another run while the plan was prepared is refused when the run starts
+    contested = _li_mn_o(toy_model, reference, tmp_path / "contested", chunk_size=50)
+    with planned_early(contested):
+        screening_screen._EARLY_PLANS[screening_screen._request_key(contested)].result()
+        (tmp_path / "contested").mkdir()
+        (tmp_path / "contested" / "_manifest.json").write_text(json.dumps({"elements": ["Na", "Cl"]}))
+        with pytest.raises(FileExistsError, match="different"):
+            plan(contested)
