@@ -115,7 +115,7 @@ def combined_hull(parts: list[Path], ref_batch: CompositionBatch, ref_energy: np
         raise RuntimeError(f"scored formulas failed to parse: {rejected[:3]}")
     energy = below.column(Col.e_form_pred).to_numpy().astype(np.float64)
     batch = CompositionBatch.concat(ref_batch, batch)
-    return ReferenceHull(batch, np.concatenate([ref_energy, energy]), decompositions=False)
+    return ReferenceHull(batch, np.concatenate([ref_energy, energy]), decompositions=False, threads=RANK_THREADS)
 
 
 def combined_columns(part: Path, hull: ReferenceHull) -> pa.Table:

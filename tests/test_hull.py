@@ -197,3 +197,22 @@ def test_decomposition_strings_of_no_rows_and_of_rows_without_phases():
     ids = np.array([[-3, 0, 0], [0, 0, 0], [-8, -8, 1]])
     weights = np.array([[2.0, 0, 0], [0, 0, 0], [0.25, 0.25, 0.5]])
     assert mixture_strings(ids, weights, ["Li2O", "MnO"]) == ["Li:1", "", "MnO:0.5 + O:0.25 + O:0.25"]
+
+
+def test_a_hull_built_on_threads_is_the_hull_built_on_one(mp_e_form, monkeypatch):
+    """ReferenceHull(threads=2): qhull calls of one arity on two threads, each system writing its
+    own rows; the same energies, stable sets and decompositions as on one."""
+    from screening.hull import ReferenceHull
+
+    monkeypatch.setattr(hull_module, "SIMPLEX_MAX_WORK", 0)  # every system of 2-5 elements through qhull
+    batch, energies = mp_e_form
+    allowed = {Z_OF[s] for s in ("Li", "Mn", "Co", "Ni", "Fe", "O", "F", "P")}
+    rows = np.array([set(z[z > 0].tolist()) <= allowed for z in batch.z])
+    sub, e = batch.select(rows), energies[rows]
+    one, two = ReferenceHull(sub, e), ReferenceHull(sub, e, threads=2)
+    np.testing.assert_array_equal(two.result.e_above_hull, one.result.e_above_hull)
+    np.testing.assert_array_equal(two.result.stable, one.result.stable)
+    assert two.result.decomposition_strings(sub.formula) == one.result.decomposition_strings(sub.formula)
+    assert two.stable_rows.keys() == one.stable_rows.keys()
+    assert all(np.array_equal(two.stable_rows[s], one.stable_rows[s]) for s in one.stable_rows)
+    assert len(one.stable_rows) >= 40 and one.result.stable.sum() >= 40  # systems enough to be split
