@@ -3,11 +3,12 @@
 Without an API (``PREFECT_API_URL`` unset), Prefect 3.8 starts a temporary server at the first
 flow call: it imports its server code (~1.8 s) and then waits for the server process (~4 s),
 with a core idle on a 2-core machine. :class:`TemporaryApi` starts the same process, with the
-same command and environment as Prefect's ``SubprocessASGIServer``, before the command imports
-its flow and libraries, so that both start at once (the main job and the 1.1M benchmark reach
-their flow ~3 s sooner, docs/benchmarks.md). If it does not answer, Prefect starts its own.
+same command as Prefect's ``SubprocessASGIServer``, before the command imports Prefect, its
+flow and libraries, so that they start at once (the main job and the 1.1M benchmark reach their
+flow ~4 s sooner, docs/benchmarks.md); it is stopped at once if Prefect's settings, read next,
+name an API or forbid a temporary server. If it does not answer, Prefect starts its own.
 
-    api = TemporaryApi.start_if_needed()  # before the flow module is imported
+    api = TemporaryApi.start_if_needed()  # before Prefect and the flow module are imported
     from flows.screen_candidates import screen_candidates
     with api.serving():
         screen_candidates(...)
@@ -24,30 +25,29 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class TemporaryApi:
     """A temporary API server process, or nothing where Prefect has an API (a server named by
     ``PREFECT_API_URL`` or a profile) or may not start one; stopped when this process exits."""
 
-    def __init__(self, settings=None):
-        self.process, self.url = None, None
-        if settings is None:
+    def __init__(self, spawn: bool = True):
+        self.process, self.url, self.timeout = None, None, 0.0
+        if not spawn:
             return
-        import prefect
-
         with socket.socket() as probe:  # a free port (Prefect's own server retries on a taken one too)
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        self.url, self.timeout = f"http://127.0.0.1:{port}/api", settings.server.ephemeral.startup_timeout_seconds
+        self.url = f"http://127.0.0.1:{port}/api"
+        # the server reads the same environment, profile and settings files as this process
         environment = {
             **os.environ,
             "PREFECT_UI_ENABLED": "0",
             "PREFECT__SERVER_EPHEMERAL": "1",
             "PREFECT__SERVER_FINAL": "1",
-            **settings.to_environment_variables(exclude_unset=True),
         }
-        command = ["-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent)]
+        command = ["-m", "uvicorn", "--app-dir", _prefect_parent()]
         command += ["--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port)]
         command += ["--log-level", "error", "--lifespan", "on"]
         self.process = subprocess.Popen([sys.executable, *command], env=environment)
@@ -55,11 +55,17 @@ class TemporaryApi:
 
     @classmethod
     def start_if_needed(cls) -> TemporaryApi:
+        """Spawns the server before importing Prefect (~0.8 s, its settings need it) unless the
+        environment names an API; then keeps it only if Prefect's settings would start one."""
+        api = cls(spawn=not os.environ.get("PREFECT_API_URL"))
         from prefect.settings import get_current_settings
 
         settings = get_current_settings()
-        needed = not settings.api.url and settings.server.ephemeral.enabled
-        return cls(settings if needed else None)
+        if settings.api.url or not settings.server.ephemeral.enabled:  # a profile's server, or none allowed
+            api.stop()
+            return cls(spawn=False)
+        api.timeout = settings.server.ephemeral.startup_timeout_seconds
+        return api
 
     @contextmanager
     def serving(self) -> Iterator[None]:
@@ -88,9 +94,18 @@ class TemporaryApi:
         return False
 
     def stop(self) -> None:
+        """Ends the server (at once: nothing else uses it)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+def _prefect_parent() -> str:
+    """The folder that holds the ``prefect`` package, found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("prefect")
+    return str(Path(spec.origin).parent.parent)

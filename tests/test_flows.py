@@ -233,10 +233,21 @@ with dead.serving():
     print("fallback ran on", where())
 print("prefect started its own:", "prefect.server.api.server" in sys.modules)
 """
+    unused = """
+import psutil
+from flows._api import TemporaryApi
+api = TemporaryApi.start_if_needed()
+running = [p for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE]
+print("server:", api.process, "processes:", len(running))
+"""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")} | {"PREFECT_HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     lines = [line for line in done.stdout.splitlines() if line.startswith(("ran on", "prefect", "fallback"))]
     assert done.returncode == 0, done.stderr[-3000:]
+    # a temporary server forbidden by Prefect's settings (read after the spawn): stopped at once; an API named: none
+    for setting in ({"PREFECT_SERVER_EPHEMERAL_ENABLED": "false"}, {"PREFECT_API_URL": "http://127.0.0.1:9/api"}):
+        done = subprocess.run([sys.executable, "-c", unused], env=env | setting, capture_output=True, text=True)
+        assert done.returncode == 0 and "server: None processes: 0" in done.stdout, done.stdout + done.stderr[-2000:]
     ran, own_first, fallback, own_then = lines
     used, started, pid = ran.split()[2], ran.split()[4], int(ran.split()[6])
     assert used.rstrip("/") == started and own_first.endswith("False")
