@@ -17,7 +17,7 @@ import numpy as np
 from screening.composition import CompositionBatch
 from screening.element_tables import magpie_table, metal_flags, pymatgen_ion_data
 from screening.hull import ReferenceHull, chemical_systems, phase_summary
-from screening.oxidation import neutral_assignment_exists
+from screening.oxidation import neutral_assignments
 from screening.row_lookup import RowCounter
 
 RESOLUTION = 10_000  # atom fractions are compared at 1e-4
@@ -210,8 +210,7 @@ def _reduce_rows(values: np.ndarray, rows: np.ndarray, n: int, ufunc, initial: f
 def _charge_columns(batch: CompositionBatch):
 
     chi, states, n_states = pymatgen_ion_data()
-    balanced = neutral_assignment_exists(batch.z, batch.amount, states, n_states)
-    ordered = neutral_assignment_exists(batch.z, batch.amount, states, n_states, chi)
+    balanced, ordered = neutral_assignments(batch.z, batch.amount, states, n_states, chi)
     metal = (metal_flags()[batch.z] | ~batch.mask).all(axis=1)
     return balanced.astype(np.float64), ordered.astype(np.float64), metal.astype(np.float64)
 

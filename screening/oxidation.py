@@ -32,10 +32,26 @@ def neutral_assignment_exists(
 
     Rows with at most ``max_combinations`` choices expand them all at once (mixed-radix
     order); the rare larger rows take an exact search over reachable charge sums."""
+    balanced, ordered = neutral_assignments(z, amount, states, n_states, electronegativity, max_combinations)
+    return balanced if electronegativity is None else ordered
+
+
+def neutral_assignments(
+    z: np.ndarray,
+    amount: np.ndarray,
+    states: np.ndarray,
+    n_states: np.ndarray,
+    electronegativity: np.ndarray | None = None,
+    max_combinations: int = 2048,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Both answers of :func:`neutral_assignment_exists` from one expansion of the choices:
+    whether a neutral choice exists, and (with ``electronegativity``, else ``None``) whether one
+    exists with every cation below every anion."""
     mask = z > 0
     counts = np.where(mask, n_states[z], 1)
     combos = counts.prod(axis=1)
-    possible = np.zeros(len(z), bool)
+    balanced = np.zeros(len(z), bool)
+    ordered = None if electronegativity is None else np.zeros(len(z), bool)
     small = np.flatnonzero((combos > 0) & (combos <= max_combinations))
     if len(small):
         c = combos[small]
@@ -56,25 +72,25 @@ def neutral_assignment_exists(
                 min_anion = np.where(state < 0, np.minimum(min_anion, chi), min_anion)
             stride *= k
         ok = np.abs(charge) <= ATOL
-        if electronegativity is not None:
+        balanced[small] = np.bincount(row, weights=ok, minlength=len(small)) > 0
+        if ordered is not None:
             ok &= max_cation < min_anion
-        possible[small] = np.bincount(row, weights=ok, minlength=len(small)) > 0
+            ordered[small] = np.bincount(row, weights=ok, minlength=len(small)) > 0
     for r in np.flatnonzero(combos > max_combinations):
         zs, amounts = z[r][mask[r]], amount[r][mask[r]]
-        if electronegativity is None:
-            reachable = np.zeros(1)
-            for zz, a in zip(zs, amounts):
-                reachable = np.unique((reachable[:, None] + states[zz, : n_states[zz]] * a).ravel())
-            possible[r] = bool((np.abs(reachable) <= ATOL).any())
-        else:
+        reachable = np.zeros(1)
+        for zz, a in zip(zs, amounts):
+            reachable = np.unique((reachable[:, None] + states[zz, : n_states[zz]] * a).ravel())
+        balanced[r] = bool((np.abs(reachable) <= ATOL).any())
+        if ordered is not None:
             choices = [states[zz, : n_states[zz]] for zz in zs]
             chi = electronegativity[zs]
-            possible[r] = any(
+            ordered[r] = balanced[r] and any(
                 abs(np.dot(pick, amounts)) <= ATOL
                 and chi[np.array(pick) > 0].max(initial=-np.inf) < chi[np.array(pick) < 0].min(initial=np.inf)
                 for pick in product(*choices)
             )
-    return possible
+    return balanced, ordered
 
 
 def charge_neutral(

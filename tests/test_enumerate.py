@@ -146,3 +146,22 @@ def test_counting_a_huge_grid_is_closed_form():
     assert grid_size(2, Grid(100_000)) == 3_039_650_753  # pairs (a, b), a + b <= 1e5, gcd 1
     assert grid_size(3, Grid(100_000)) > 10**14
     assert time.perf_counter() - started < 5
+
+
+def test_both_neutrality_answers_of_one_expansion_equal_the_exact_search(all_formulas):
+    """neutral_assignments: the vectorized expansion (both answers at once) against the exact
+    search over reachable charges and over every choice, row by row."""
+    from screening.element_tables import pymatgen_ion_data
+    from screening.oxidation import neutral_assignment_exists, neutral_assignments
+
+    chi, states, n_states = pymatgen_ion_data()
+    rng = np.random.default_rng(2)
+    batch, _ = parse_formulas([all_formulas[i] for i in rng.choice(len(all_formulas), 2_000, replace=False)])
+    args = (batch.z, batch.amount, states, n_states)
+    balanced, ordered = neutral_assignments(*args, chi)
+    searched = neutral_assignments(*args, chi, max_combinations=0)
+    np.testing.assert_array_equal(balanced, searched[0])
+    np.testing.assert_array_equal(ordered, searched[1])
+    assert 0 < ordered.sum() < balanced.sum() < len(batch)  # both answers, and they differ
+    np.testing.assert_array_equal(neutral_assignment_exists(*args, chi), ordered)
+    assert neutral_assignments(*args)[1] is None
