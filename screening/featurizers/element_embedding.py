@@ -10,11 +10,10 @@ attention models get from their element tables.
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 
 from screening.composition import CompositionBatch
+from screening.element_tables import kept_on_disk
 from screening.elements import MAX_Z, SYMBOLS
 from screening.featurizers.base import CompositionFeaturizer
 
@@ -30,7 +29,7 @@ _SOURCES = {  # name: (matminer data class, citation)
 }
 
 
-@cache
+@kept_on_disk
 def embedding_table(name: str) -> tuple[np.ndarray, np.ndarray]:
     """``(table[MAX_Z + 1, d], known[MAX_Z + 1])`` of one embedding, through matminer's own data
     class (no imputation); row 0 and elements without an embedding are zeros, ``known`` False."""
