@@ -32,7 +32,7 @@ def write_scored_parts(out, known_batch, known_e, seed=0):
     """Candidates of Li-Fe-Mn-O with made-up predictions scattered around the known hull, in
     three parts, as the scoring step writes them (the columns the ranking reads)."""
     rng = np.random.default_rng(seed)
-    chunks = list(space(ELEMENTS, max_arity=4, grid=Grid(max_atoms=6)).chunks(chunk_size=400))
+    chunks = list(space(ELEMENTS, max_arity=4, grid=Grid(max_atoms=6)).chunks(chunk_size=60))  # 157 candidates
     hull = ReferenceHull(known_batch, known_e)
     frames = []
     (out / "scored").mkdir()
@@ -89,6 +89,13 @@ def test_ranking_equals_the_in_memory_definition(known, tmp_path):
     assert ranked[Col.stable_combined].tolist() == expected[Col.stable_combined].tolist()
     assert expected[Col.stable_combined].sum() > 0 and (expected[Col.e_above_known_hull] < 0).sum() > 0
     assert ranked[Col.rank_in_system].tolist() == (ranked.groupby(Col.chemsys).cumcount() + 1).tolist()
+    part_of = {
+        c: i
+        for i, p in enumerate(sorted((tmp_path / "scored").glob("*.parquet")))
+        for c in pd.read_parquet(p)[Col.candidate_id]
+    }
+    parts_of = scored.assign(part=scored[Col.candidate_id].map(part_of)).groupby(Col.chemsys)["part"].nunique()
+    assert (parts_of > 1).sum() >= 2  # systems split between parts are numbered across them
     assert list(ranked.columns) == [
         Col.rank,
         *scored.columns,
@@ -134,3 +141,25 @@ def test_nothing_to_rank_is_an_error(tmp_path):
     (tmp_path / "scored").mkdir()
     with pytest.raises(FileNotFoundError, match="no scored parts"):
         rank(tmp_path, batch, np.zeros(0), {})
+
+
+def test_ranks_within_systems_follow_the_ranking_order_and_leave_nan_to_the_database():
+    from screening.ranking import ranks_within_systems
+
+    keys = pa.table(
+        {
+            Col.candidate_id: [5, 3, 9, 4, 7],
+            Col.chemsys: ["Li-O", "Li-O", "Fe-O", "Li-O", "Fe-O"],
+            Col.e_above_known_hull: [0.1, 0.1, -0.2, 0.0, 0.3],
+            Col.p_below_known_hull: [0.4, 0.4, 0.9, 0.5, 0.1],
+            Col.p_stable: [0.2, 0.2, 0.8, 0.2, 0.9],
+        }
+    )
+    sizes = pd.Series({"Li-O": 3, "Fe-O": 4})  # Fe-O has candidates in another part
+    within, whole = ranks_within_systems(keys, sizes)
+    assert within.tolist()[:2] == [3, 2] and within[3] == 1  # Li-O: p_stable ties, then e_above, then id
+    assert whole.tolist() == [True, True, False, True, False]
+    within, whole = ranks_within_systems(keys.drop_columns([Col.p_stable]), sizes)  # by e_above_known_hull
+    assert within.tolist() == [3, 2, 1, 1, 2]
+    nan = keys.set_column(2, Col.e_above_known_hull, pa.array([0.1, float("nan"), -0.2, 0.0, 0.3]))
+    assert not ranks_within_systems(nan, sizes)[1].any()
