@@ -70,22 +70,33 @@ class Featurizer(ABC):
         return self.featurize_frame_float32(pd.DataFrame({"formula": batch.formula}), block)
 
     def _in_blocks(self, n: int, featurize, block: int) -> FeatureTable:
-        """Rows ``0..n`` featurized by ``featurize(start, stop)`` (a table indexed within the
-        block) ``block`` rows at a time into one float32 table."""
-        values = np.empty((n, len(self.feature_labels())), np.float32)
+        """Rows ``0..n`` featurized by ``featurize(start, stop)`` ``block`` rows at a time into
+        one float32 table. ``featurize`` gives tables indexed within the block: the columns of
+        this featurizer side by side (one table, or a concatenation's parts), written straight
+        into the float32 table when all of them hold the same rows (a 50,000-row chunk of 431
+        features: no float64 copy of the whole, ~10% of featurizing it)."""
+        labels = self.feature_labels()
+        values = np.empty((n, len(labels)), np.float32)
         index, formula, rejections, filled = [], [], [], 0
         for start in range(0, n, block):
-            table = featurize(start, min(start + block, n))
-            values[filled : filled + len(table.index)] = table.values
-            filled += len(table.index)
-            index.append(table.index + start)
-            formula.append(table.formula)
-            rejections += [Rejection(r.index + start, r.formula, r.reason) for r in table.rejections]
+            parts = featurize(start, min(start + block, n))
+            parts = [parts] if isinstance(parts, FeatureTable) else parts
+            if all(np.array_equal(p.index, parts[0].index) for p in parts[1:]):
+                rows, column = parts[0], 0
+                for part in parts:
+                    width = part.values.shape[1]
+                    values[filled : filled + len(rows.index), column : column + width] = part.values
+                    column += width
+            else:
+                rows = side_by_side(labels, parts)
+                values[filled : filled + len(rows.index)] = rows.values
+            filled += len(rows.index)
+            index.append(rows.index + start)
+            formula.append(rows.formula)
+            rejections += [Rejection(r.index + start, r.formula, r.reason) for r in _first_reasons(parts)]
         if not index:
-            return FeatureTable(self.feature_labels(), np.zeros(0, np.int64), np.empty(0, object), values, [])
-        return FeatureTable(
-            self.feature_labels(), np.concatenate(index), np.concatenate(formula), values[:filled], rejections
-        )
+            return FeatureTable(labels, np.zeros(0, np.int64), np.empty(0, object), values, [])
+        return FeatureTable(labels, np.concatenate(index), np.concatenate(formula), values[:filled], rejections)
 
     def citations(self) -> list[str]:
         return []
@@ -97,6 +108,32 @@ class Featurizer(ABC):
         """A string that :func:`screening.featurizers.get_featurizer` turns back into an equal
         featurizer (used for manifests and to rebuild featurizers on Dask workers)."""
         return self.name
+
+
+def side_by_side(labels: list[str], tables: list[FeatureTable]) -> FeatureTable:
+    """Tables of the same input side by side (columns ``labels``), over the rows every one of
+    them could featurize; a row rejected by several keeps the first table's reason."""
+    common = tables[0].index
+    for t in tables[1:]:
+        common = np.intersect1d(common, t.index)
+    values = np.empty((len(common), sum(t.values.shape[1] for t in tables)))
+    start = 0
+    for t in tables:  # written in place: an hstack of the parts costs as much as computing them
+        width = t.values.shape[1]
+        values[:, start : start + width] = (
+            t.values if len(t.index) == len(common) else t.values[np.searchsorted(t.index, common)]
+        )
+        start += width
+    formula = tables[0].formula[np.searchsorted(tables[0].index, common)]
+    return FeatureTable(labels, common, formula, values, _first_reasons(tables))
+
+
+def _first_reasons(tables: list[FeatureTable]) -> list[Rejection]:
+    rejections: dict[int, Rejection] = {}
+    for t in tables:
+        for r in t.rejections:
+            rejections.setdefault(r.index, r)
+    return sorted(rejections.values(), key=lambda r: r.index)
 
 
 class MissingColumnsError(KeyError):

@@ -3,7 +3,6 @@ configuration). A row is featurized only if every part can featurize it."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from screening.composition import CompositionBatch, parse_formulas
@@ -14,6 +13,7 @@ from screening.featurizers.base import (
     Featurizer,
     require_columns,
     rows_of,
+    side_by_side,
 )
 
 
@@ -59,31 +59,10 @@ class Concatenation(Featurizer):
     def featurize_batch_float32(self, batch: CompositionBatch, block: int = FEATURE_BLOCK) -> FeatureTable:
         if not self._of_compositions:
             return super().featurize_batch_float32(batch, block)
-
-        def featurize(start: int, stop: int) -> FeatureTable:
-            rows = rows_of(batch, start, stop)
-            return self._joined([p.featurize_batch(rows) for p in self.parts])
-
-        return self._in_blocks(len(batch), featurize, block)
+        return self._in_blocks(
+            len(batch), lambda start, stop: [p.featurize_batch(rows_of(batch, start, stop)) for p in self.parts], block
+        )
 
     def _joined(self, tables: list[FeatureTable]) -> FeatureTable:
         """The parts' tables side by side, over the rows every part could featurize."""
-        common = tables[0].index
-        for t in tables[1:]:
-            common = np.intersect1d(common, t.index)
-        rejections = {}
-        for t in tables:
-            for r in t.rejections:
-                rejections.setdefault(r.index, r)
-        values = np.empty((len(common), sum(t.values.shape[1] for t in tables)))
-        start = 0
-        for t in tables:  # written in place: an hstack of the parts costs as much as computing them
-            width = t.values.shape[1]
-            values[:, start : start + width] = (
-                t.values if len(t.index) == len(common) else t.values[np.searchsorted(t.index, common)]
-            )
-            start += width
-        formula = tables[0].formula[np.searchsorted(tables[0].index, common)]
-        return FeatureTable(
-            self.feature_labels(), common, formula, values, sorted(rejections.values(), key=lambda r: r.index)
-        )
+        return side_by_side(self.feature_labels(), tables)
