@@ -64,7 +64,9 @@ class ElementEmbeddingMean(CompositionFeaturizer):
         return self.element_reasons(batch, ~self._known[batch.z] & batch.mask, f"have no {self.embedding} embedding")
 
     def compute(self, batch: CompositionBatch) -> np.ndarray:
-        # the fraction-weighted mean as one matmul: (rows x elements) fractions times the table
-        weights = np.zeros((len(batch), len(self._table)))
-        weights[np.arange(len(batch))[:, None], batch.z] = batch.fraction  # padding: row 0 of the table is 0
-        return weights @ self._table
+        # the fraction-weighted mean as one matmul: (rows x elements present) fractions times
+        # the table's rows of those elements (a screen's block holds a few of the ~100 elements)
+        present, slot = np.unique(batch.z, return_inverse=True)
+        weights = np.zeros((len(batch), len(present)))
+        weights[np.arange(len(batch))[:, None], slot.reshape(batch.z.shape)] = batch.fraction  # padding: row 0 is 0
+        return weights @ self._table[present]
