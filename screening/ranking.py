@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,8 @@ class Ranking:
     best_systems: dict[str, pd.DataFrame] = field(default_factory=dict)  # every candidate of the best systems
     expected_stable: float | None = None  # sum of p_stable: how many stable compounds the screen should hold
     likely_stable: int | None = None  # candidates given p_stable >= 0.5
+    # what ``while_sorting`` made of each of the best systems it was given (the same candidates, in the same order)
+    made_while_sorting: dict[str, object] = field(default_factory=dict)
 
 
 def rank(
@@ -75,13 +78,17 @@ def rank(
     memory_limit: str = "1GB",
     stability=None,
     scheduler: str | None = None,
+    while_sorting: Callable[[str, pd.DataFrame], object] | None = None,
 ) -> Ranking:
     """All scored candidates with their distance to the hull of known and predicted compounds
     together, ranked by ``p_stable`` (with a stability model, :mod:`screening.stability`), then by
     distance to the known hull (most negative first), then by the probability of lying below it,
     then by candidate id (a total, reproducible order). With a Dask ``scheduler`` (one the user
     gave), the parts are placed on the combined hull on its workers, else in this process
-    (:data:`RANK_THREADS` parts at a time)."""
+    (:data:`RANK_THREADS` parts at a time). ``while_sorting(chemsys, candidates)`` (a hull
+    picture) is called on a thread, while the database sorts, for each of the ``systems`` best
+    systems as the placed parts tell them, with their scored candidates in ranking order; its
+    results for those that the sorted file confirms are in ``made_while_sorting``."""
     parts = sorted((out / "scored").glob("part-*.parquet"))  # complete parts only
     if not parts:
         raise FileNotFoundError(f"no scored parts in {out / 'scored'}: nothing to rank")
@@ -94,17 +101,71 @@ def rank(
     jobs = ((part, scratch / "combined" / part.name) for part in parts)
     in_process = 0 if scheduler is None else None
     shared = (hull, stats, stability, sizes)
-    split = list(map_bounded(combine_part, jobs, scheduler, in_process, shared=shared, threads=RANK_THREADS))
-    write_parquet_atomic(pa.concat_tables(split), str(scratch / SPLIT_SYSTEMS))
+    placed = list(map_bounded(combine_part, jobs, scheduler, in_process, shared=shared, threads=RANK_THREADS))
+    split = pa.concat_tables([p[0] for p in placed])
+    write_parquet_atomic(split, str(scratch / SPLIT_SYSTEMS))
+    early = None
+    if while_sorting is not None and systems > 0:
+        heads = pa.concat_tables([split, *(p[1] for p in placed)])
+        early = _on_a_thread(_made_early, parts, scratch, heads, systems, while_sorting)
     _sort_into(out / "ranked.parquet", parts, scratch, provenance, memory_limit, by_p_stable=stability is not None)
+    ranking = read_ranking(out / "ranked.parquet", top_k, per_system, systems)
+    if early is not None:
+        made = early.result()
+        ranking.made_while_sorting = {
+            c: result
+            for c, (ids, result) in made.items()
+            if c in ranking.best_systems and ranking.best_systems[c][Col.candidate_id].tolist() == ids
+        }
     shutil.rmtree(scratch, ignore_errors=True)
-    return read_ranking(out / "ranked.parquet", top_k, per_system, systems)
+    return ranking
 
 
-def combine_part(part: Path, target: Path, shared: tuple) -> pa.Table:
+def _on_a_thread(fn, *args):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="while-sorting")
+    future = pool.submit(fn, *args)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _made_early(parts: list[Path], scratch: Path, heads: pa.Table, systems: int, make) -> dict[str, tuple]:
+    """``make(chemsys, candidates)`` for the ``systems`` best systems by their best rows
+    (``heads``: each whole system's first row and every row of the split ones), with their
+    scored candidates in ranking order; ``{chemsys: (candidate ids, result)}``. Any key that is
+    not a finite number leaves the order to the database: nothing is made."""
+    keys = sort_keys(Col.p_stable in heads.column_names)
+    signed = []
+    for name, descending in keys:
+        column = heads.column(name).to_numpy()
+        if column.dtype.kind == "f" and not np.isfinite(column).all():
+            return {}
+        signed.append(-column if descending else column)
+    order = np.lexsort(signed[::-1])
+    chemsys = heads.column(Col.chemsys).to_numpy(zero_copy_only=False)[order]
+    best = list(dict.fromkeys(chemsys.tolist()))[:systems]
+    scored = ds.dataset([str(p) for p in parts], format="parquet").to_table(filter=pc.field(Col.chemsys).isin(best))
+    if Col.p_stable in heads.column_names:
+        placed = ds.dataset(str(scratch / "combined"), format="parquet").to_table(
+            columns=[Col.candidate_id, Col.p_stable],
+            filter=pc.field(Col.candidate_id).isin(scored.column(Col.candidate_id)),
+        )
+        scored = scored.join(placed, Col.candidate_id)
+    frame = scored.to_pandas()
+    frame = frame.iloc[np.lexsort([(-frame[n] if d else frame[n]).to_numpy() for n, d in reversed(keys)])]
+    made = {}
+    for c in best:
+        candidates = frame[frame[Col.chemsys] == c].drop(columns=[Col.p_stable], errors="ignore").reset_index(drop=True)
+        made[c] = (candidates[Col.candidate_id].tolist(), make(c, candidates))
+    return made
+
+
+def combine_part(part: Path, target: Path, shared: tuple) -> tuple[pa.Table, pa.Table]:
     """Write one scored part's combined-hull columns (and ``p_stable``, and ``rank_in_system``
     of the systems it holds whole: ``sizes``, candidates per system) to ``target``; returns the
-    sort keys of the rows of the systems it holds in part."""
+    sort keys of the rows of the systems it holds in part, and of the first row of each system
+    it holds whole."""
     hull, stats, stability, sizes = shared
     table = combined_columns(part, hull)
     if stability is not None:
@@ -115,7 +176,7 @@ def combine_part(part: Path, target: Path, shared: tuple) -> pa.Table:
         keys = keys.append_column(Col.p_stable, table.column(Col.p_stable))
     within, whole = ranks_within_systems(keys, sizes)
     write_parquet_atomic(table.append_column(Col.rank_in_system, pa.array(within, mask=~whole)), str(target))
-    return keys.filter(pa.array(~whole))
+    return keys.filter(pa.array(~whole)), keys.filter(pa.array(whole & (within == 1)))
 
 
 def ranks_within_systems(keys: pa.Table, sizes: pd.Series) -> tuple[np.ndarray, np.ndarray]:

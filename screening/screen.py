@@ -337,7 +337,11 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float, scheduler: str | None
     """Rank, write the top tables and the summary (``seconds``: the run's time so far); the
     parts placed on the combined hull on the Dask cluster at ``scheduler`` if given."""
     started = time.perf_counter()
-    import_in_background()  # for the hull pictures, while the ranking sorts
+    import_in_background()  # for the hull pictures, drawn while the ranking sorts
+
+    def picture(chemsys: str, candidates: pd.DataFrame) -> Path:
+        return hull_picture(chemsys, candidates, plan.ref_batch, plan.ref_energy, plan.out / f"hull_{chemsys}.png")
+
     ranking = rank(
         plan.out,
         plan.ref_batch,
@@ -348,6 +352,7 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float, scheduler: str | None
         systems=HULL_PICTURES,
         stability=plan.stability,
         scheduler=scheduler,
+        while_sorting=picture,
     )
     ranking.top.to_csv(plan.out / "top.csv", index=False)
     (plan.out / "top.md").write_text(markdown_table(ranking.top))
@@ -359,8 +364,8 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float, scheduler: str | None
         by_system = by_system.merge(systems[[Col.chemsys, "p_system"]], on=Col.chemsys, how="left")
         outputs["systems"] = str(plan.out / "systems.parquet")
     by_system.to_csv(plan.out / "top_by_system.csv", index=False)
-    pictures = [
-        str(hull_picture(chemsys, candidates, plan.ref_batch, plan.ref_energy, plan.out / f"hull_{chemsys}.png"))
+    pictures = [  # drawn while the ranking sorted, unless the sorted file named other systems
+        str(ranking.made_while_sorting.get(chemsys) or picture(chemsys, candidates))
         for chemsys, candidates in ranking.best_systems.items()
     ]
     summary = counts | {

@@ -163,3 +163,40 @@ def test_ranks_within_systems_follow_the_ranking_order_and_leave_nan_to_the_data
     assert within.tolist() == [3, 2, 1, 1, 2]
     nan = keys.set_column(2, Col.e_above_known_hull, pa.array([0.1, float("nan"), -0.2, 0.0, 0.3]))
     assert not ranks_within_systems(nan, sizes)[1].any()
+
+
+def test_the_best_systems_are_drawn_while_sorting_with_the_candidates_the_sorted_file_gives(known, tmp_path):
+    """rank(while_sorting=...): called, on a thread during the sort, with each best system's
+    scored candidates in ranking order, as the sorted file has them; only confirmed results kept."""
+    known_batch, known_e = known
+    write_scored_parts(tmp_path, known_batch, known_e)
+    given = {}
+
+    def record(chemsys, candidates):
+        given[chemsys] = candidates
+        return f"made {chemsys}"
+
+    ranking = rank(tmp_path, known_batch, known_e, {}, systems=3, while_sorting=record)
+    assert list(given) == list(ranking.best_systems) and len(given) == 3
+    assert ranking.made_while_sorting == {c: f"made {c}" for c in given}
+    for chemsys, frame in ranking.best_systems.items():
+        pd.testing.assert_frame_equal(given[chemsys], frame[given[chemsys].columns], check_dtype=False)
+
+
+def test_a_system_drawn_while_sorting_that_the_sorted_file_does_not_confirm_is_drawn_again(
+    known, tmp_path, monkeypatch
+):
+    import screening.ranking as ranking_module
+
+    known_batch, known_e = known
+    write_scored_parts(tmp_path, known_batch, known_e)
+    reference = rank(tmp_path, known_batch, known_e, {}, systems=2)
+    wrong = next(c for c in ["Fe-O", "Li-O", "Mn-O"] if c not in reference.best_systems)
+    best = list(reference.best_systems)
+
+    def guessed(parts, scratch, heads, systems, make):  # one right system with the wrong rows, one wrong system
+        return {best[0]: ([-1], make(best[0], None)), wrong: ([], make(wrong, None))}
+
+    monkeypatch.setattr(ranking_module, "_made_early", guessed)
+    ranking = rank(tmp_path, known_batch, known_e, {}, systems=2, while_sorting=lambda c, f: c)
+    assert ranking.made_while_sorting == {} and list(ranking.best_systems) == best
