@@ -150,7 +150,10 @@ def test_local_workers_are_forked_from_one_server_that_imported_the_scoring_code
 
     script = tmp_path / "origins.py"
     script.write_text(ORIGINS)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    # as a command starts: without what earlier clusters of this process left in its environment
+    # (a variable already set wins over Dask's configuration)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "OMP_", "MKL_", "OPENBLAS_"))}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     origins = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(origins) == 2 and origins[0]["parent"] == origins[1]["parent"]
