@@ -46,7 +46,7 @@ from screening.row_lookup import KnownCompositions
 from screening.runs import check_folder, progress_bar, remove_stale_temporaries, start_folder
 from screening.scoring import ScoringContext, chunk_meta, keep_model, score_and_write, warm_worker
 from screening.stability import StabilityModel
-from screening.tabular_io import Storage, write_parquet_atomic
+from screening.tabular_io import Storage, write_csv_atomic, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 HULL_PICTURES = 3  # hull pictures of the most promising chemical systems
@@ -354,7 +354,7 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float, scheduler: str | None
         scheduler=scheduler,
         while_sorting=picture,
     )
-    ranking.top.to_csv(plan.out / "top.csv", index=False)
+    write_csv_atomic(ranking.top, plan.out / "top.csv")
     (plan.out / "top.md").write_text(markdown_table(ranking.top))
     by_system, outputs, all_told = ranking.by_system, {}, None
     if plan.stability is not None and plan.stability.system is not None:
@@ -363,7 +363,7 @@ def finish(plan: ScreenPlan, counts: dict, seconds: float, scheduler: str | None
         write_parquet_atomic(pa.Table.from_pandas(systems, preserve_index=False), str(plan.out / "systems.parquet"))
         by_system = by_system.merge(systems[[Col.chemsys, "p_system"]], on=Col.chemsys, how="left")
         outputs["systems"] = str(plan.out / "systems.parquet")
-    by_system.to_csv(plan.out / "top_by_system.csv", index=False)
+    write_csv_atomic(by_system, plan.out / "top_by_system.csv")
     pictures = [  # drawn while the ranking sorted, unless the sorted file named other systems
         str(ranking.made_while_sorting.get(chemsys) or picture(chemsys, candidates))
         for chemsys, candidates in ranking.best_systems.items()
