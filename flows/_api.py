@@ -69,16 +69,20 @@ class TemporaryApi:
 
     @contextmanager
     def serving(self) -> Iterator[None]:
-        """This process's flows use the server once it answers (or Prefect's own, if it never does)."""
+        """This process's flows use the server once it answers (or Prefect's own, if it never
+        does), without flow-run heartbeats: they tell a server that a run has not crashed, and this
+        one ends with the command (a heartbeat thread sleeps in 1 s steps, and a flow's end waits
+        for the step in progress, 0.5 s on average)."""
         if self.process is None or not self._answers():
             self.stop()
             yield
             return
+        from prefect import settings
         from prefect.logging import get_logger
-        from prefect.settings import PREFECT_API_URL, temporary_settings
 
         get_logger().info("Temporary server on %s (started with the command)", self.url.removesuffix("/api"))
-        with temporary_settings(updates={PREFECT_API_URL: self.url}):
+        updates = {settings.PREFECT_API_URL: self.url, settings.PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        with settings.temporary_settings(updates=updates):
             yield
 
     def _answers(self) -> bool:

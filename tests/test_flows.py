@@ -221,8 +221,10 @@ from prefect.client.orchestration import get_client
 
 @flow
 def where() -> str:
+    from prefect.settings import get_current_settings
+
     with get_client(sync_client=True) as client:
-        return str(client.api_url)
+        return str(client.api_url) + " heartbeats " + str(get_current_settings().flows.heartbeat_frequency)
 
 with api.serving():
     print("ran on", where(), "started", api.url, "pid", api.process.pid)
@@ -249,7 +251,9 @@ print("server:", api.process, "processes:", len(running))
         done = subprocess.run([sys.executable, "-c", unused], env=env | setting, capture_output=True, text=True)
         assert done.returncode == 0 and "server: None processes: 0" in done.stdout, done.stdout + done.stderr[-2000:]
     ran, own_first, fallback, own_then = lines
-    used, started, pid = ran.split()[2], ran.split()[4], int(ran.split()[6])
+    used, started, pid = ran.split()[2], ran.split()[6], int(ran.split()[8])
     assert used.rstrip("/") == started and own_first.endswith("False")
+    assert ran.split()[3:5] == ["heartbeats", "None"]  # nothing watches them on a server that ends with the command
+    assert fallback.split()[4:6] == ["heartbeats", "180"]  # Prefect's own settings elsewhere
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # ended with it
     assert fallback.split()[3].rstrip("/") != started and own_then.endswith("True")
