@@ -22,3 +22,9 @@ def matmul_rates() -> dict[str, float]:
     import torch
 
     return {"fp32": round(matmul_rate(torch.float32), 1), "bf16": round(matmul_rate(torch.bfloat16), 1)}
+
+
+def forward_flop(model) -> int:
+    """Floating-point operations of one candidate's forward pass through an ensemble: two per
+    weight of its member-stacked linear layers (biases and activations are noise beside them)."""
+    return 2 * sum(p.numel() for n, p in model.net.named_parameters() if n.endswith("weight") and p.dim() == 3)

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import torch
+from _machine import forward_flop  # bench/ is on sys.path when a script runs
 
 from screening.models.architectures import StackedNet
 from screening.models.ensemble import Ensemble
@@ -99,7 +100,7 @@ def main() -> None:
             args.device
         )
     x = np.random.default_rng(0).normal(size=(args.n, model.net.d_in)).astype(np.float32)
-    flops = 2 * sum(p.numel() for n, p in model.net.named_parameters() if n.endswith("weight") and p.dim() == 3)
+    flops = forward_flop(model)
     results = {
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "torch": torch.__version__,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 import torch  # noqa: F401 (imported before the clock starts, as before: not part of the figures)
-from _machine import matmul_rates  # bench/ is on sys.path when a script runs
+from _machine import forward_flop, matmul_rates  # bench/ is on sys.path when a script runs
 from _memory import PeakMemory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,7 @@ def main() -> None:
     from screening.models.ensemble import load_model
 
     model = load_model(options["model"], "cpu")
-    flop = 2 * sum(p.numel() for n, p in model.net.named_parameters() if n.endswith("weight") and p.dim() == 3)
+    flop = forward_flop(model)
     steps = summary["chunk_seconds"]
     workers = args.workers or min(psutil.cpu_count(), 8)
     forward_rate = summary["scored"] * flop / (steps["predict"] / workers) / 1e9  # per-worker time -> machine rate
