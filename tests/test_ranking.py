@@ -143,28 +143,6 @@ def test_nothing_to_rank_is_an_error(tmp_path):
         rank(tmp_path, batch, np.zeros(0), {})
 
 
-def test_ranks_within_systems_follow_the_ranking_order_and_leave_nan_to_the_database():
-    from screening.ranking import ranks_within_systems
-
-    keys = pa.table(
-        {
-            Col.candidate_id: [5, 3, 9, 4, 7],
-            Col.chemsys: ["Li-O", "Li-O", "Fe-O", "Li-O", "Fe-O"],
-            Col.e_above_known_hull: [0.1, 0.1, -0.2, 0.0, 0.3],
-            Col.p_below_known_hull: [0.4, 0.4, 0.9, 0.5, 0.1],
-            Col.p_stable: [0.2, 0.2, 0.8, 0.2, 0.9],
-        }
-    )
-    sizes = pd.Series({"Li-O": 3, "Fe-O": 4})  # Fe-O has candidates in another part
-    within, whole = ranks_within_systems(keys, sizes)
-    assert within.tolist()[:2] == [3, 2] and within[3] == 1  # Li-O: p_stable ties, then e_above, then id
-    assert whole.tolist() == [True, True, False, True, False]
-    within, whole = ranks_within_systems(keys.drop_columns([Col.p_stable]), sizes)  # by e_above_known_hull
-    assert within.tolist() == [3, 2, 1, 1, 2]
-    nan = keys.set_column(2, Col.e_above_known_hull, pa.array([0.1, float("nan"), -0.2, 0.0, 0.3]))
-    assert not ranks_within_systems(nan, sizes)[1].any()
-
-
 def test_the_best_systems_are_drawn_while_sorting_with_the_candidates_the_sorted_file_gives(known, tmp_path):
     """rank(while_sorting=...): called, on a thread during the sort, with each best system's
     scored candidates in ranking order, as the sorted file has them; only confirmed results kept."""

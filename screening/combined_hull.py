@@ -1,0 +1,128 @@
+"""Scored parts placed on the combined hull (the hull of the known compounds and the candidates
+at or below the known hull), one part at a time: each part's distances to it, ``p_stable``, and
+``rank_in_system`` of the systems the part holds whole. :mod:`screening.ranking` sorts the result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from screening.columns import Col
+from screening.composition import CompositionBatch, parse_formulas
+from screening.hull import STABLE_TOL, ReferenceHull
+from screening.stability import stacker_inputs
+from screening.tabular_io import write_parquet_atomic
+
+# eV/atom: candidates this close above the known hull join the combined hull's points too (extra points never change a
+# hull)
+HULL_SET_TOL = 1e-6
+
+
+def combine_part(part: Path, target: Path, shared: tuple) -> tuple[pa.Table, pa.Table]:
+    """Write one scored part's combined-hull columns (and ``p_stable``, and ``rank_in_system``
+    of the systems it holds whole: ``sizes``, candidates per system) to ``target``; returns the
+    sort keys of the rows of the systems it holds in part, and of the first row of each system
+    it holds whole."""
+    hull, stats, stability, sizes = shared
+    table = combined_columns(part, hull)
+    if stability is not None:
+        table = table.append_column(Col.p_stable, pa.array(_p_stable(part, table, stats, stability)))
+    keys = pq.read_table(part, columns=[Col.chemsys, Col.e_above_known_hull, Col.p_below_known_hull])
+    keys = keys.add_column(0, Col.candidate_id, table.column(Col.candidate_id))
+    if stability is not None:
+        keys = keys.append_column(Col.p_stable, table.column(Col.p_stable))
+    within, whole = ranks_within_systems(keys, sizes)
+    write_parquet_atomic(table.append_column(Col.rank_in_system, pa.array(within, mask=~whole)), str(target))
+    return keys.filter(pa.array(~whole)), keys.filter(pa.array(whole & (within == 1)))
+
+
+def ranks_within_systems(keys: pa.Table, sizes: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``keys`` (``chemsys`` and the columns of :func:`sort_keys`): its position in
+    its system in the ranking's order, and whether all of the system's candidates
+    (``sizes[chemsys]``) are here, so that the position is its ``rank_in_system``. Rows with a
+    key that is not a finite number count as not whole (NaN's place is the database's to say)."""
+    n = keys.num_rows
+    encoded = pc.dictionary_encode(keys.column(Col.chemsys)).combine_chunks()
+    system = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    here = np.bincount(system, minlength=len(encoded.dictionary))
+    whole = (here == sizes.reindex(encoded.dictionary.to_pylist()).to_numpy())[system]
+    signed = []
+    for name, descending in sort_keys(Col.p_stable in keys.column_names):
+        column = keys.column(name).to_numpy()
+        if column.dtype.kind == "f" and not np.isfinite(column).all():
+            return np.zeros(n, np.int64), np.zeros(n, bool)
+        signed.append(-column if descending else column)
+    order = np.lexsort([*reversed(signed), system])  # the last key is the first sorted by
+    first = np.r_[True, system[order][1:] != system[order][:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    within = np.empty(n, np.int64)
+    within[order] = np.arange(n) - start + 1
+    return within, whole
+
+
+def sort_keys(by_p_stable: bool) -> list[tuple[str, bool]]:
+    """The ranking's order: ``(column, descending)``, the first sorted by first."""
+    keys = [(Col.e_above_known_hull, False), (Col.p_below_known_hull, True), (Col.candidate_id, False)]
+    return [(Col.p_stable, True), *keys] if by_p_stable else keys
+
+
+def combined_hull(
+    parts: list[Path], ref_batch: CompositionBatch, ref_energy: np.ndarray, threads: int = 1
+) -> ReferenceHull:
+    """The hull of the known compounds and the candidates at or below the known hull (its qhull
+    calls on ``threads`` threads)."""
+    below = ds.dataset([str(p) for p in parts], format="parquet").to_table(
+        columns=[Col.formula, Col.e_form_pred], filter=pc.field(Col.e_above_known_hull) <= HULL_SET_TOL
+    )
+    batch, rejected = parse_formulas(below.column(Col.formula).to_pylist())
+    if rejected:
+        raise RuntimeError(f"scored formulas failed to parse: {rejected[:3]}")
+    energy = below.column(Col.e_form_pred).to_numpy().astype(np.float64)
+    batch = CompositionBatch.concat(ref_batch, batch)
+    return ReferenceHull(batch, np.concatenate([ref_energy, energy]), decompositions=False, threads=threads)
+
+
+def combined_columns(part: Path, hull: ReferenceHull) -> pa.Table:
+    """``candidate_id, e_above_combined_hull, stable_combined`` of one scored part."""
+    table = pq.read_table(part, columns=[Col.candidate_id, Col.formula, Col.e_form_pred])
+    batch, rejected = parse_formulas(table.column(Col.formula).to_pylist())
+    if rejected:
+        raise RuntimeError(f"scored formulas of {part} failed to parse: {rejected[:3]}")
+    hull_e, _ = hull.energy_at(batch, decompositions=False)
+    e_above = table.column(Col.e_form_pred).to_numpy().astype(np.float64) - hull_e
+    return pa.table(
+        {
+            Col.candidate_id: table.column(Col.candidate_id),
+            Col.e_above_combined_hull: e_above,
+            Col.stable_combined: e_above <= STABLE_TOL,
+        }
+    )
+
+
+def _p_stable(part: Path, combined: pa.Table, stats: pd.DataFrame, stability) -> np.ndarray:
+
+    if Col.evidence_logit not in pq.read_schema(part).names:
+        raise RuntimeError(
+            f"{part} was scored without the evidence columns the stability model needs; rescore into a new folder"
+        )
+    needed = [
+        Col.chemsys,
+        Col.n_elements,
+        Col.e_form_pred,
+        Col.e_form_std,
+        Col.known_hull_energy,
+        Col.e_above_known_hull,
+        Col.evidence_logit,
+        Col.log_system_known,
+        Col.log_sub_hull_compounds,
+    ]
+    frame = pq.read_table(part, columns=needed).to_pandas()
+    frame[Col.e_above_combined_hull] = combined.column(Col.e_above_combined_hull).to_numpy()
+    return stability.probability(stacker_inputs(frame, stats))
