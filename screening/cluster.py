@@ -11,6 +11,7 @@ import os
 import pickle
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -159,6 +160,16 @@ class BackgroundCluster:
             started.result().close()
         except Exception:  # it never started: the error, if it matters, was raised by address
             pass
+
+
+def in_background(fn: Callable[..., Any], *args: Any, name: str = "background") -> Future:
+    """``fn(*args)`` started now on a thread of its own; its future (the thread ends with it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+    future = pool.submit(fn, *args)
+    pool.shutdown(wait=False)
+    return future
 
 
 _EARLY: dict[tuple, BackgroundCluster] = {}

@@ -29,15 +29,21 @@ def combine_part(part: Path, target: Path, shared: tuple) -> tuple[pa.Table, pa.
     """Write one scored part's combined-hull columns (and ``p_stable``, and ``rank_in_system``
     of the systems it holds whole: ``sizes``, candidates per system) to ``target``; returns the
     sort keys of the rows of the systems it holds in part, and of the first row of each system
-    it holds whole."""
+    it holds whole. The part is read once."""
     hull, stats, stability, sizes = shared
-    table = combined_columns(part, hull)
+    columns = [Col.candidate_id, Col.formula, Col.chemsys, Col.e_form_pred, Col.e_above_known_hull]
+    columns += [Col.p_below_known_hull, *(_STACKER_COLUMNS if stability is not None else [])]
+    if stability is not None and Col.evidence_logit not in pq.read_schema(part).names:
+        raise RuntimeError(
+            f"{part} was scored without the evidence columns the stability model needs; rescore into a new folder"
+        )
+    scored = pq.read_table(part, columns=list(dict.fromkeys(columns)))
+    table = combined_columns(scored, hull, part)
+    keys = scored.select([Col.candidate_id, Col.chemsys, Col.e_above_known_hull, Col.p_below_known_hull])
     if stability is not None:
-        table = table.append_column(Col.p_stable, pa.array(_p_stable(part, table, stats, stability)))
-    keys = pq.read_table(part, columns=[Col.chemsys, Col.e_above_known_hull, Col.p_below_known_hull])
-    keys = keys.add_column(0, Col.candidate_id, table.column(Col.candidate_id))
-    if stability is not None:
-        keys = keys.append_column(Col.p_stable, table.column(Col.p_stable))
+        p_stable = pa.array(_p_stable(scored, table, stats, stability))
+        table = table.append_column(Col.p_stable, p_stable)
+        keys = keys.append_column(Col.p_stable, p_stable)
     within, whole = ranks_within_systems(keys, sizes)
     write_parquet_atomic(table.append_column(Col.rank_in_system, pa.array(within, mask=~whole)), str(target))
     return keys.filter(pa.array(~whole)), keys.filter(pa.array(whole & (within == 1)))
@@ -53,18 +59,28 @@ def ranks_within_systems(keys: pa.Table, sizes: pd.Series) -> tuple[np.ndarray, 
     system = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     here = np.bincount(system, minlength=len(encoded.dictionary))
     whole = (here == sizes.reindex(encoded.dictionary.to_pylist()).to_numpy())[system]
-    signed = []
-    for name, descending in sort_keys(Col.p_stable in keys.column_names):
-        column = keys.column(name).to_numpy()
-        if column.dtype.kind == "f" and not np.isfinite(column).all():
-            return np.zeros(n, np.int64), np.zeros(n, bool)
-        signed.append(-column if descending else column)
+    signed = signed_keys(keys, Col.p_stable in keys.column_names)
+    if signed is None:
+        return np.zeros(n, np.int64), np.zeros(n, bool)
     order = np.lexsort([*reversed(signed), system])  # the last key is the first sorted by
     first = np.r_[True, system[order][1:] != system[order][:-1]]
     start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
     within = np.empty(n, np.int64)
     within[order] = np.arange(n) - start + 1
     return within, whole
+
+
+def signed_keys(table: pa.Table, by_p_stable: bool) -> list[np.ndarray] | None:
+    """The columns of :func:`sort_keys` of ``table``, descending ones negated, so that an
+    ascending lexicographic sort gives the ranking's order; ``None`` if one holds a number that is
+    not finite (then the order is the database's to give)."""
+    signed = []
+    for name, descending in sort_keys(by_p_stable):
+        column = table.column(name).to_numpy()
+        if column.dtype.kind == "f" and not np.isfinite(column).all():
+            return None
+        signed.append(-column if descending else column)
+    return signed
 
 
 def sort_keys(by_p_stable: bool) -> list[tuple[str, bool]]:
@@ -89,40 +105,37 @@ def combined_hull(
     return ReferenceHull(batch, np.concatenate([ref_energy, energy]), decompositions=False, threads=threads)
 
 
-def combined_columns(part: Path, hull: ReferenceHull) -> pa.Table:
-    """``candidate_id, e_above_combined_hull, stable_combined`` of one scored part."""
-    table = pq.read_table(part, columns=[Col.candidate_id, Col.formula, Col.e_form_pred])
-    batch, rejected = parse_formulas(table.column(Col.formula).to_pylist())
+def combined_columns(scored: pa.Table, hull: ReferenceHull, part: Path) -> pa.Table:
+    """``candidate_id, e_above_combined_hull, stable_combined`` of one scored part's rows."""
+    batch, rejected = parse_formulas(scored.column(Col.formula).to_pylist())
     if rejected:
         raise RuntimeError(f"scored formulas of {part} failed to parse: {rejected[:3]}")
     hull_e, _ = hull.energy_at(batch, decompositions=False)
-    e_above = table.column(Col.e_form_pred).to_numpy().astype(np.float64) - hull_e
+    e_above = scored.column(Col.e_form_pred).to_numpy().astype(np.float64) - hull_e
     return pa.table(
         {
-            Col.candidate_id: table.column(Col.candidate_id),
+            Col.candidate_id: scored.column(Col.candidate_id),
             Col.e_above_combined_hull: e_above,
             Col.stable_combined: e_above <= STABLE_TOL,
         }
     )
 
 
-def _p_stable(part: Path, combined: pa.Table, stats: pd.DataFrame, stability) -> np.ndarray:
+# what the stacker reads of a scored part besides the combined-hull distance (stacker_inputs)
+_STACKER_COLUMNS = [
+    Col.chemsys,
+    Col.n_elements,
+    Col.e_form_pred,
+    Col.e_form_std,
+    Col.known_hull_energy,
+    Col.e_above_known_hull,
+    Col.evidence_logit,
+    Col.log_system_known,
+    Col.log_sub_hull_compounds,
+]
 
-    if Col.evidence_logit not in pq.read_schema(part).names:
-        raise RuntimeError(
-            f"{part} was scored without the evidence columns the stability model needs; rescore into a new folder"
-        )
-    needed = [
-        Col.chemsys,
-        Col.n_elements,
-        Col.e_form_pred,
-        Col.e_form_std,
-        Col.known_hull_energy,
-        Col.e_above_known_hull,
-        Col.evidence_logit,
-        Col.log_system_known,
-        Col.log_sub_hull_compounds,
-    ]
-    frame = pq.read_table(part, columns=needed).to_pandas()
+
+def _p_stable(scored: pa.Table, combined: pa.Table, stats: pd.DataFrame, stability) -> np.ndarray:
+    frame = scored.select(_STACKER_COLUMNS).to_pandas()
     frame[Col.e_above_combined_hull] = combined.column(Col.e_above_combined_hull).to_numpy()
     return stability.probability(stacker_inputs(frame, stats))

@@ -31,9 +31,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from screening.cluster import map_bounded
+from screening.cluster import in_background, map_bounded
 from screening.columns import Col
-from screening.combined_hull import combine_part, combined_hull, sort_keys
+from screening.combined_hull import combine_part, combined_hull, signed_keys, sort_keys
 from screening.composition import CompositionBatch
 from screening.stability import per_system as aggregated_per_system
 from screening.stability import system_stats, system_table
@@ -104,7 +104,7 @@ def rank(
     early = None
     if while_sorting is not None and systems > 0:
         heads = pa.concat_tables([split, *(p[1] for p in placed)])
-        early = _on_a_thread(_made_early, parts, scratch, heads, systems, while_sorting)
+        early = in_background(_made_early, parts, scratch, heads, systems, while_sorting, name="while-sorting")
     _sort_into(out / "ranked.parquet", parts, scratch, provenance, memory_limit, by_p_stable=stability is not None)
     ranking = read_ranking(out / "ranked.parquet", top_k, per_system, systems)
     if early is not None:
@@ -118,39 +118,28 @@ def rank(
     return ranking
 
 
-def _on_a_thread(fn, *args):
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(1, thread_name_prefix="while-sorting")
-    future = pool.submit(fn, *args)
-    pool.shutdown(wait=False)
-    return future
-
-
 def _made_early(parts: list[Path], scratch: Path, heads: pa.Table, systems: int, make) -> dict[str, tuple]:
     """``make(chemsys, candidates)`` for the ``systems`` best systems by their best rows
     (``heads``: each whole system's first row and every row of the split ones), with their
     scored candidates in ranking order; ``{chemsys: (candidate ids, result)}``. Any key that is
     not a finite number leaves the order to the database: nothing is made."""
-    keys = sort_keys(Col.p_stable in heads.column_names)
-    signed = []
-    for name, descending in keys:
-        column = heads.column(name).to_numpy()
-        if column.dtype.kind == "f" and not np.isfinite(column).all():
-            return {}
-        signed.append(-column if descending else column)
-    order = np.lexsort(signed[::-1])
-    chemsys = heads.column(Col.chemsys).to_numpy(zero_copy_only=False)[order]
+    by_p_stable = Col.p_stable in heads.column_names
+    signed = signed_keys(heads, by_p_stable)
+    if signed is None:
+        return {}
+    chemsys = heads.column(Col.chemsys).to_numpy(zero_copy_only=False)[np.lexsort(signed[::-1])]
     best = list(dict.fromkeys(chemsys.tolist()))[:systems]
     scored = ds.dataset([str(p) for p in parts], format="parquet").to_table(filter=pc.field(Col.chemsys).isin(best))
-    if Col.p_stable in heads.column_names:
+    if by_p_stable:
         placed = ds.dataset(str(scratch / "combined"), format="parquet").to_table(
             columns=[Col.candidate_id, Col.p_stable],
             filter=pc.field(Col.candidate_id).isin(scored.column(Col.candidate_id)),
         )
         scored = scored.join(placed, Col.candidate_id)
-    frame = scored.to_pandas()
-    frame = frame.iloc[np.lexsort([(-frame[n] if d else frame[n]).to_numpy() for n, d in reversed(keys)])]
+    signed = signed_keys(scored, by_p_stable)
+    if signed is None:
+        return {}
+    frame = scored.to_pandas().iloc[np.lexsort(signed[::-1])]
     made = {}
     for c in best:
         candidates = frame[frame[Col.chemsys] == c].drop(columns=[Col.p_stable], errors="ignore").reset_index(drop=True)

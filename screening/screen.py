@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from screening import __version__, run_lock
-from screening.cluster import BackgroundCluster, background_cluster, map_bounded, started_early
+from screening.cluster import BackgroundCluster, background_cluster, in_background, map_bounded, started_early
 from screening.columns import Col
 from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import formula_targets, read_formula_table, sha256_of
@@ -141,12 +141,8 @@ def planned_early(request: ScreenRequest) -> Iterator[None]:
     seconds to wait first (a Prefect flow whose temporary API server is starting); :func:`plan`
     of the same request within this block takes it, or the error it raised. Nothing is written
     or locked until then."""
-    from concurrent.futures import ThreadPoolExecutor
-
     key = _request_key(request)
-    pool = ThreadPoolExecutor(1, thread_name_prefix="plan-early")
-    future = _EARLY_PLANS[key] = pool.submit(prepare, request)
-    pool.shutdown(wait=False)
+    future = _EARLY_PLANS[key] = in_background(prepare, request, name="plan-early")
     try:
         yield
     finally:
@@ -214,10 +210,12 @@ def prepare(request: ScreenRequest) -> tuple[ScreenPlan, dict, pd.DataFrame]:
         stability_sha256=stability.record["sha256"] if stability is not None else None,
     )
     keep_model(context, model)  # scoring in this process reuses it; workers load their own
-    prepared = ScreenPlan(
-        request, out, candidates, total, context, ref_batch, ref_energy, time.perf_counter() - started, stability
+    seconds = time.perf_counter() - started
+    return (
+        ScreenPlan(request, out, candidates, total, context, ref_batch, ref_energy, seconds, stability),
+        inputs,
+        rejected,
     )
-    return prepared, inputs, rejected
 
 
 def check_budget(total: int, out: Path, max_candidates: int | None) -> None:
