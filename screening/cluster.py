@@ -105,14 +105,15 @@ def _quiet() -> logging.Logger:
 
 class BackgroundCluster:
     """A local cluster started in a background thread, so that its worker processes spawn,
-    import ``preload`` (torch, the scoring code: seconds) and call ``warm`` (a function and its
+    import ``preload`` (torch, the scoring code, the stability model's scikit-learn classifiers:
+    seconds; once, in their fork server, where there is one) and call ``warm`` (a function and its
     arguments: what every task will need, loaded once) while the caller plans the run; the
     run's steps then share it by :attr:`address` and it is closed on exit."""
 
     def __init__(
         self,
         workers: int | None = None,
-        preload: tuple[str, ...] = ("screening.scoring",),
+        preload: tuple[str, ...] = ("screening.scoring", "sklearn.ensemble"),
         warm: tuple[Callable[..., Any], tuple] | None = None,
     ):
         from concurrent.futures import ThreadPoolExecutor

@@ -121,6 +121,7 @@ def origin():
         "parent": parent.pid,
         "parent_is_fork_server": "forkserver" in " ".join(parent.cmdline()),
         "server_loaded_torch": any("libtorch" in m.path for m in parent.memory_maps()),  # before forking
+        "server_loaded_sklearn": any("_hist_gradient_boosting" in m.path for m in parent.memory_maps()),
         "malloc": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
         "torch_threads": torch.get_num_threads(),
     }
@@ -158,5 +159,5 @@ def test_local_workers_are_forked_from_one_server_that_imported_the_scoring_code
     origins = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(origins) == 2 and origins[0]["parent"] == origins[1]["parent"]
     for origin in origins:
-        assert origin["parent_is_fork_server"] and origin["server_loaded_torch"]
+        assert origin["parent_is_fork_server"] and origin["server_loaded_torch"] and origin["server_loaded_sklearn"]
         assert origin["malloc"] == str(256 << 20) and origin["torch_threads"] == 1  # the environment Dask sets
