@@ -6,10 +6,9 @@ above the hull of its own sub-system can never be a vertex of a larger hull), an
 compounds. The hull energy at a composition is the cheapest mixture of those points with that
 composition (a linear programme); its optimal basis is the decomposition, as in pymatgen's
 ``PhaseDiagram.get_decomp_and_e_above_hull``. Most systems of real data are small, so all
-systems of one arity are solved together by a vectorized simplex method
-(:mod:`screening.hull_lp`); a system with many points and many queries (a screened system with
-thousands of candidates), of up to :data:`QHULL_MAX_ELEMENTS` elements, is one qhull call
-instead: there the hull energy is the maximum over the lower facets' planes.
+systems of one arity are solved together (:mod:`screening.hull_solve`): by a vectorized simplex
+method, or, for a system with many points and many queries (a screened system with thousands of
+candidates), by one qhull call, where the hull energy is the maximum over the lower facets' planes.
 """
 
 from __future__ import annotations
@@ -22,20 +21,13 @@ from itertools import combinations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.optimize import linprog
-from scipy.spatial import ConvexHull, QhullError
 
 from screening.arrow_text import formatted_once, joined_per_row
 from screening.composition import CompositionBatch
 from screening.elements import SYMBOLS
-from screening.hull_lp import PADDING_COST, simplex_batch
+from screening.hull_solve import hull_energies
 
-QHULL_MAX_ELEMENTS = 5  # qhull only up to this many elements (its cost grows fast beyond)
-# queries x points x elements of a system up to which the batched simplex beats a qhull call (measured: bench/hull.py
-# and the 1M ranking)
-SIMPLEX_MAX_WORK = 2_000
 STABLE_TOL = 1e-9  # eV/atom: at or below this above the hull, a compound counts as on it
-VERTICAL_TOL = 1e-7  # energy component of a unit facet normal below which the facet is vertical
 
 
 @dataclass
@@ -256,7 +248,7 @@ class ReferenceHull:
             _pad_columns(query_fraction[rows], n),
             system_z[query_system],
         )
-        hull_e, vertices, weights = _hull_energies(n, comp, e, n_points, query, n_queries, threads)
+        hull_e, vertices, weights = hull_energies(n, comp, e, n_points, query, n_queries, threads)
         return hull_e, ids[vertices], weights
 
 
@@ -287,119 +279,3 @@ def _pad_columns(a: np.ndarray, n: int) -> np.ndarray:
 def _columns(z: np.ndarray, fraction: np.ndarray, system_z: np.ndarray) -> np.ndarray:
     """Atom fractions (slots ``z``, ``fraction``) as columns in the order of each row's system."""
     return (fraction[:, :, None] * (z[:, :, None] == system_z[:, None, :])).sum(axis=1)
-
-
-def _hull_energies(n, comp, e, n_points, query, n_queries, threads: int = 1):
-    """Hull energies at the queries of many systems of ``n`` elements. Points of system ``j``
-    are the ``n_points[j]`` consecutive rows of ``comp, e`` (its elements first), its queries the
-    ``n_queries[j]`` consecutive rows of ``query``. Small systems go through the batched simplex
-    method, large ones (many points and queries, up to 5 elements) through qhull. Returns the
-    energies and, per query, ``n`` indices into ``comp`` and their weights."""
-    point_start = np.r_[0, np.cumsum(n_points)]
-    query_start = np.r_[0, np.cumsum(n_queries)]
-    hull_e = np.empty(len(query))
-    vertices = np.zeros((len(query), n), np.int64)
-    weights = np.zeros((len(query), n))
-    large = (n_queries * n_points * n > SIMPLEX_MAX_WORK) & (2 <= n <= QHULL_MAX_ELEMENTS)
-    simplex = ~large
-
-    def by_qhull(systems: np.ndarray) -> None:  # each system writes only its own rows
-        for j in systems:
-            p, q = slice(point_start[j], point_start[j + 1]), slice(query_start[j], query_start[j + 1])
-            try:
-                hull_e[q], v, weights[q] = _qhull(comp[p], e[p], query[q])
-                vertices[q] = v + point_start[j]
-            except (QhullError, np.linalg.LinAlgError):  # degenerate point sets: the simplex method is exact anyway
-                simplex[j] = True
-
-    qhull_systems = np.flatnonzero(large)
-    if threads > 1 and len(qhull_systems) >= 8 * threads:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(by_qhull, [qhull_systems[k::threads] for k in range(threads)]))
-    else:
-        by_qhull(qhull_systems)
-    # Systems of similar size share one padded batch.
-    bucket = np.ceil(np.log(n_points) / np.log(1.25)).astype(np.int64)
-    point_system = np.repeat(np.arange(len(n_points)), n_points)
-    query_system = np.repeat(np.arange(len(n_queries)), n_queries)
-    for b in np.unique(bucket[simplex]):
-        members = np.flatnonzero(simplex & (bucket == b))
-        local = np.full(len(n_points), -1)
-        local[members] = np.arange(len(members))
-        width = int(n_points[members].max())
-        points = np.zeros((len(members), width, n))
-        costs = np.full((len(members), width), PADDING_COST)
-        at = np.flatnonzero(local[point_system] >= 0)
-        slot = at - point_start[point_system[at]]
-        points[local[point_system[at]], slot] = comp[at]
-        costs[local[point_system[at]], slot] = e[at]
-        asked = np.flatnonzero(local[query_system] >= 0)
-        owner = local[query_system[asked]]
-        energy, basis, w, converged = simplex_batch(points[owner], costs[owner], query[asked])
-        hull_e[asked], vertices[asked], weights[asked] = energy, basis + point_start[query_system[asked]][:, None], w
-        for k in np.flatnonzero(~converged):  # never seen on real data; the exact fallback
-            j = query_system[asked[k]]
-            p = slice(point_start[j], point_start[j + 1])
-            hull_e[asked[k]], v, weights[asked[k]] = _linprog(comp[p], e[p], query[asked[k]])
-            vertices[asked[k]] = v + point_start[j]
-    return hull_e, vertices, weights
-
-
-def _qhull(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
-    n = comp.shape[1]
-    # One point far above the centroid makes the set full-dimensional whatever the energies.
-    apex = np.append(np.full(n - 1, 1.0 / n), e.max() + 1e3)
-    points = np.vstack([np.column_stack([comp[:, : n - 1], e]), apex])
-    hull = ConvexHull(points, qhull_options="Qt")
-    # Lower facets face down. A (numerically) vertical facet is not one: its plane says nothing
-    # about energies and its projection onto compositions is degenerate.
-    lower = np.flatnonzero(hull.equations[:, n - 1] < -VERTICAL_TOL)
-    try:
-        return _lower_hull_at(comp, hull, lower, query)
-    except np.linalg.LinAlgError:
-        pass
-    # Qt triangulates non-simplicial facets and may leave flat simplices (their vertices'
-    # compositions are dependent): they cover no composition, so drop them and try again.
-    lower = lower[np.abs(np.linalg.det(comp[hull.simplices[lower]])) > 1e-12]  # lower facets never hold the apex
-    return _lower_hull_at(comp, hull, lower, query)
-
-
-def _lower_hull_at(comp: np.ndarray, hull, lower: np.ndarray, query: np.ndarray):
-    """Hull energy at ``query`` from the lower facets ``lower``, and the barycentric
-    decomposition of each query in its facet; LinAlgError if a facet is flat or a weight
-    comes out negative (a flat facet that happened not to be exactly singular)."""
-    n = comp.shape[1]
-    eq, simplices = hull.equations[lower], hull.simplices[lower]
-    normal, slope, offset = eq[:, : n - 1], eq[:, n - 1], eq[:, n]
-    planes = -(query[:, : n - 1] @ normal.T + offset) / slope  # (queries, lower facets)
-    best = planes.argmax(axis=1)
-    hull_e = planes[np.arange(len(query)), best]
-    vertices = simplices[best]  # (queries, n)
-    # Barycentric weights of every query in its facet, one batched solve (rows of comp sum to 1).
-    weights = np.linalg.solve(comp[vertices].transpose(0, 2, 1), query[:, :, None])[:, :, 0]
-    if not np.isfinite(weights).all() or (weights < -1e-6).any():
-        raise np.linalg.LinAlgError("degenerate facet")
-    return hull_e, vertices, np.maximum(weights, 0.0)
-
-
-def _linprog(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
-    """The exact linear programme at one composition (HiGHS): energy, ``n`` point indices and
-    weights (a vertex solution has at most ``n`` non-zero weights)."""
-    n = comp.shape[1]
-    candidates = _lowest_per_composition(comp, e)
-    result = linprog(e[candidates], A_eq=comp[candidates].T, b_eq=query, bounds=(0, None), method="highs")
-    if not result.success:
-        raise RuntimeError(f"hull linear programme failed: {result.message}")
-    top = np.argsort(-result.x, kind="stable")[:n]
-    vertices, weights = np.zeros(n, np.int64), np.zeros(n)
-    vertices[: len(top)], weights[: len(top)] = candidates[top], result.x[top]
-    return result.fun, vertices, weights
-
-
-def _lowest_per_composition(comp: np.ndarray, e: np.ndarray) -> np.ndarray:
-    key = np.round(comp, 12)
-    order = np.lexsort((e, *key.T[::-1]))
-    first = np.r_[True, (np.diff(key[order], axis=0) != 0).any(axis=1)]
-    return order[first]

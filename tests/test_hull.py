@@ -6,7 +6,7 @@ import pytest
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
 
-import screening.hull as hull_module
+import screening.hull_solve as hull_solve
 from screening.cli import main
 from screening.composition import parse_formulas
 from screening.datasets import load_reference
@@ -45,7 +45,7 @@ def pymatgen_reference(formulas, energies, elements):
     "simplex_max_work", [0, 10**12], ids=["qhull", "simplex"]
 )  # how systems of 2-5 elements are solved
 def test_equals_pymatgen_on_real_systems(mp_e_form, system, simplex_max_work, monkeypatch):
-    monkeypatch.setattr(hull_module, "SIMPLEX_MAX_WORK", simplex_max_work)
+    monkeypatch.setattr(hull_solve, "SIMPLEX_MAX_WORK", simplex_max_work)
     batch, energies = mp_e_form
     allowed = {Z_OF[s] for s in system}
     rows = np.array([set(z[z > 0].tolist()) <= allowed for z in batch.z])
@@ -99,7 +99,7 @@ def test_flat_simplices_from_triangulation_are_skipped():
     singular. The hull must still equal the linear programme's, with exact decompositions."""
     from pathlib import Path
 
-    from screening.hull import _linprog, _qhull
+    from screening.hull_solve import _linprog, _qhull
 
     case = np.load(Path(__file__).parent / "data" / "flat_simplices_quaternary.npz")
     comp, e, query = case["comp"], case["e"], case["query"]
@@ -133,7 +133,7 @@ def random_grid_problems(rng, n: int, count: int, most: int):
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 6])
 @pytest.mark.parametrize("bland_after", [None, 0], ids=["dantzig", "bland"])
 def test_batched_simplex_equals_the_linear_programme(n, bland_after):
-    from screening.hull import _linprog
+    from screening.hull_solve import _linprog
 
     points, costs, queries = random_grid_problems(np.random.default_rng(n), n, 300, 4 * n + 4)
     energy, basis, weights, converged = simplex_batch(points, costs, queries, bland_after=bland_after)
@@ -154,7 +154,7 @@ def test_unfinished_simplex_problems_fall_back_to_the_exact_programme(monkeypatc
     energies = np.array([-2.0, -0.5, -0.3, -1.6, -1.9])
     expected = hull_distances(batch, energies).e_above_hull
     real = hull_lp.simplex_batch
-    monkeypatch.setattr(hull_module, "simplex_batch", lambda *a, **k: real(*a, **k, max_pivots=0))
+    monkeypatch.setattr(hull_solve, "simplex_batch", lambda *a, **k: real(*a, **k, max_pivots=0))
     np.testing.assert_allclose(hull_distances(batch, energies).e_above_hull, expected, atol=1e-12)
 
 
@@ -204,7 +204,7 @@ def test_a_hull_built_on_threads_is_the_hull_built_on_one(mp_e_form, monkeypatch
     own rows; the same energies, stable sets and decompositions as on one."""
     from screening.hull import ReferenceHull
 
-    monkeypatch.setattr(hull_module, "SIMPLEX_MAX_WORK", 0)  # every system of 2-5 elements through qhull
+    monkeypatch.setattr(hull_solve, "SIMPLEX_MAX_WORK", 0)  # every system of 2-5 elements through qhull
     batch, energies = mp_e_form
     allowed = {Z_OF[s] for s in ("Li", "Mn", "Co", "Ni", "Fe", "O", "F", "P")}
     rows = np.array([set(z[z > 0].tolist()) <= allowed for z in batch.z])
