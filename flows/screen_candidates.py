@@ -37,16 +37,8 @@ from screening.columns import Col
 from screening.datasets import data_path
 from screening.ranking import print_top
 from screening.request import ScreenRequest
-from screening.screen import (
-    ScreenPlan,
-    cluster_started_early,
-    finish,
-    plan,
-    planned_early,
-    run_cluster,
-    score,
-    weighed_by_p_system,
-)
+from screening.screen import cluster_started_early, finish, run_cluster, score, weighed_by_p_system
+from screening.screen_plan import ScreenPlan, plan, planned_early
 
 PROGRESS_STEP = 0.1  # report progress every 10% of the space, not every chunk
 
@@ -86,7 +78,7 @@ def start_early(parameters: dict):
     """What ``python -m flows`` starts before Prefect's temporary server answers (its ~4 s of one
     core): the local Dask cluster this run will use, its workers importing torch and loading the
     model meanwhile (:func:`screening.screen.cluster_started_early`), and the run's plan, whose
-    ``plan`` task then only locks the folder and starts the run (:func:`screening.screen.planned_early`).
+    ``plan`` task then only locks the folder and starts the run (:func:`screening.screen_plan.planned_early`).
     Parameters it cannot read start nothing: the flow's own validation reports them."""
     try:
         request = screen_request(parameters)

@@ -43,7 +43,8 @@ from screening.enumerate import Grid, space
 from screening.registry import Registry, model_key
 from screening.request import ScreenRequest
 from screening.scoring import chunk_meta
-from screening.screen import finish, plan, run_cluster, score
+from screening.screen import finish, run_cluster, score
+from screening.screen_plan import plan
 
 SPACE_KEYS = {"name", "elements", "systems", "min_arity", "max_arity", "max_atoms", "max_amount", "charge_neutral"}
 CAMPAIGN_KEYS = {"name", "model", "registry", "reference", "feedback", "root", "budget", "chunk_size", "bf16", "spaces"}

@@ -28,7 +28,8 @@ from screening.rank_metrics import auc, reliability, screening_metrics
 from screening.rediscovery import Situation, evidence_table, simulated, situations
 from screening.request import ScreenRequest
 from screening.row_lookup import RowCounter
-from screening.screen import read_reference, screen
+from screening.screen import screen
+from screening.screen_plan import read_reference
 from screening.stability import (
     GBM,
     STACK_GBM,
@@ -57,7 +58,7 @@ class Fitted:
 
 
 def read_table(paths: list[str]) -> tuple[CompositionBatch, np.ndarray]:
-    """Known or hidden compounds as the screen reads them (:func:`screening.screen.read_reference`:
+    """Known or hidden compounds as the screen reads them (:func:`screening.screen_plan.read_reference`:
     lowest energy per composition); a row that cannot be used is an error here, not a rejection."""
 
     batch, energy, rejected = read_reference(paths)

@@ -180,3 +180,47 @@ def catalog_rows(root):
     frame = con.execute("SELECT * EXCLUDE (run, screened_at) FROM candidates ORDER BY space, candidate_id").df()
     con.close()
     return frame
+
+
+@pytest.fixture(scope="module")
+def toy_model(tmp_path_factory):
+    """An untrained 2-member ensemble on element fractions: scores are arbitrary but real."""
+    import torch
+
+    from screening.models import Ensemble, StackedNet
+
+    net = StackedNet("irnet17", 86, 2)
+    net.reset_parameters([7, 8])
+    card = {
+        "architecture": "irnet17",
+        "d_in": 86,
+        "members": 2,
+        "featurizer": "elemfrac86",
+        "training_element_counts": {"Li": 1000, "Mn": 900, "O": 5000, "Fe": 10},
+    }
+    directory = tmp_path_factory.mktemp("model")
+    Ensemble(net, torch.zeros(86), torch.ones(86) * 0.1, -1.0, 0.05, card).save(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Li-Mn-O known compounds, with an unknown element (Xx) and a NaN energy among them."""
+    import pandas as pd
+
+    path = tmp_path_factory.mktemp("ref") / "known.csv"
+    pd.DataFrame(
+        {
+            "formula": ["Li4O2", "LiO2", "MnO", "Mn2O3", "MnO2", "LiMnO2", "Li2O", "Xx", "FeO"],
+            "target": [-2.07, -1.0, -1.96, -2.0, -1.8, -1.9, -1.5, -1.0, float("nan")],
+        }
+    ).to_csv(path, index=False)
+    return str(path)
+
+
+def li_mn_o(model, reference: str, out, chunk_size: int):
+    """The Li-Mn-O binaries on the CPU, in chunks of ``chunk_size``."""
+    from screening.request import ScreenRequest
+
+    request = dict(elements=["Li", "Mn", "O"], max_arity=2, reference=[reference], chunk_size=chunk_size, device="cpu")
+    return ScreenRequest(model=str(model), out=str(out), **request)

@@ -23,7 +23,7 @@ def test_unknown_dataset_is_named():
 
 def test_bad_tables_are_one_error_naming_the_file_and_values_are_shown_as_written(tmp_path):
     from screening.datasets import read_formula_table
-    from screening.screen import read_reference
+    from screening.screen_plan import read_reference
 
     empty = tmp_path / "empty.csv"
     empty.write_text("")

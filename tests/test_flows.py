@@ -195,10 +195,10 @@ def test_flows_run_from_the_command_line_with_their_own_parameters(capsys):
     assert "is not name=value" in capsys.readouterr().err
 
     from flows.screen_candidates import start_early
-    from screening import cluster, screen
+    from screening import cluster, screen_plan
 
     with start_early({"out": "runs/x"}):  # no model: nothing starts, the flow will say why
-        assert not cluster._EARLY and not screen._EARLY_PLANS
+        assert not cluster._EARLY and not screen_plan._EARLY_PLANS
 
 
 def test_a_command_starts_prefects_temporary_server_as_it_begins_and_falls_back_to_prefects_own(tmp_path):

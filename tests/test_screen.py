@@ -6,42 +6,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import torch
-from conftest import screen_args
+from conftest import li_mn_o, screen_args
 from scipy.special import ndtr
 
 from screening.cli import main
-from screening.models import Ensemble, StackedNet
 from screening.screen import ScreenRequest, screen
-
-
-@pytest.fixture(scope="module")
-def toy_model(tmp_path_factory):
-    """An untrained 2-member ensemble on element fractions: scores are arbitrary but real."""
-    net = StackedNet("irnet17", 86, 2)
-    net.reset_parameters([7, 8])
-    card = {
-        "architecture": "irnet17",
-        "d_in": 86,
-        "members": 2,
-        "featurizer": "elemfrac86",
-        "training_element_counts": {"Li": 1000, "Mn": 900, "O": 5000, "Fe": 10},
-    }
-    directory = tmp_path_factory.mktemp("model")
-    Ensemble(net, torch.zeros(86), torch.ones(86) * 0.1, -1.0, 0.05, card).save(directory)
-    return str(directory)
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ref") / "known.csv"
-    pd.DataFrame(
-        {
-            "formula": ["Li4O2", "LiO2", "MnO", "Mn2O3", "MnO2", "LiMnO2", "Li2O", "Xx", "FeO"],
-            "target": [-2.07, -1.0, -1.96, -2.0, -1.8, -1.9, -1.5, -1.0, float("nan")],
-        }
-    ).to_csv(path, index=False)
-    return str(path)
 
 
 def test_screen_outputs_and_accounting(toy_model, reference, tmp_path):
@@ -92,12 +61,6 @@ def test_screen_outputs_and_accounting(toy_model, reference, tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "run" / "ranked.parquet"), ranked)
     with pytest.raises(FileExistsError, match="different max_arity"):
         screen(ScreenRequest(**{**request.__dict__, "max_arity": 2}), progress=False)
-
-
-def _li_mn_o(model, reference: str, out, chunk_size: int) -> ScreenRequest:
-    """The Li-Mn-O binaries on the CPU, in chunks of ``chunk_size``."""
-    request = dict(elements=["Li", "Mn", "O"], max_arity=2, reference=[reference], chunk_size=chunk_size, device="cpu")
-    return ScreenRequest(model=str(model), out=str(out), **request)
 
 
 def test_screen_cli_errors(toy_model, tmp_path, capsys):
@@ -186,7 +149,7 @@ def test_calibrated_uncertainty_sets_the_probabilities(toy_model, reference, tmp
     shutil.copytree(toy_model, model)
     card = json.loads((model / "card.json").read_text())
     (model / "card.json").write_text(json.dumps(card | {"uncertainty": {"scale": 2.0, "floor": 0.1}}))
-    request = _li_mn_o(str(model), reference, tmp_path / "run", chunk_size=100)
+    request = li_mn_o(str(model), reference, tmp_path / "run", chunk_size=100)
     screen(request, progress=False)
     ranked = pd.read_parquet(tmp_path / "run" / "ranked.parquet")
     sigma = np.sqrt((2.0 * ranked["e_form_std"]) ** 2 + 0.1**2)
@@ -285,7 +248,7 @@ def test_a_resumed_run_reports_chunks_on_disk_as_resumed_and_redirected_output_h
 ):
     from screening.screen import finish, plan, score
 
-    request = _li_mn_o(toy_model, reference, tmp_path / "run", chunk_size=20)
+    request = li_mn_o(toy_model, reference, tmp_path / "run", chunk_size=20)
     first, again = [], []
     prepared = plan(request)
     finish(prepared, score(prepared, workers=0, progress=True, on_chunk=lambda *a: first.append(a)), 0.0)
@@ -332,7 +295,7 @@ def test_a_screen_never_imports_the_training_code(tmp_path):
 
 
 def test_min_arity_screens_only_the_larger_systems(toy_model, reference, tmp_path):
-    request = _li_mn_o(toy_model, reference, tmp_path / "run", chunk_size=50)
+    request = li_mn_o(toy_model, reference, tmp_path / "run", chunk_size=50)
     request = ScreenRequest(**{**request.__dict__, "min_arity": 3, "max_arity": 3})
     summary = screen(request, progress=False, workers=0)
     assert summary["candidates"] == 109  # the Li-Mn-O grid of <= 10 atoms, no binaries
@@ -401,49 +364,3 @@ def test_a_background_cluster_that_cannot_start_says_why():
     with BackgroundCluster(1, preload=("no_such_module_xyz",)) as cluster:
         with pytest.raises(ModuleNotFoundError, match="no_such_module_xyz"):
             cluster.address  # noqa: B018 (the property raises the start's error)
-
-
-def test_a_plan_prepared_early_is_taken_by_the_run_and_writes_nothing_until_then(
-    toy_model, reference, tmp_path, monkeypatch
-):
-    """screen.planned_early: the preparation runs once, on its thread, and writes nothing; plan()
-    of the same request takes it (or its error), re-checks the folder and only then starts the run."""
-    from screening import screen as screening_screen
-    from screening.models.ensemble import ModelLoadError
-    from screening.screen import finish, plan, planned_early, score
-
-    calls = []
-    prepare = screening_screen.prepare
-    monkeypatch.setattr(screening_screen, "prepare", lambda request: calls.append(request) or prepare(request))
-    request = _li_mn_o(toy_model, reference, tmp_path / "early", chunk_size=50)
-    with planned_early(request):
-        (future,) = screening_screen._EARLY_PLANS.values()
-        future.result()
-        assert not (tmp_path / "early").exists()  # prepared, nothing written or locked
-        prepared = plan(request)
-        assert calls == [request] and not screening_screen._EARLY_PLANS  # taken, not prepared again
-    summary = finish(prepared, score(prepared, workers=0, progress=False), 0.0)
-    again = plan(_li_mn_o(toy_model, reference, tmp_path / "late", chunk_size=50))
-    expected = finish(again, score(again, workers=0, progress=False), 0.0)
-    assert summary["scored"] == expected["scored"] > 80
-    ranked = [pd.read_parquet(tmp_path / d / "ranked.parquet") for d in ("early", "late")]
-    pd.testing.assert_frame_equal(*ranked)
-
-    # its error is the plan's, raised by plan(); a plan of another request is its own
-    broken = _li_mn_o(tmp_path / "no-model", reference, tmp_path / "broken", chunk_size=50)
-    with planned_early(broken), planned_early(request):
-        with pytest.raises(ModelLoadError, match="does not exist"):
-            plan(broken)
-        assert not (tmp_path / "broken").exists()
-        other = plan(_li_mn_o(toy_model, reference, tmp_path / "other", chunk_size=50))
-        assert other.out == tmp_path / "other" and len(screening_screen._EARLY_PLANS) == 1
-    assert not screening_screen._EARLY_PLANS  # never taken: dropped with the block
-
-    # a folder taken by another run while the plan was prepared is refused when the run starts
-    contested = _li_mn_o(toy_model, reference, tmp_path / "contested", chunk_size=50)
-    with planned_early(contested):
-        screening_screen._EARLY_PLANS[screening_screen._request_key(contested)].result()
-        (tmp_path / "contested").mkdir()
-        (tmp_path / "contested" / "_manifest.json").write_text(json.dumps({"elements": ["Na", "Cl"]}))
-        with pytest.raises(FileExistsError, match="different"):
-            plan(contested)
