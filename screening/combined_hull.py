@@ -110,7 +110,7 @@ def combined_columns(scored: pa.Table, hull: ReferenceHull, part: Path) -> pa.Ta
     batch, rejected = parse_formulas(scored.column(Col.formula).to_pylist())
     if rejected:
         raise RuntimeError(f"scored formulas of {part} failed to parse: {rejected[:3]}")
-    hull_e, _ = hull.energy_at(batch, decompositions=False)
+    hull_e = hull.energies_at(batch)
     e_above = scored.column(Col.e_form_pred).to_numpy().astype(np.float64) - hull_e
     return pa.table(
         {

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from screening.arrow_text import formatted_once, joined_per_row
 from screening.composition import CompositionBatch
 from screening.elements import SYMBOLS
-from screening.hull_solve import hull_energies
+from screening.hull_solve import hull_energies, plane_energies
 
 STABLE_TOL = 1e-9  # eV/atom: at or below this above the hull, a compound counts as on it
 
@@ -159,11 +159,16 @@ class ReferenceHull:
         stable = np.zeros(len(batch), bool)
         decomposition: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64), np.zeros(0))] * len(batch)
         self.stable_rows: dict[tuple[int, ...], np.ndarray] = {}
+        # the lower facets of the systems built by qhull: their hull is the same for other compositions
+        self.planes: dict[tuple[int, ...], np.ndarray] = {}
         # One arity at a time: a system's hull needs the stable compounds of its sub-systems.
         for level in _by_arity(chemical_systems(batch)).values():
-            own = list(level.values())
+            own, systems, planes = list(level.values()), list(level), {}
             point_ids = [np.concatenate([self._point_ids(s, proper_only=True), r]) for s, r in level.items()]
-            hull_e, vertices, weights = self._solve(list(level), point_ids, batch, self._fraction, own, threads)
+            hull_e, vertices, weights = self._solve(
+                systems, point_ids, batch, self._fraction, own, threads, planes=planes
+            )
+            self.planes.update((systems[j], equations) for j, equations in planes.items())
             rows = np.concatenate(own)
             e_above[rows] = energy[rows] - hull_e
             on_hull = e_above[rows] <= STABLE_TOL
@@ -192,6 +197,31 @@ class ReferenceHull:
         if not decompositions:
             return hull_e, []
         return hull_e, [_mixture(v, w) for v, w in zip(ids, weights)]
+
+    def energies_at(self, batch: CompositionBatch) -> np.ndarray:
+        """:meth:`energy_at` without decompositions: the hull energy at each composition of
+        ``batch``, from the lower facets the build kept where it has them (:attr:`planes`: a
+        screen's combined hull keeps those of the ~30% of its systems it built with qhull, and
+        each system's hull is the same for its other compositions), else from a hull built now."""
+        hull_e = np.empty(len(batch))
+        fraction = batch.fraction
+        for level in _by_arity(chemical_systems(batch)).values():
+            built = {s: rows for s, rows in level.items() if s not in self.planes}
+            for system, rows in level.items():
+                if system not in built:
+                    query = _columns(
+                        _pad_columns(batch.z[rows], len(system)).astype(np.int64),
+                        _pad_columns(fraction[rows], len(system)),
+                        np.array([system], np.int64),
+                    )
+                    hull_e[rows] = plane_energies(self.planes[system], query).max(axis=1)
+            if built:
+                queries = list(built.values())
+                energies, _, _ = self._solve(
+                    list(built), [self._point_ids(s) for s in built], batch, fraction, queries, energies_only=True
+                )
+                hull_e[np.concatenate(queries)] = energies
+        return hull_e
 
     def place(self, batch: CompositionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hull energy at each composition of ``batch`` and its decomposition as padded arrays:
@@ -228,10 +258,13 @@ class ReferenceHull:
         f[~element] = _pad_columns(self._fraction[ids[~element]], n)
         return _columns(z, f, system_z)
 
-    def _solve(self, systems, point_ids, query_batch, query_fraction, query_rows, threads: int = 1):
+    def _solve(
+        self, systems, point_ids, query_batch, query_fraction, query_rows, threads: int = 1, **options
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hull energy at the queries ``query_rows[j]`` (rows of ``query_batch``) of every system
         ``systems[j]`` (all of one arity) over the points ``point_ids[j]``. Returns the energies
-        and, per query, the point ids and weights of its decomposition (concatenated order)."""
+        and, per query, the point ids and weights of its decomposition (concatenated order);
+        ``options`` as :func:`screening.hull_solve.hull_energies` takes them."""
         n = len(systems[0])
         system_z = np.array(systems, np.int64)
         n_points = np.array([len(p) for p in point_ids])
@@ -248,7 +281,7 @@ class ReferenceHull:
             _pad_columns(query_fraction[rows], n),
             system_z[query_system],
         )
-        hull_e, vertices, weights = hull_energies(n, comp, e, n_points, query, n_queries, threads)
+        hull_e, vertices, weights = hull_energies(n, comp, e, n_points, query, n_queries, threads, **options)
         return hull_e, ids[vertices], weights
 
 

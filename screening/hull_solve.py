@@ -21,12 +21,17 @@ SIMPLEX_MAX_WORK = 2_000
 VERTICAL_TOL = 1e-7  # energy component of a unit facet normal below which the facet is vertical
 
 
-def hull_energies(n, comp, e, n_points, query, n_queries, threads: int = 1):
+def hull_energies(
+    n, comp, e, n_points, query, n_queries, threads: int = 1, energies_only: bool = False, planes: dict | None = None
+):
     """Hull energies at the queries of many systems of ``n`` elements. Points of system ``j``
     are the ``n_points[j]`` consecutive rows of ``comp, e`` (its elements first), its queries the
     ``n_queries[j]`` consecutive rows of ``query``. Small systems go through the batched simplex
     method, large ones (many points and queries, up to 5 elements) through qhull. Returns the
-    energies and, per query, ``n`` indices into ``comp`` and their weights."""
+    energies and, per query, ``n`` indices into ``comp`` and their weights (zeros for the queries
+    of qhull's systems if ``energies_only``: no decompositions asked for, none computed).
+    ``planes``: where given, ``planes[j]`` is set to the lower facets' equations (qhull's) of
+    every system ``j`` solved by qhull, for :func:`plane_energies`."""
     point_start = np.r_[0, np.cumsum(n_points)]
     query_start = np.r_[0, np.cumsum(n_queries)]
     hull_e = np.empty(len(query))
@@ -39,10 +44,17 @@ def hull_energies(n, comp, e, n_points, query, n_queries, threads: int = 1):
         for j in systems:
             p, q = slice(point_start[j], point_start[j + 1]), slice(query_start[j], query_start[j + 1])
             try:
-                hull_e[q], v, weights[q] = _qhull(comp[p], e[p], query[q])
-                vertices[q] = v + point_start[j]
+                if energies_only:
+                    equations = lower_facets(comp[p], e[p])
+                    hull_e[q] = plane_energies(equations, query[q]).max(axis=1)
+                else:
+                    hull_e[q], v, weights[q], equations = _qhull(comp[p], e[p], query[q])
+                    vertices[q] = v + point_start[j]
             except (QhullError, np.linalg.LinAlgError):  # degenerate point sets: the simplex method is exact anyway
                 simplex[j] = True
+                continue
+            if planes is not None:
+                planes[j] = equations
 
     qhull_systems = np.flatnonzero(large)
     if threads > 1 and len(qhull_systems) >= 8 * threads:
@@ -79,36 +91,57 @@ def hull_energies(n, comp, e, n_points, query, n_queries, threads: int = 1):
     return hull_e, vertices, weights
 
 
-def _qhull(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
+def lower_facets(comp: np.ndarray, e: np.ndarray, hull: ConvexHull | None = None) -> np.ndarray:
+    """qhull's equations (normal, then offset) of the lower facets of the points ``comp, e``
+    (one system's atom fractions in its columns, energies): their planes' maximum at a
+    composition is the hull energy there (:func:`plane_energies`)."""
+    hull = hull if hull is not None else _convex_hull(comp, e)
+    return hull.equations[_lower(hull, comp.shape[1])]
+
+
+def plane_energies(equations: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The energy of each plane (lower facets' ``equations``) at each composition of ``query``
+    (a system's atom fractions in its columns): ``(queries, planes)``."""
+    n = query.shape[1]
+    return -(query[:, : n - 1] @ equations[:, : n - 1].T + equations[:, n]) / equations[:, n - 1]
+
+
+def _convex_hull(comp: np.ndarray, e: np.ndarray) -> ConvexHull:
     n = comp.shape[1]
     # One point far above the centroid makes the set full-dimensional whatever the energies.
     apex = np.append(np.full(n - 1, 1.0 / n), e.max() + 1e3)
-    points = np.vstack([np.column_stack([comp[:, : n - 1], e]), apex])
-    hull = ConvexHull(points, qhull_options="Qt")
+    return ConvexHull(np.vstack([np.column_stack([comp[:, : n - 1], e]), apex]), qhull_options="Qt")
+
+
+def _lower(hull: ConvexHull, n: int) -> np.ndarray:
     # Lower facets face down. A (numerically) vertical facet is not one: its plane says nothing
     # about energies and its projection onto compositions is degenerate.
-    lower = np.flatnonzero(hull.equations[:, n - 1] < -VERTICAL_TOL)
+    return np.flatnonzero(hull.equations[:, n - 1] < -VERTICAL_TOL)
+
+
+def _qhull(comp: np.ndarray, e: np.ndarray, query: np.ndarray):
+    """Hull energies at ``query``, their decompositions (``n`` point indices and weights) and the
+    lower facets' equations."""
+    hull = _convex_hull(comp, e)
+    lower = _lower(hull, comp.shape[1])
     try:
-        return _lower_hull_at(comp, hull, lower, query)
+        return (*_lower_hull_at(comp, hull, lower, query), hull.equations[lower])
     except np.linalg.LinAlgError:
         pass
     # Qt triangulates non-simplicial facets and may leave flat simplices (their vertices'
     # compositions are dependent): they cover no composition, so drop them and try again.
-    lower = lower[np.abs(np.linalg.det(comp[hull.simplices[lower]])) > 1e-12]  # lower facets never hold the apex
-    return _lower_hull_at(comp, hull, lower, query)
+    flat = np.abs(np.linalg.det(comp[hull.simplices[lower]])) <= 1e-12  # lower facets never hold the apex
+    return (*_lower_hull_at(comp, hull, lower[~flat], query), hull.equations[lower])
 
 
 def _lower_hull_at(comp: np.ndarray, hull, lower: np.ndarray, query: np.ndarray):
     """Hull energy at ``query`` from the lower facets ``lower``, and the barycentric
     decomposition of each query in its facet; LinAlgError if a facet is flat or a weight
     comes out negative (a flat facet that happened not to be exactly singular)."""
-    n = comp.shape[1]
-    eq, simplices = hull.equations[lower], hull.simplices[lower]
-    normal, slope, offset = eq[:, : n - 1], eq[:, n - 1], eq[:, n]
-    planes = -(query[:, : n - 1] @ normal.T + offset) / slope  # (queries, lower facets)
+    planes = plane_energies(hull.equations[lower], query)  # (queries, lower facets)
     best = planes.argmax(axis=1)
     hull_e = planes[np.arange(len(query)), best]
-    vertices = simplices[best]  # (queries, n)
+    vertices = hull.simplices[lower][best]  # (queries, n)
     # Barycentric weights of every query in its facet, one batched solve (rows of comp sum to 1).
     weights = np.linalg.solve(comp[vertices].transpose(0, 2, 1), query[:, :, None])[:, :, 0]
     if not np.isfinite(weights).all() or (weights < -1e-6).any():

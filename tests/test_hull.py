@@ -8,7 +8,7 @@ from pymatgen.core import Composition
 
 import screening.hull_solve as hull_solve
 from screening.cli import main
-from screening.composition import parse_formulas
+from screening.composition import CompositionBatch, parse_formulas
 from screening.datasets import load_reference
 from screening.elements import Z_OF
 from screening.hull import hull_distances
@@ -99,13 +99,16 @@ def test_flat_simplices_from_triangulation_are_skipped():
     singular. The hull must still equal the linear programme's, with exact decompositions."""
     from pathlib import Path
 
-    from screening.hull_solve import _linprog, _qhull
+    from screening.hull_solve import _linprog, _qhull, lower_facets, plane_energies
 
     case = np.load(Path(__file__).parent / "data" / "flat_simplices_quaternary.npz")
     comp, e, query = case["comp"], case["e"], case["query"]
-    energy, vertices, weights = _qhull(comp, e, query)
+    energy, vertices, weights, equations = _qhull(comp, e, query)
     expected = [_linprog(comp, e, q)[0] for q in query]
     np.testing.assert_allclose(energy, expected, atol=1e-9)
+    # energies alone, from the lower facets' planes, flat simplices included (they lie in their facet's plane)
+    np.testing.assert_array_equal(plane_energies(equations, query).max(axis=1), energy)
+    np.testing.assert_array_equal(lower_facets(comp, e), equations)
     for v, w, q, h in zip(vertices, weights, query, energy):
         assert (w >= 0).all() and abs(w.sum() - 1) < 1e-12
         np.testing.assert_allclose(w @ comp[v], q, atol=1e-12)
@@ -213,6 +216,34 @@ def test_a_hull_built_on_threads_is_the_hull_built_on_one(mp_e_form, monkeypatch
     np.testing.assert_array_equal(two.result.e_above_hull, one.result.e_above_hull)
     np.testing.assert_array_equal(two.result.stable, one.result.stable)
     assert two.result.decomposition_strings(sub.formula) == one.result.decomposition_strings(sub.formula)
-    assert two.stable_rows.keys() == one.stable_rows.keys()
+    assert two.stable_rows.keys() == one.stable_rows.keys() and two.planes.keys() == one.planes.keys()
     assert all(np.array_equal(two.stable_rows[s], one.stable_rows[s]) for s in one.stable_rows)
     assert len(one.stable_rows) >= 40 and one.result.stable.sum() >= 40  # systems enough to be split
+
+
+def test_energies_alone_reuse_the_lower_facets_of_the_build_and_equal_the_placement(mp_e_form, monkeypatch):
+    """ReferenceHull.energies_at (the ranking's combined hull): systems the build solved with
+    qhull are placed on the facets it kept, the others on hulls built now without decompositions;
+    the energies are the placement's (place), with fewer qhull calls."""
+    from screening.enumerate import Grid, space
+    from screening.hull import ReferenceHull, restrict
+
+    elements = ("Li", "Mn", "Fe", "O")
+    candidates = next(space(list(elements), 4, Grid(8)).chunks(20_000)).batch
+    known, energy = restrict(*mp_e_form, {Z_OF[s] for s in elements})
+    known_e, _ = ReferenceHull(known, energy).energy_at(candidates)
+    below = np.random.default_rng(0).random(len(candidates)) < 0.1  # as a screen's candidates below the known hull
+    combined = ReferenceHull(
+        CompositionBatch.concat(known, candidates.select(np.flatnonzero(below))),
+        np.concatenate([energy, known_e[below] - 0.05]),
+        decompositions=False,
+    )
+    assert 0 < len(combined.planes) < len(combined.stable_rows)  # some systems built by qhull, some not
+    calls = []
+    real = hull_solve._convex_hull
+    monkeypatch.setattr(hull_solve, "_convex_hull", lambda *a: calls.append(1) or real(*a))
+    placed = combined.place(candidates)[0]
+    built_while_placing = len(calls)
+    alone = combined.energies_at(candidates)
+    np.testing.assert_allclose(alone, placed, rtol=0, atol=1e-12)
+    assert len(calls) - built_while_placing < built_while_placing
