@@ -83,6 +83,7 @@ def main() -> None:
     report["system_level"] = system.figures
     if args.save:  # the shipped stacker (refitted, identical) with the system-level classifier beside it
         plain.model.record["system"] |= {"with_p_stable": report["system_times_within_system"]}
+        plain.model.record["command"] = f"{report['reproduce']} --save {args.save}"
         plain.model.save(args.save)
         record_stability(args.save, plain.model.record)
     print(json.dumps(report, indent=2))

@@ -11,7 +11,7 @@ import pytest
 from conftest import TWIN_RECIPE, screen_args
 
 from screening.cli import main
-from screening.stability import StabilityModel, StabilityModelError
+from screening.stability import STACK_FEATURES, StabilityModel, StabilityModelError
 
 
 def test_train_with_ranking_fits_and_records_the_stability_model(twin, capsys):
@@ -130,3 +130,38 @@ def test_the_plain_procedure_fits_no_system_level_classifier(twin, tmp_path):
     assert plain.frame.groupby("chemsys")["stable"].any().all()  # only systems that hold a stable compound
     assert plain.model.record["fitted_on"]["stable"] == shipped.record["fitted_on"]["stable"]
     assert plain.frame["p_stable"].between(0, 1).all()
+
+
+def test_the_classifiers_see_a_candidate_on_a_hull_at_exactly_zero():
+    """A candidate on the combined hull is at 0 +- 1e-15 by rounding, its size and sign set by
+    how the hull was computed: the stacker's and the system-level classifier's inputs do not
+    depend on it, and a distance beyond the tolerance reaches them as it is."""
+    from screening.stability import stacker_inputs, system_stats, system_table
+
+    def frame(combined, known):
+        return pd.DataFrame(
+            {
+                "chemsys": ["Li-O", "Li-O", "Mn-O"],
+                "n_elements": [2, 2, 2],
+                "e_form_pred": [-2.0, -1.0, -1.5],
+                "e_form_std": [0.02, 0.03, 0.01],
+                "known_hull_energy": [-1.98, -1.1, -1.5],
+                "e_above_known_hull": known,
+                "e_above_combined_hull": combined,
+                "evidence_logit": [1.0, -2.0, 0.5],
+                "log_system_known": [1.0, 1.0, 0.0],
+                "log_sub_hull_compounds": [0.0, 0.0, 0.0],
+                "p_stable": [0.6, 0.01, 0.3],
+            }
+        )
+
+    exact = frame([0.0, 0.1, 0.0], [-0.02, 0.1, 0.0])
+    rounded = frame([-2.220446049250313e-16, 0.1, 4.4e-16], [-0.02, 0.1, -1.1e-16])
+    np.testing.assert_array_equal(
+        stacker_inputs(rounded, system_stats(rounded)), stacker_inputs(exact, system_stats(exact))
+    )
+    pd.testing.assert_frame_equal(system_table(rounded), system_table(exact), check_exact=True)
+    beyond = frame([-2e-9, 0.1, 2e-9], [-0.02, 0.1, -2e-9])
+    inputs = stacker_inputs(beyond, system_stats(beyond))
+    assert inputs[[0, 2], list(STACK_FEATURES).index("e_above_combined_hull")].tolist() == [-2e-9, 2e-9]
+    assert system_table(beyond).loc["Mn-O", "share_below_known_hull"] == 1.0

@@ -167,6 +167,7 @@ def _stability_lines(stability: dict | None) -> list[str]:
             else ""
         )
         + ". Its figures below were measured with those energies.",
+        *(["", "Fitted with:", "", f"    {stability['command']}"] if stability.get("command") else []),
         "",
         "Cross-fitted by chemical system (`bench/rediscovery.py`):",
         "",
