@@ -17,13 +17,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from screening.datasets import reference_path
 from screening.models.card import record_stability
 from screening.rank_metrics import reliability, screening_metrics
 from screening.stability import stacker_inputs, system_stats
-from screening.stability_fit import attach_system, fit_stability
+from screening.stability_fit import attach_system, fit_stability, nested_p_stable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,14 +61,11 @@ def main() -> None:
     plain = fit_stability(args.model, known, hidden, args.plain, log=quiet, null_systems=False)
     mixed = fit_stability(args.model, known, hidden, args.with_null, log=quiet, null_systems=True)
     frame = mixed.frame
-    # the stacker fitted without null systems: cross-fitted on the positive systems, its full fit on the null ones
-    key = lambda f: f["chemsys"] + " " + f["formula"]  # noqa: E731
-    cross = dict(zip(key(plain.frame), plain.frame["p_stable"]))
+    # the stacker fitted without null systems, cross-fitted: every system scored by a fold model that did not see
+    # it, the null systems too (never learnt from), so that their p_stable is made as the others' is
     null = ~frame.groupby("chemsys")["stable"].transform("any").to_numpy()
-    full = plain.model.probability(stacker_inputs(frame, system_stats(frame)))
-    p_plain = np.where(null, full, key(frame).map(cross).to_numpy(np.float64))
-    if np.isnan(p_plain).any():
-        raise RuntimeError("the two work folders do not hold the same positive systems")
+    inputs = stacker_inputs(frame, system_stats(frame))
+    p_plain = nested_p_stable(inputs, frame["stable"].to_numpy(), frame["chemsys"].to_numpy(), fit=~null)
     system = attach_system(plain.model, frame.assign(p_stable=p_plain), quiet)  # the shipped stacker beside it
     p_system = system.cross_fitted.reindex(frame["chemsys"]).to_numpy()
     report = {
