@@ -41,3 +41,23 @@ def _walks_bins(classifier) -> bool:
         and getattr(classifier, "is_categorical_", None) is None
         and all(hasattr(classifier, a) for a in ("_bin_mapper", "_predictors", "_baseline_prediction", "_loss"))
     )
+
+
+def rounding_splits(classifier, names, tolerance: float = 1e-9) -> list[str]:
+    """The features of a histogram GBM (``names``, in order) with bin thresholds inside rounding
+    noise: two thresholds closer than ``tolerance`` (relative, at least absolute), or one within
+    it of 0 but not 0. A feature of many distinct values gets its thresholds at quantiles, which
+    land on both twins of a value computed two ways (0.05 and 0.05 - 1 ulp; a hull distance of
+    +-1e-15) when both carry much of the data; a tree that splits between them makes its output
+    depend on how the value was computed. (A lone threshold between two twins among few distinct
+    values is not seen.) Empty for anything but a fitted histogram GBM."""
+    mapper = getattr(classifier, "_bin_mapper", None)
+    if mapper is None:
+        return []
+    found = []
+    for name, thresholds in zip(names, mapper.bin_thresholds_):
+        thresholds = np.asarray(thresholds, np.float64)
+        twins = np.diff(thresholds) < tolerance * np.maximum(1.0, np.abs(thresholds[1:]))
+        if twins.any() or ((np.abs(thresholds) < tolerance) & (thresholds != 0)).any():
+            found.append(name)
+    return found

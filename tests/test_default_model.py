@@ -71,6 +71,39 @@ def test_default_model_ranks_by_a_verified_stability_model():
     assert "## Ranking: p_stable" in (DEFAULT / "MODEL_CARD.md").read_text()
 
 
+def test_no_classifier_of_the_shipped_stability_model_splits_inside_rounding_noise():
+    """Hull distances at 0 +- 1e-15 and phase shares at +-1 ulp reach the classifiers as one value
+    (screening.stability.on_hull_as_zero, the evidence's rounded share): none of the shipped
+    classifiers holds a split between such twins. The model shipped before held 10 in the stacker
+    and some in the evidence stage."""
+    from screening.evidence import FEATURES
+    from screening.stability import STACK_FEATURES, SYSTEM_FEATURES, StabilityModel
+    from screening.tree_predict import rounding_splits
+
+    model = StabilityModel.load(DEFAULT)
+    for classifier, names in ((model.evidence, FEATURES), (model.stacker, STACK_FEATURES)):
+        assert rounding_splits(classifier, names) == []
+    assert model.system is not None and rounding_splits(model.system, SYSTEM_FEATURES) == []
+
+
+def test_splits_inside_rounding_noise_are_found():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from screening.tree_predict import rounding_splits
+
+    rng = np.random.default_rng(0)
+    n = 20_000  # many distinct values (thresholds at quantiles), and much mass at one value's two roundings
+    twins = np.where(rng.random(n) < 0.5, 0.05, np.nextafter(0.05, 0.0))
+    share = np.where(rng.random(n) < 0.5, twins, rng.uniform(0, 0.2, n))
+    distance = np.where(rng.random(n) < 0.5, rng.choice([0.0, 2.2e-16, -4.4e-16], n), rng.uniform(0, 0.3, n))
+    plain = rng.normal(size=n)
+    y = (share == 0.05) ^ (distance > 0) ^ (plain > 0)
+    x = np.column_stack([share, distance, plain])
+    fitted = HistGradientBoostingClassifier(max_iter=5).fit(x, y)
+    assert rounding_splits(fitted, ["share", "distance", "plain"]) == ["share", "distance"]
+    assert rounding_splits(object(), ["x"]) == []
+
+
 def test_predict_names_the_predictions_that_are_extrapolations(tmp_path, capsys):
     import pandas as pd
 
