@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ import pandas as pd
 from screening.columns import Col
 from screening.evidence import FEATURES as EVIDENCE_FEATURES
 from screening.hull import STABLE_TOL
-from screening.tree_predict import positive_probability
+from screening.tree_predict import positive_probability, rounding_splits
 
 FORMAT = "screening-stability/1"
 EPS = 1e-6
@@ -212,6 +213,14 @@ class StabilityModel:
         raw = positive_probability(self.stacker, stack_features)
         return np.interp(raw, *self.calibration)
 
+    def rounding_splits(self) -> dict[str, list[str]]:
+        """Per classifier, the features it splits inside rounding noise on
+        (:func:`screening.tree_predict.rounding_splits`; empty lists for a sound model)."""
+        classifiers = {"evidence": (self.evidence, EVIDENCE_FEATURES), "stacker": (self.stacker, STACK_FEATURES)}
+        if self.system is not None:
+            classifiers["system"] = (self.system, SYSTEM_FEATURES)
+        return {name: rounding_splits(c, names) for name, (c, names) in classifiers.items()}
+
     def save(self, directory: str | Path) -> Path:
         """``stability.pkl`` (both classifiers and the map) and ``stability.json`` (the record,
         with the pickle's sha256, checked on load)."""
@@ -239,7 +248,14 @@ class StabilityModel:
             "sklearn": sklearn.__version__,
             "evidence_features": list(EVIDENCE_FEATURES),
             "stack_features": list(STACK_FEATURES),
+            "rounding_splits": self.rounding_splits(),
         }
+        if any(record["rounding_splits"].values()):
+            logging.getLogger(__name__).warning(
+                "the stability model splits inside rounding noise on %s: its probabilities there depend on how "
+                "those features were computed (see screening.tree_predict.rounding_splits)",
+                record["rounding_splits"],
+            )
         (directory / "stability.json").write_text(json.dumps(record, indent=2, default=float))
         self.record = record
         return directory / "stability.pkl"

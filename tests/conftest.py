@@ -224,3 +224,18 @@ def li_mn_o(model, reference: str, out, chunk_size: int):
 
     request = dict(elements=["Li", "Mn", "O"], max_arity=2, reference=[reference], chunk_size=chunk_size, device="cpu")
     return ScreenRequest(model=str(model), out=str(out), **request)
+
+
+def classifier_split_inside_rounding():
+    """A histogram GBM on (share, distance, plain) whose first two features carry much of their data
+    at twins of one value computed two ways (0.05 and 0.05 - 1 ulp; 0 +- 1e-16), and splits there."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    n = 20_000  # many distinct values (thresholds at quantiles), and much mass at one value's two roundings
+    twins = np.where(rng.random(n) < 0.5, 0.05, np.nextafter(0.05, 0.0))
+    share = np.where(rng.random(n) < 0.5, twins, rng.uniform(0, 0.2, n))
+    distance = np.where(rng.random(n) < 0.5, rng.choice([0.0, 2.2e-16, -4.4e-16], n), rng.uniform(0, 0.3, n))
+    plain = rng.normal(size=n)
+    y = (share == 0.05) ^ (distance > 0) ^ (plain > 0)
+    return HistGradientBoostingClassifier(max_iter=5).fit(np.column_stack([share, distance, plain]), y)

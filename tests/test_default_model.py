@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from conftest import classifier_split_inside_rounding
 
 from screening.datasets import load_reference, manifest
 from screening.models.ensemble import load_model
@@ -84,22 +85,13 @@ def test_no_classifier_of_the_shipped_stability_model_splits_inside_rounding_noi
     for classifier, names in ((model.evidence, FEATURES), (model.stacker, STACK_FEATURES)):
         assert rounding_splits(classifier, names) == []
     assert model.system is not None and rounding_splits(model.system, SYSTEM_FEATURES) == []
+    assert model.rounding_splits() == {"evidence": [], "stacker": [], "system": []}  # what a save records
 
 
 def test_splits_inside_rounding_noise_are_found():
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
     from screening.tree_predict import rounding_splits
 
-    rng = np.random.default_rng(0)
-    n = 20_000  # many distinct values (thresholds at quantiles), and much mass at one value's two roundings
-    twins = np.where(rng.random(n) < 0.5, 0.05, np.nextafter(0.05, 0.0))
-    share = np.where(rng.random(n) < 0.5, twins, rng.uniform(0, 0.2, n))
-    distance = np.where(rng.random(n) < 0.5, rng.choice([0.0, 2.2e-16, -4.4e-16], n), rng.uniform(0, 0.3, n))
-    plain = rng.normal(size=n)
-    y = (share == 0.05) ^ (distance > 0) ^ (plain > 0)
-    x = np.column_stack([share, distance, plain])
-    fitted = HistGradientBoostingClassifier(max_iter=5).fit(x, y)
+    fitted = classifier_split_inside_rounding()
     assert rounding_splits(fitted, ["share", "distance", "plain"]) == ["share", "distance"]
     assert rounding_splits(object(), ["x"]) == []
 

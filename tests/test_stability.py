@@ -183,3 +183,15 @@ def test_rows_the_stacker_does_not_learn_from_are_scored_by_the_same_fold_models
     flipped = np.where(fit, y, ~y)  # labels of the rows not learnt from: never read
     np.testing.assert_array_equal(nested_p_stable(x, flipped, systems, fit), p)
     assert p[~fit].std() > 0.05 and np.corrcoef(p[~fit], x[~fit, 0])[0, 1] > 0.5  # scored, by models of the signal
+
+
+def test_a_saved_stability_model_records_and_warns_of_splits_inside_rounding_noise(tmp_path, caplog):
+    from conftest import classifier_split_inside_rounding
+
+    noisy = classifier_split_inside_rounding()
+    model = StabilityModel(noisy, noisy, (np.array([0.0, 1.0]), np.array([0.0, 1.0])))
+    with caplog.at_level("WARNING"):
+        model.save(tmp_path)
+    record = json.loads((tmp_path / "stability.json").read_text())
+    assert record["rounding_splits"]["stacker"] == list(STACK_FEATURES[:2])  # the first two columns' names
+    assert "splits inside rounding noise" in caplog.text
