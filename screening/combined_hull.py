@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from screening.columns import Col
 from screening.composition import CompositionBatch, parse_formulas
 from screening.hull import STABLE_TOL, ReferenceHull
-from screening.stability import stacker_inputs
+from screening.stability import on_hull_as_zero, stacker_inputs
 from screening.tabular_io import write_parquet_atomic
 
 # eV/atom: candidates this close above the known hull join the combined hull's points too (extra points never change a
@@ -111,7 +111,8 @@ def combined_columns(scored: pa.Table, hull: ReferenceHull, part: Path) -> pa.Ta
     if rejected:
         raise RuntimeError(f"scored formulas of {part} failed to parse: {rejected[:3]}")
     hull_e = hull.energies_at(batch)
-    e_above = scored.column(Col.e_form_pred).to_numpy().astype(np.float64) - hull_e
+    # on the hull: exactly 0 (a vertex is at 0 +- 1e-15 by rounding), as the stability model sees it
+    e_above = on_hull_as_zero(scored.column(Col.e_form_pred).to_numpy().astype(np.float64) - hull_e)
     return pa.table(
         {
             Col.candidate_id: scored.column(Col.candidate_id),

@@ -87,6 +87,8 @@ def test_ranking_equals_the_in_memory_definition(known, tmp_path):
     assert ranked[Col.rank].tolist() == list(range(1, len(scored) + 1))
     np.testing.assert_allclose(ranked[Col.e_above_combined_hull], expected[Col.e_above_combined_hull], atol=1e-9)
     assert ranked[Col.stable_combined].tolist() == expected[Col.stable_combined].tolist()
+    on_hull = ranked[Col.stable_combined].to_numpy()
+    assert (ranked[Col.e_above_combined_hull].to_numpy()[on_hull] == 0.0).all()  # exactly, not +-1e-15
     assert expected[Col.stable_combined].sum() > 0 and (expected[Col.e_above_known_hull] < 0).sum() > 0
     assert ranked[Col.rank_in_system].tolist() == (ranked.groupby(Col.chemsys).cumcount() + 1).tolist()
     part_of = {
