@@ -182,11 +182,11 @@ class CompositionFeaturizer(Featurizer):
 
     def featurize_batch(self, batch: CompositionBatch) -> FeatureTable:
         reasons = self.unsupported(batch)
-        ok = np.array([r is None for r in reasons], bool)
-        rejections = [
-            Rejection(int(i), str(f), r) for i, f, r in zip(batch.index, batch.formula, reasons) if r is not None
-        ]
-        good = batch if ok.all() else batch.select(ok)
+        bad = [r for r, reason in enumerate(reasons) if reason is not None]  # rows of the few rejected only
+        rejections = [Rejection(int(batch.index[r]), str(batch.formula[r]), reasons[r]) for r in bad]
+        ok = np.ones(len(batch), bool)
+        ok[bad] = False
+        good = batch if not bad else batch.select(ok)
         values = self.compute(good) if len(good) else np.zeros((0, len(self.feature_labels())))
         return FeatureTable(self.feature_labels(), good.index, good.formula, values, rejections)
 
