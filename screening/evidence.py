@@ -126,11 +126,12 @@ class KnownCompounds:
             if len(rows):
                 summary = self._sub_hull(int(k)).phase_summary(batch.select(rows))
                 energy[rows], phases[rows], smallest[rows], elements[rows] = summary
-        # The smallest phase's share is a ratio of small integers (1/20, 1/3) that the hull's
-        # arithmetic gives to +-1 ulp, depending on the path (qhull's barycentric solve or the
-        # simplex method) and the CPU's LAPACK; the trees hold thresholds between such twins
-        # (0.05 and 0.05 - 1 ulp), so the share reaches them rounded to 1e-9.
-        return energy, phases, np.round(smallest, 9), elements, np.log1p(compounds)
+        # The smallest phase's share is a ratio of small integers (1/20, 1/3), and the hull energy
+        # one mixture of known energies, that the hull's arithmetic gives to +-1 ulp depending on
+        # the path (qhull's planes and barycentric solve, or the simplex method) and the CPU's
+        # LAPACK; trees fitted on such twins (0.05 and 0.05 - 1 ulp) split between them, so both
+        # reach them rounded to 1e-9.
+        return np.round(energy, 9), phases, np.round(smallest, 9), elements, np.log1p(compounds)
 
     def _held(self, arity: int) -> dict[tuple[int, ...], int]:
         """How many compounds (of 2+ elements) the sub-system hull of ``arity`` holds per system."""

@@ -119,9 +119,9 @@ def test_a_screens_placement_on_the_known_hull_stands_in_for_the_sub_system_hull
     assert any(own) and not all(own)  # both ways are exercised
     placed = Placement(hull, *hull.place(candidates))
     np.testing.assert_array_equal(evidence.features(candidates, placed), evidence.features(candidates))
-    # the smallest phase's share reaches the trees rounded: a weight 1 ulp off (another hull
-    # path, another CPU's LAPACK) gives the same features
-    nudged = Placement(hull, placed.energy, placed.vertices, np.nextafter(placed.weights, 2.0))
+    # the hull energy and the smallest phase's share reach the trees rounded: an energy or a weight
+    # 1 ulp off (another hull path, another CPU's LAPACK) gives the same features
+    nudged = Placement(hull, np.nextafter(placed.energy, -1.0), placed.vertices, np.nextafter(placed.weights, 2.0))
     column = FEATURES.index("sub_hull_min_phase_fraction")
     exact = evidence.features(candidates, placed)
     assert (exact[:, column] == np.round(exact[:, column], 9)).all() and (exact[:, column] > 0).any()
