@@ -14,7 +14,8 @@ A model is judged by two things, both on the benchmark's hidden table:
   something else).
 
 "Not worse" allows the tolerances below, fixed in advance: differences smaller than them are
-within what retraining the same recipe with another seed moves.
+within what retraining the same recipe with another seed moves. A candidate whose stability model
+splits inside rounding noise is not promoted whatever its figures (:func:`unsound`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,21 @@ def benchmark_figures(model_dir: str | Path, benchmark: Benchmark, device: str =
     return {"mae": mae, "mae_source": mae_source, "ranking": ranking}
 
 
+def unsound(model_dir: str | Path) -> list[str]:
+    """What makes a model's ranking untrustworthy whatever its figures: a stability model whose
+    classifiers split inside rounding noise (:meth:`screening.stability.StabilityModel.rounding_splits`),
+    so that its probabilities depend on how their features happened to be computed."""
+    from screening.stability import StabilityModel
+
+    if not (Path(model_dir) / "stability.json").exists():
+        return []
+    splits = {name: found for name, found in StabilityModel.load(model_dir).rounding_splits().items() if found}
+    if not splits:
+        return []
+    where = "; ".join(f"{name}: {', '.join(found)}" for name, found in splits.items())
+    return [f"its stability model splits inside rounding noise ({where}): refit it with this version"]
+
+
 def compare(candidate: dict, production: dict) -> list[str]:
     """What makes ``candidate`` worse than ``production`` beyond the tolerances (empty: not worse)."""
     worse = []
@@ -96,6 +112,7 @@ def promote(registry: Registry, model_dir: str | Path, force: bool = False, devi
             if previous is not None:
                 record["figures"]["production"] = benchmark_figures(registry.resolve(previous), benchmark, device)
             reasons = compare(*record["figures"].values()) if previous is not None else []
+            reasons += unsound(registry.resolve(key))
         except NotComparableError as err:
             if not force:
                 raise

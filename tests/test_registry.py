@@ -11,7 +11,7 @@ from conftest import reference_slices
 from screening.campaign import load_campaign, plan_campaign, run_campaign
 from screening.catalog import top
 from screening.cli import main
-from screening.promotion import TOLERANCE, NotComparableError, benchmark_figures, compare, promote
+from screening.promotion import TOLERANCE, NotComparableError, benchmark_figures, compare, promote, unsound
 from screening.registry import Benchmark, Registry, Table, model_key
 
 
@@ -44,6 +44,26 @@ def test_the_first_model_becomes_production_and_a_worse_one_does_not(twin, weak,
     events = [r["event"] for r in registry.history()]
     assert events.count("registered") == 2 and events.count("promoted") == 2 and events.count("evaluated") == 1
     assert promote(registry, weak)["reasons"] == ["already production"]
+
+
+def test_a_candidate_whose_stability_model_splits_inside_rounding_noise_is_not_promoted(twin, tmp_path):
+    import shutil
+
+    from conftest import classifier_split_inside_rounding
+
+    from screening.stability import StabilityModel
+
+    root, good = twin
+    assert unsound(good) == []
+    noisy = tmp_path / "noisy"
+    shutil.copytree(good, noisy)
+    stability = StabilityModel.load(noisy)
+    stability.stacker = classifier_split_inside_rounding()
+    stability.save(noisy)
+    registry = Registry.create(tmp_path / "registry", [str(root / "train.csv")], str(root / "val.csv"))
+    record = promote(registry, noisy)
+    assert not record["promoted"] and "production" not in registry.aliases()
+    assert any("splits inside rounding noise (stacker: evidence_logit, evidence_gap" in r for r in record["reasons"])
 
 
 def test_figures_that_would_not_be_honest_are_refused(twin, data_dir, tmp_path):
