@@ -209,11 +209,7 @@ class ReferenceHull:
             built = {s: rows for s, rows in level.items() if s not in self.planes}
             for system, rows in level.items():
                 if system not in built:
-                    query = _columns(
-                        _pad_columns(batch.z[rows], len(system)).astype(np.int64),
-                        _pad_columns(fraction[rows], len(system)),
-                        np.array([system], np.int64),
-                    )
+                    query = _query_columns(batch, fraction, rows, np.array([system], np.int64))
                     hull_e[rows] = plane_energies(self.planes[system], query).max(axis=1)
             if built:
                 queries = list(built.values())
@@ -276,11 +272,7 @@ class ReferenceHull:
         e[ids >= 0] = self.energy[ids[ids >= 0]]
         rows = np.concatenate(query_rows)
         query_system = np.repeat(np.arange(len(systems)), n_queries)
-        query = _columns(
-            _pad_columns(query_batch.z[rows], n).astype(np.int64),
-            _pad_columns(query_fraction[rows], n),
-            system_z[query_system],
-        )
+        query = _query_columns(query_batch, query_fraction, rows, system_z[query_system])
         hull_e, vertices, weights = hull_energies(n, comp, e, n_points, query, n_queries, threads, **options)
         return hull_e, ids[vertices], weights
 
@@ -307,6 +299,13 @@ def _pad_columns(a: np.ndarray, n: int) -> np.ndarray:
     """The first ``n`` slots of padded rows (a member of an ``n``-element system has at most
     ``n`` elements), zero-padded if the batch is narrower."""
     return a[:, :n] if a.shape[1] >= n else np.pad(a, ((0, 0), (0, n - a.shape[1])))
+
+
+def _query_columns(batch: CompositionBatch, fraction: np.ndarray, rows: np.ndarray, system_z: np.ndarray) -> np.ndarray:
+    """Atom fractions of ``batch``'s ``rows`` in the columns of their systems (``system_z``: one
+    row per query, or one for all)."""
+    n = system_z.shape[1]
+    return _columns(_pad_columns(batch.z[rows], n).astype(np.int64), _pad_columns(fraction[rows], n), system_z)
 
 
 def _columns(z: np.ndarray, fraction: np.ndarray, system_z: np.ndarray) -> np.ndarray:

@@ -91,11 +91,11 @@ def hull_energies(
     return hull_e, vertices, weights
 
 
-def lower_facets(comp: np.ndarray, e: np.ndarray, hull: ConvexHull | None = None) -> np.ndarray:
+def lower_facets(comp: np.ndarray, e: np.ndarray) -> np.ndarray:
     """qhull's equations (normal, then offset) of the lower facets of the points ``comp, e``
     (one system's atom fractions in its columns, energies): their planes' maximum at a
     composition is the hull energy there (:func:`plane_energies`)."""
-    hull = hull if hull is not None else _convex_hull(comp, e)
+    hull = _convex_hull(comp, e)
     return hull.equations[_lower(hull, comp.shape[1])]
 
 
