@@ -102,7 +102,8 @@ def plan(request: ScreenRequest) -> ScreenPlan:
             "no reference compounds: candidates are placed against the elements alone (a hull at 0 eV/atom), "
             "so most will be called below the known hull"
         )
-    manifest = _check_folder(out, request, inputs)  # again: the folder may have changed since it was prepared
+    # prepared early, on a thread: the folder may have changed since; else prepare() has just checked it
+    manifest = _check_folder(out, request, inputs) if early is not None else _wanted(request, inputs)
     run_lock.acquire(out)  # released by finish(), or by the OS when this process ends
     _start_folder(out, manifest)  # only now, with every input validated, is the folder a run's
     if len(rejected):
@@ -254,14 +255,20 @@ def _rare_elements(model: Ensemble) -> set[int]:
     return {Z_OF[s] for s in Z_OF if counts and counts.get(s, 0) < RARE_ELEMENT_ROWS}
 
 
-def _check_folder(out: Path, request: ScreenRequest, inputs: dict) -> dict:
-    """The manifest this request needs; refuses a folder that holds another run or other files.
-    Writes nothing (a start that fails later leaves the folder as it was)."""
+def _wanted(request: ScreenRequest, inputs: dict) -> dict:
+    """The manifest of a run of ``request`` on ``inputs`` (the hashes of model and reference data)."""
     wanted = {
         k: v for k, v in asdict(request).items() if k not in ("out", "device", "top_k", "max_candidates")
     } | inputs
     if request.min_arity == 2:  # at its default it is left out: folders written before it existed resume
         del wanted["min_arity"]
+    return wanted
+
+
+def _check_folder(out: Path, request: ScreenRequest, inputs: dict) -> dict:
+    """The manifest this request needs; refuses a folder that holds another run or other files.
+    Writes nothing (a start that fails later leaves the folder as it was)."""
+    wanted = _wanted(request, inputs)
     check_folder(
         Storage(str(out)),
         wanted,

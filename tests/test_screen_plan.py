@@ -52,3 +52,23 @@ def test_a_plan_prepared_early_is_taken_by_the_run_and_writes_nothing_until_then
         (tmp_path / "contested" / "_manifest.json").write_text(json.dumps({"elements": ["Na", "Cl"]}))
         with pytest.raises(FileExistsError, match="different"):
             plan(contested)
+
+
+def test_a_plan_not_prepared_early_checks_its_folder_once(toy_model, reference, tmp_path, monkeypatch):
+    """plan() re-checks the folder only for a plan prepared early (the folder may have changed
+    while it was prepared); otherwise prepare() has just checked it, and the manifest is the same."""
+    from screening import screen_plan
+
+    checks = []
+    check = screen_plan.check_folder
+    monkeypatch.setattr(screen_plan, "check_folder", lambda *a, **k: checks.append(a[1]) or check(*a, **k))
+    request = li_mn_o(toy_model, reference, tmp_path / "run", chunk_size=50)
+    prepared = screen_plan.plan(request)
+    assert len(checks) == 1
+    manifest = json.loads((tmp_path / "run" / "_manifest.json").read_text())
+    assert {k: manifest[k] for k in checks[0]} == json.loads(json.dumps(checks[0]))
+    with screen_plan.planned_early(request):
+        screen_plan._EARLY_PLANS[screen_plan._request_key(request)].result()
+        screen_plan.plan(request)  # resumes the same folder; checked when prepared and again
+    assert len(checks) == 3 and checks[1] == checks[2] == checks[0]
+    assert prepared.out == tmp_path / "run"
