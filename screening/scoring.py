@@ -22,11 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from screening.columns import Col
+from screening.decomposition_text import mixture_strings
 from screening.enumerate import CandidateChunk
 from screening.evidence import FEATURES as EVIDENCE_FEATURES
 from screening.evidence import KnownCompounds, Placement, load_tables
 from screening.featurizers import get_featurizer
-from screening.hull import ReferenceHull, mixture_strings
+from screening.hull import ReferenceHull
 from screening.models.calibration import predictive_std, probability_below
 from screening.models.ensemble import CPU_BATCH, Ensemble, load_model
 from screening.oxidation import charge_neutral

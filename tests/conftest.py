@@ -27,6 +27,19 @@ def data_dir():
 
 
 @pytest.fixture(scope="session")
+def mp_e_form(data_dir):
+    """mp_e_form train + val parsed: ``(CompositionBatch, formation energies)``."""
+    import pandas as pd
+
+    from screening.composition import parse_formulas
+
+    frame = pd.concat([load_reference("mp_e_form", "train"), load_reference("mp_e_form", "val")])
+    batch, rejected = parse_formulas(frame["formula"].tolist())
+    assert not rejected
+    return batch, frame["target"].to_numpy()
+
+
+@pytest.fixture(scope="session")
 def all_formulas(data_dir) -> list[str]:
     formulas: list[str] = []
     for name, split in ALL_SPLITS:

@@ -9,7 +9,6 @@ from pymatgen.core import Composition
 import screening.hull_solve as hull_solve
 from screening.cli import main
 from screening.composition import CompositionBatch, parse_formulas
-from screening.datasets import load_reference
 from screening.elements import Z_OF
 from screening.hull import hull_distances
 from screening.hull_lp import PADDING_COST, simplex_batch
@@ -21,14 +20,6 @@ SYSTEMS = [
     ("Li", "Mn", "Co", "Ni", "O"),
     ("Cs", "Pb", "I", "Br", "Cl", "O", "H"),
 ]
-
-
-@pytest.fixture(scope="module")
-def mp_e_form(data_dir):
-    frame = pd.concat([load_reference("mp_e_form", "train"), load_reference("mp_e_form", "val")])
-    batch, rejected = parse_formulas(frame["formula"].tolist())
-    assert not rejected
-    return batch, frame["target"].to_numpy()
 
 
 def pymatgen_reference(formulas, energies, elements):
@@ -175,32 +166,6 @@ def test_phase_summary_equals_the_decompositions():
     assert phases.tolist() == [len(r) for r, _ in decomposition]
     np.testing.assert_allclose(smallest, [f.min() for _, f in decomposition])
     assert elements.tolist() == [int((r < 0).sum()) for r, _ in decomposition]
-
-
-def test_padded_decompositions_give_the_row_by_row_strings(mp_e_form):
-    from screening.enumerate import Grid, reduced_formulas, space
-    from screening.hull import ReferenceHull, decomposition_strings, mixture_strings, restrict
-
-    candidates = next(space(["Li", "Mn", "Fe", "O"], 4, Grid(8)).chunks(20_000)).batch
-    known, energy = restrict(*mp_e_form, {Z_OF[s] for s in ("Li", "Mn", "Fe", "O")})
-    hull = ReferenceHull(known, energy)
-    names = reduced_formulas(known)
-    hull_e, decomposition = hull.energy_at(candidates)
-    placed_e, ids, weights = hull.place(candidates)
-    np.testing.assert_array_equal(placed_e, hull_e)
-    for digits in (4, 6):
-        rows = decomposition_strings(decomposition, names, digits)
-        assert mixture_strings(ids, weights, names, digits) == rows
-    assert any(" + " in r and r.count(":0.5") == 2 for r in rows)  # equal shares, ordered by name
-
-
-def test_decomposition_strings_of_no_rows_and_of_rows_without_phases():
-    from screening.hull import mixture_strings
-
-    assert mixture_strings(np.zeros((0, 3), np.int64), np.zeros((0, 3)), ["Li2O"]) == []
-    ids = np.array([[-3, 0, 0], [0, 0, 0], [-8, -8, 1]])
-    weights = np.array([[2.0, 0, 0], [0, 0, 0], [0.25, 0.25, 0.5]])
-    assert mixture_strings(ids, weights, ["Li2O", "MnO"]) == ["Li:1", "", "MnO:0.5 + O:0.25 + O:0.25"]
 
 
 def test_a_hull_built_on_threads_is_the_hull_built_on_one(mp_e_form, monkeypatch):
