@@ -24,7 +24,6 @@ import pandas as pd
 import pyarrow as pa
 
 from screening import __version__
-from screening.cluster import map_bounded
 from screening.featurizers import get_featurizer
 from screening.featurizers.base import require_columns
 from screening.runs import MANIFEST, check_folder, part_name, progress_bar, start_folder
@@ -37,6 +36,7 @@ from screening.tabular_io import (
     read_columns,
     write_parquet_atomic,
 )
+from screening.task_map import map_bounded
 
 SUMMARY = "_summary.json"
 FEATURES_DIR = "features"

@@ -31,13 +31,14 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from screening.cluster import in_background, map_bounded
+from screening.cluster import in_background
 from screening.columns import Col
 from screening.combined_hull import combine_part, combined_hull, signed_keys, sort_keys
 from screening.composition import CompositionBatch
 from screening.stability import per_system as aggregated_per_system
 from screening.stability import system_stats, system_table
 from screening.tabular_io import write_parquet_atomic
+from screening.task_map import map_bounded
 
 RANK_SCRATCH = ".rank-scratch"  # hidden: Parquet readers of the run folder skip it
 SPLIT_SYSTEMS = "split-systems.parquet"  # in the scratch folder: sort keys of the systems parts hold in part

@@ -182,11 +182,11 @@ SLICE_ROWS = 8 * CPU_BATCH  # rows predicted between looks at the threads lent (
 
 def _predict(model: Ensemble, values: np.ndarray, bf16: bool) -> tuple[np.ndarray, np.ndarray, float]:
     """The ensemble's mean and spread. On a CPU, in slices, each on the threads the cluster lends
-    this worker (:func:`screening.cluster.lent_threads`: its neighbours idle at the end of a run)
+    this worker (:func:`screening.task_map.lent_threads`: its neighbours idle at the end of a run)
     or its own; the results do not depend on it. Also returns the extra core-seconds the loan used."""
     import torch
 
-    from screening.cluster import lent_threads
+    from screening.task_map import lent_threads
 
     if model.feature_mean.device.type != "cpu":
         mean, std, _ = model.predict(values, bf16=bf16)

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from screening import run_lock
-from screening.cluster import BackgroundCluster, background_cluster, map_bounded, started_early
+from screening.cluster import BackgroundCluster, background_cluster, started_early
 from screening.columns import Col
 from screening.hull_plot import hull_picture
 from screening.plots import import_in_background
@@ -38,6 +38,7 @@ from screening.runs import progress_bar, remove_stale_temporaries
 from screening.scoring import chunk_meta, score_and_write, warm_worker
 from screening.screen_plan import ScreenPlan, chunk_count, plan
 from screening.tabular_io import Storage, write_csv_atomic, write_parquet_atomic
+from screening.task_map import map_bounded
 
 log = logging.getLogger(__name__)
 HULL_PICTURES = 3  # hull pictures of the most promising chemical systems
