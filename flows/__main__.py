@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     from flows._api import TemporaryApi
 
     api = TemporaryApi.start_if_needed()  # starts while the flow's code is imported
+    from screening.cli_options import skip_final_collections
+
+    skip_final_collections()
     from flows._common import run_from_command_line
 
     module, name = FLOWS[args.flow]

@@ -14,6 +14,7 @@ from screening.cli_options import (
     from_options,
     positive_int,
     run_options,
+    skip_final_collections,
     write_table,
 )
 from screening.featurizers import FEATURIZER_NAMES
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    skip_final_collections()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

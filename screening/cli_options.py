@@ -5,8 +5,22 @@ help, for the command line as for Python and the flows."""
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 from dataclasses import MISSING, fields
 from pathlib import Path
+
+
+def skip_final_collections() -> None:
+    """Let a command's process end without the interpreter's last garbage collections: at exit
+    they walk every object that Prefect, torch, pandas and a run's tables left behind, ~1 s of
+    the main job's 13-15 s (measured: 1.42-1.57 s from the command's return to the process's
+    end, 0.45-0.53 s with this). ``gc.freeze`` runs after the command's own exit handlers (they
+    were registered later) and leaves those objects' memory to the operating system, as the
+    end of a process does anyway; objects are still released by reference count. Once per
+    process, however often a command runs in it."""
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 def positive_int(text: str) -> int:
