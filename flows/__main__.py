@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import importlib
 import json
-import sys
 
 FLOWS = {
     "screen-candidates": ("flows.screen_candidates", "screen_candidates"),
@@ -25,6 +24,9 @@ FLOWS = {
     "campaign": ("flows.campaign", "campaign"),
     "promote-model": ("flows.promote_model", "promote_model"),
 }
+# what a flow starts before its code (and Prefect) is imported: a module without Prefect whose
+# ``start_early(parameters)`` is a context manager the flow's call runs within
+EARLY = {"screen-candidates": "flows.screen_early"}
 
 
 def parse_parameters(pairs: list[str]) -> dict:
@@ -49,27 +51,37 @@ def main(argv: list[str] | None = None) -> int:
     from flows._api import TemporaryApi
 
     api = TemporaryApi.start_if_needed()  # starts while the flow's code is imported
-    from screening.cli_options import skip_final_collections
+    with _started_early(args.flow, args.param):
+        from flows._common import run_from_command_line
 
-    skip_final_collections()
-    from flows._common import run_from_command_line
+        module, name = FLOWS[args.flow]
+        flow = getattr(importlib.import_module(module), name)
 
-    module, name = FLOWS[args.flow]
-    code = importlib.import_module(module)
-    flow, start_early = getattr(code, name), getattr(code, "start_early", None)
+        def call():
+            parameters = parse_parameters(args.param)
+            known = flow.parameters.properties
+            unknown = sorted(set(parameters) - set(known))
+            if unknown:
+                raise ValueError(f"{args.flow} has no parameter(s) {', '.join(unknown)}; it takes {', '.join(known)}")
+            with api.serving():
+                return flow(**parameters)
 
-    def call():
-        parameters = parse_parameters(args.param)
-        known = flow.parameters.properties
-        unknown = sorted(set(parameters) - set(known))
-        if unknown:
-            raise ValueError(f"{args.flow} has no parameter(s) {', '.join(unknown)}; it takes {', '.join(known)}")
-        # what the flow can start before Prefect's server answers, then the flow
-        with start_early(parameters) if start_early else contextlib.nullcontext(), api.serving():
-            return flow(**parameters)
+        return run_from_command_line(args.flow, call)
 
-    return run_from_command_line(args.flow, call)
+
+def _started_early(name: str, pairs: list[str]) -> contextlib.AbstractContextManager:
+    """The flow's early start (:data:`EARLY`), for parameters that parse (the flow reports those
+    that do not), else nothing."""
+    if name not in EARLY:
+        return contextlib.nullcontext()
+    try:
+        parameters = parse_parameters(pairs)
+    except ValueError:
+        return contextlib.nullcontext()
+    return importlib.import_module(EARLY[name]).start_early(parameters)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from screening.cli_options import run_command
+
+    run_command(main)

@@ -13,9 +13,6 @@ never talk to Prefect (no per-worker ephemeral API, no lock contention).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import datetime as dt
 import time
 from pathlib import Path
 from typing import Annotated
@@ -33,12 +30,12 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows._common import library_logs, picture_artifact, retry_on_io
+from flows.screen_early import screen_request, start_early  # noqa: F401 (start_early: python -m flows)
 from screening.columns import Col
-from screening.datasets import data_path
 from screening.ranking import print_top
 from screening.request import ScreenRequest
-from screening.screen import cluster_started_early, finish, run_cluster, score, weighed_by_p_system
-from screening.screen_plan import ScreenPlan, plan, planned_early
+from screening.screen import finish, run_cluster, score, weighed_by_p_system
+from screening.screen_plan import ScreenPlan, plan
 
 PROGRESS_STEP = 0.1  # report progress every 10% of the space, not every chunk
 
@@ -71,35 +68,6 @@ def score_task(prepared: ScreenPlan, scheduler: str | None, workers: int | None)
 @task(name="rank", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
 def rank_task(prepared: ScreenPlan, counts: dict, seconds: float, scheduler: str | None = None) -> dict:
     return finish(prepared, counts, seconds, scheduler)
-
-
-@contextlib.contextmanager
-def start_early(parameters: dict):
-    """What ``python -m flows`` starts before Prefect's temporary server answers (its ~4 s of one
-    core): the local Dask cluster this run will use, its workers importing torch and loading the
-    model meanwhile (:func:`screening.screen.cluster_started_early`), and the run's plan, whose
-    ``plan`` task then only locks the folder and starts the run (:func:`screening.screen_plan.planned_early`).
-    Parameters it cannot read start nothing: the flow's own validation reports them."""
-    try:
-        request = screen_request(parameters)
-    except Exception:  # the flow's own validation reports it
-        yield
-        return
-    with (
-        cluster_started_early(request, parameters.get("scheduler"), parameters.get("workers")),
-        planned_early(request),
-    ):
-        yield
-
-
-def screen_request(parameters: dict) -> ScreenRequest:
-    """The flow's parameters as the library's request: ``{date}`` in ``out`` and ``{data}`` in
-    ``reference`` resolved."""
-    names = {f.name for f in dataclasses.fields(ScreenRequest)}
-    given = {k: v for k, v in parameters.items() if k in names}
-    given["out"] = given["out"].replace("{date}", dt.datetime.now(dt.UTC).date().isoformat())
-    given["reference"] = [data_path(p) for p in given.get("reference") or []]
-    return ScreenRequest(**given)
 
 
 @flow(name="screen-candidates", log_prints=True)

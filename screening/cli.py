@@ -13,8 +13,8 @@ from screening.cli_options import (
     check_out_file,
     from_options,
     positive_int,
+    run_command,
     run_options,
-    skip_final_collections,
     write_table,
 )
 from screening.featurizers import FEATURIZER_NAMES
@@ -175,7 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    skip_final_collections()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -195,5 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def run() -> None:
+    """The ``screening`` command's entry point (:func:`screening.cli_options.run_command`)."""
+    run_command(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -54,32 +54,45 @@ def test_a_bad_option_is_refused_by_the_request_check_or_the_parser(capsys):
     assert "must be a positive integer" in capsys.readouterr().err
 
 
-def test_a_command_ends_without_the_final_garbage_collections_after_its_own_exit_handlers():
-    """skip_final_collections: gc.freeze runs at exit, once, after the exit handlers the command
-    registered later (here one that makes a cycle, which is still collected) and before those
-    registered earlier (which see the objects frozen)."""
+def test_a_command_ends_with_its_code_after_its_exit_handlers_and_without_the_teardown(tmp_path):
+    """run_command: the process ends with main's code (1 if it raises) once the exit handlers
+    registered since have run and logging and stdout are flushed; the interpreter's teardown
+    (here an object that speaks when it is freed at the end) does not run."""
     import subprocess
     import sys
 
     script = """
-import atexit, gc
-freezes = []
-freeze = gc.freeze
-gc.freeze = lambda: freezes.append(1) or freeze()  # counted: registered once, run once
-atexit.register(lambda: print("frozen at the end", gc.get_freeze_count() > 0, len(freezes)))
-from screening.cli_options import skip_final_collections
-skip_final_collections()
-skip_final_collections()
-class Cycle:
-    pass
-def later():
-    c = Cycle()
-    c.me = c
-    del c
-    print("collected before the freeze", gc.collect() > 0, gc.get_freeze_count() == 0)
-atexit.register(later)
+import atexit, logging, sys
+from screening.cli_options import run_command
+class Noisy:
+    def __del__(self):
+        print("freed at teardown")
+kept = Noisy()
+def main():
+    import logging.handlers
+    held = logging.handlers.MemoryHandler(1000, target=logging.FileHandler(sys.argv[2]))  # written when flushed
+    logging.basicConfig(handlers=[held], level=logging.INFO)
+    atexit.register(lambda: print("handler", end=""))
+    logging.getLogger("x").info("logged")
+    if sys.argv[1] == "raise":
+        raise RuntimeError("broken")
+    if sys.argv[1] == "usage":
+        import argparse
+        argparse.ArgumentParser().parse_args(["--bogus"])  # exits 2
+    if sys.argv[1] == "message":
+        sys.exit("a message")
+    return int(sys.argv[1])
+run_command(main)
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines == ["collected before the freeze True True", "frozen at the end True 1"]
+    for arg, code in (("3", 3), ("0", 0), ("raise", 1), ("usage", 2), ("message", 1)):
+        log = tmp_path / f"{arg}.log"
+        done = subprocess.run(
+            [sys.executable, "-c", script, arg, str(log)], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == code and done.stdout == "handler", (arg, done.stdout, done.stderr)
+        assert log.read_text() == "logged\n"
+        assert ("RuntimeError: broken" in done.stderr) == (arg == "raise")
+    # without it, the same script's teardown speaks
+    plain = script.replace("run_command(main)", "sys.exit(main())")
+    done = subprocess.run([sys.executable, "-c", plain, "0", str(tmp_path / "p.log")], capture_output=True, text=True)
+    assert done.stdout == "handlerfreed at teardown\n"

@@ -194,11 +194,20 @@ def test_flows_run_from_the_command_line_with_their_own_parameters(capsys):
     assert main(["train-models", "-p", "members"]) == 2
     assert "is not name=value" in capsys.readouterr().err
 
-    from flows.screen_candidates import start_early
+    from flows.screen_candidates import screen_candidates
+    from flows.screen_early import PARAMETERS, start_early
     from screening import cluster, screen_plan
 
+    # what starts before the flow's code is imported knows the flow's parameters, without Prefect
+    assert PARAMETERS == set(screen_candidates.parameters.properties)
     with start_early({"out": "runs/x"}):  # no model: nothing starts, the flow will say why
         assert not cluster._EARLY and not screen_plan._EARLY_PLANS
+    given = {"model": "data/models/default", "out": "runs/x", "elements": ["Li", "O"], "chunk_size": 5}
+    with start_early(given | {"max_aritty": 3}):  # a name the flow refuses: nothing starts
+        assert not cluster._EARLY and not screen_plan._EARLY_PLANS
+    with start_early(given | {"workers": 0}):  # scored in this process: the plan only
+        assert len(screen_plan._EARLY_PLANS) == 1 and not cluster._EARLY
+    assert not cluster._EARLY and not screen_plan._EARLY_PLANS
 
 
 def test_a_command_starts_prefects_temporary_server_as_it_begins_and_falls_back_to_prefects_own(tmp_path):
