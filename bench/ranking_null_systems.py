@@ -17,11 +17,12 @@ import argparse
 import json
 from pathlib import Path
 
+from screening.cross_fit import nested_p_stable
 from screening.datasets import reference_path
 from screening.models.card import record_stability
 from screening.rank_metrics import reliability, screening_metrics
 from screening.stability import stacker_inputs, system_stats
-from screening.stability_fit import attach_system, fit_stability, nested_p_stable
+from screening.stability_fit import attach_system, fit_stability
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -288,34 +288,3 @@ class StabilityModel:
         system_map = tuple(np.asarray(a) for a in parts["system_calibration"]) if "system" in parts else None
         knots = tuple(np.asarray(a) for a in parts["calibration"])
         return cls(parts["evidence"], parts["stacker"], knots, record, parts.get("system"), system_map)
-
-
-def isotonic_map(raw: np.ndarray, stable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Knots of the isotonic regression of ``stable`` on ``raw`` (a step function, used with
-    linear interpolation between knots; clipped to [0, 1])."""
-    from sklearn.isotonic import IsotonicRegression
-
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, stable.astype(np.float64))
-    return np.asarray(iso.X_thresholds_, np.float64), np.asarray(iso.y_thresholds_, np.float64)
-
-
-def fold_of(systems: np.ndarray, folds: int, salt: str = "") -> np.ndarray:
-    """A fold per row by a hash of its chemical system: the same system always falls in the
-    same fold, whatever else is in the table."""
-    codes = pd.Series(systems).astype(str)
-    unique = codes.unique()
-    fold = {s: int(hashlib.sha256((salt + s).encode()).hexdigest()[:8], 16) % folds for s in unique}
-    return codes.map(fold).to_numpy()
-
-
-def cross_fitted(
-    features: np.ndarray, stable: np.ndarray, systems: np.ndarray, folds: int = 5, settings: dict | None = None
-) -> np.ndarray:
-    """Out-of-fold probabilities: each system scored by a classifier fitted on the others."""
-    fold = fold_of(systems, folds)
-    out = np.zeros(len(stable))
-    for f in range(folds):
-        test = fold == f
-        model = new_classifier(**(settings or STACK_GBM)).fit(features[~test], stable[~test])
-        out[test] = positive_probability(model, features[test])
-    return out

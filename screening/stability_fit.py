@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from screening.composition import CompositionBatch, parse_formulas
+from screening.cross_fit import FOLDS, cross_fitted, isotonic_map, nested_p_stable
 from screening.datasets import sha256_of
 from screening.elements import SYMBOLS
 from screening.evidence import FEATURES, KnownCompounds, _composition_key
 from screening.models.ensemble import load_model
-from screening.rank_metrics import auc, reliability, screening_metrics
+from screening.rank_metrics import reliability, screening_metrics
 from screening.rediscovery import Situation, evidence_table, simulated, situations
 from screening.request import ScreenRequest
 from screening.row_lookup import RowCounter
@@ -34,18 +35,14 @@ from screening.stability import (
     GBM,
     STACK_GBM,
     StabilityModel,
-    cross_fitted,
-    fold_of,
-    isotonic_map,
     logit,
     new_classifier,
     stacker_inputs,
     system_stats,
-    system_table,
 )
+from screening.system_fit import attach_system, null_system_figures
 from screening.tree_predict import positive_probability
 
-FOLDS = 5
 SEEDS = 3  # random tenths of the known table hidden to fit the evidence stage
 
 
@@ -125,54 +122,6 @@ def fit_evidence(batch: CompositionBatch, energy: np.ndarray, seeds: int = SEEDS
         "stable": int(y.sum()),
     }
     return new_classifier(**GBM).fit(x, y), record
-
-
-def nested_p_stable(s: np.ndarray, y: np.ndarray, systems: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
-    """Stacker + isotonic map, both fitted without the scored systems (the calibration on the
-    inner cross-fitted predictions of the outer training systems). Rows are candidates, or
-    systems for the system-level classifier. ``fit``: the rows the models learn from (default
-    all). Every row, in ``fit`` or not, is scored by the model of its system's fold, so that
-    rows the stacker never learns from (the systems that hold no stable compound) get their
-    probability the same way as the others: a system-level classifier fitted on both kinds must
-    not be able to tell them apart by how their ``p_stable`` was made. (It could, when those
-    systems were scored by the full stacker: nested-cross-fitted AUC 0.94, but 0.67 once every
-    system's ``p_stable`` came from one model, as in a screen.)"""
-    fold = fold_of(systems, FOLDS, salt="outer")
-    fit = np.ones(len(y), bool) if fit is None else fit
-    p = np.zeros(len(y))
-    for f in range(FOLDS):
-        test, train = fold == f, (fold != f) & fit
-        knots = isotonic_map(cross_fitted(s[train], y[train], systems[train], folds=3), y[train])
-        model = new_classifier(**STACK_GBM).fit(s[train], y[train])
-        p[test] = np.interp(model.predict_proba(s[test])[:, 1], *knots)
-    return p
-
-
-@dataclass
-class FittedSystem:
-    classifier: object
-    calibration: tuple[np.ndarray, np.ndarray]
-    cross_fitted: pd.Series  # per system (index chemsys): p_system from models that did not see it
-    figures: dict  # systems, how many hide a stable compound, cross-fitted AUC and ECE
-
-
-def fit_system(frame: pd.DataFrame) -> FittedSystem:
-    """The system-level classifier: does a system hide a stable compound? ``frame``: screened
-    candidates of systems with and without one (``stable``, ``p_stable`` from stackers that did
-    not see their system, and the scored columns). Calibrated by isotonic regression; measured
-    nested-cross-fitted by system like the stacker."""
-    table = system_table(frame)
-    y = frame.groupby("chemsys")["stable"].any().reindex(table.index).to_numpy()
-    x, systems = table.to_numpy(np.float64), table.index.to_numpy()
-    p = nested_p_stable(x, y, systems)  # the stacker's nested cross-fit, on systems instead of candidates
-    knots = isotonic_map(cross_fitted(x, y, systems, folds=FOLDS), y)
-    figures = {
-        "systems": int(len(y)),
-        "hide_a_stable_compound": int(y.sum()),
-        "auc": round(auc(y, p), 4),
-        "ece": round(reliability(y, p)["ece"], 4),
-    }
-    return FittedSystem(new_classifier(**STACK_GBM).fit(x, y), knots, pd.Series(p, index=table.index), figures)
 
 
 def fit_stability(
@@ -264,36 +213,6 @@ def fit_stability(
     if system_level:
         attach_system(stability, frame, log)
     return Fitted(stability, frame, features, report)
-
-
-def attach_system(model: StabilityModel, frame: pd.DataFrame, log=print) -> FittedSystem:
-    """Fit the system-level classifier on ``frame`` (screened candidates of systems with and
-    without a stable compound, ``p_stable`` from stackers that did not see their system) and put
-    it in ``model`` with its cross-fitted figures."""
-    system = fit_system(frame)
-    model.system, model.system_calibration = system.classifier, system.calibration
-    model.record["system"] = dict(system.figures)
-    log(
-        f"system-level classifier (p_system): {system.figures['systems']:,} systems, "
-        f"{system.figures['hide_a_stable_compound']:,} hide a stable compound; "
-        f"cross-fitted AUC {system.figures['auc']:.3f}"
-    )
-    return system
-
-
-def null_system_figures(frame: pd.DataFrame) -> dict:
-    """Per arity, over systems that hold no stable compound: what p_stable (cross-fitted)
-    promises there in vain."""
-    out = {}
-    for k, part in frame.groupby("n_elements"):
-        per_system = part.groupby("chemsys")["p_stable"].agg(["sum", "max"])
-        out[str(int(k))] = {
-            "systems": int(len(per_system)),
-            "candidates": int(len(part)),
-            "p_stable_per_system": float(per_system["sum"].mean()),
-            "systems_with_a_candidate_at_half": float((per_system["max"] >= 0.5).mean()),
-        }
-    return out
 
 
 def summary_figures(part: dict) -> dict:

@@ -167,24 +167,6 @@ def test_the_classifiers_see_a_candidate_on_a_hull_at_exactly_zero():
     assert system_table(beyond).loc["Mn-O", "share_below_known_hull"] == 1.0
 
 
-def test_rows_the_stacker_does_not_learn_from_are_scored_by_the_same_fold_models():
-    """nested_p_stable(fit=...): a row outside ``fit`` (a system without a stable compound) is
-    scored by the fold model of its system, as the rows inside are; its label is never read, and
-    the rows inside get what they get without the others."""
-    from screening.stability_fit import nested_p_stable
-
-    rng = np.random.default_rng(0)
-    systems = np.repeat([f"S{i}" for i in range(60)], 40)
-    x = rng.normal(size=(len(systems), 3))
-    y = x[:, 0] + rng.normal(scale=0.5, size=len(systems)) > 1.2
-    fit = np.isin(systems, [f"S{i}" for i in range(40)])
-    p = nested_p_stable(x, y, systems, fit)
-    assert np.array_equal(p[fit], nested_p_stable(x[fit], y[fit], systems[fit]))
-    flipped = np.where(fit, y, ~y)  # labels of the rows not learnt from: never read
-    np.testing.assert_array_equal(nested_p_stable(x, flipped, systems, fit), p)
-    assert p[~fit].std() > 0.05 and np.corrcoef(p[~fit], x[~fit, 0])[0, 1] > 0.5  # scored, by models of the signal
-
-
 def test_a_saved_stability_model_records_and_warns_of_splits_inside_rounding_noise(tmp_path, caplog):
     from conftest import classifier_split_inside_rounding
 
