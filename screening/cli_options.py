@@ -26,9 +26,9 @@ def run_command(main: Callable[[], int]) -> NoReturn:
     Memory and open descriptors are the operating system's to release, as at the end of any
     process; a command writes and closes its files before it returns. For a command's own
     process only: tests call ``main`` and keep their interpreter."""
-    atexit.register(_end_process)  # registered before any other: runs after those
+    atexit.register(_end_process)  # registered before the command's own handlers: runs after them
     try:
-        _EXIT_CODE[0] = code = main()
+        _EXIT_CODE[0] = code = int(main() or 0)  # None: success, as sys.exit(None)
     except SystemExit as stop:  # argparse's --help (0) and usage errors (2), a sys.exit of main's own
         _EXIT_CODE[0] = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
         raise

@@ -81,10 +81,12 @@ def main():
         argparse.ArgumentParser().parse_args(["--bogus"])  # exits 2
     if sys.argv[1] == "message":
         sys.exit("a message")
+    if sys.argv[1] == "none":
+        return None
     return int(sys.argv[1])
 run_command(main)
 """
-    for arg, code in (("3", 3), ("0", 0), ("raise", 1), ("usage", 2), ("message", 1)):
+    for arg, code in (("3", 3), ("0", 0), ("none", 0), ("raise", 1), ("usage", 2), ("message", 1)):
         log = tmp_path / f"{arg}.log"
         done = subprocess.run(
             [sys.executable, "-c", script, arg, str(log)], capture_output=True, text=True, timeout=120
