@@ -30,7 +30,7 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows._common import library_logs, picture_artifact, retry_on_io
-from flows.screen_early import screen_request, start_early  # noqa: F401 (start_early: python -m flows)
+from flows.screen_early import screen_request
 from screening.columns import Col
 from screening.ranking import print_top
 from screening.request import ScreenRequest

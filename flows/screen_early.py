@@ -16,8 +16,9 @@ from screening.request import ScreenRequest
 from screening.screen import cluster_started_early
 from screening.screen_plan import planned_early
 
+REQUEST_FIELDS = frozenset(f.name for f in dataclasses.fields(ScreenRequest))
 # the flow's parameters: the request's fields and where it computes (tests/test_flows.py checks them)
-PARAMETERS = frozenset({f.name for f in dataclasses.fields(ScreenRequest)} | {"scheduler", "workers"})
+PARAMETERS = REQUEST_FIELDS | {"scheduler", "workers"}
 
 
 @contextlib.contextmanager
@@ -27,10 +28,10 @@ def start_early(parameters: dict):
     (a name the flow does not take, a value the request refuses) start nothing: the flow's own
     validation reports them."""
     try:
-        if not set(parameters) <= PARAMETERS:
-            raise ValueError(f"not parameters of the flow: {sorted(set(parameters) - PARAMETERS)}")
-        request = screen_request(parameters)
+        request = screen_request(parameters) if set(parameters) <= PARAMETERS else None
     except Exception:  # the flow's own validation reports it
+        request = None
+    if request is None:
         yield
         return
     with (
@@ -43,8 +44,7 @@ def start_early(parameters: dict):
 def screen_request(parameters: dict) -> ScreenRequest:
     """The flow's parameters as the library's request: ``{date}`` in ``out`` and ``{data}`` in
     ``reference`` resolved."""
-    names = {f.name for f in dataclasses.fields(ScreenRequest)}
-    given = {k: v for k, v in parameters.items() if k in names}
+    given = {k: v for k, v in parameters.items() if k in REQUEST_FIELDS}
     given["out"] = given["out"].replace("{date}", dt.datetime.now(dt.UTC).date().isoformat())
     given["reference"] = [data_path(p) for p in given.get("reference") or []]
     return ScreenRequest(**given)
